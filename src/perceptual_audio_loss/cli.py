@@ -1,0 +1,106 @@
+"""``pal``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .audio import SAMPLE_RATE, WINDOW
+
+    parser = OneLineParser(prog="pal", description="Perceptual audio loss: the seed experiment and its page.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    run = commands.add_parser("run", help="fit the generator to clips under several losses")
+    run.add_argument("clips", nargs="*", help="audio files, folders, or built-in clip names "
+                     "(speech, piano, band, hiphop, drums); none: all five built-in clips")
+    run.add_argument("--losses", type=comma_list, default=["mse", "perceptual"], help="comma-separated loss names")
+    run.add_argument("--iterations", type=integer, default=1000)
+    run.add_argument("--checkpoint-every", type=integer, default=250)
+    run.add_argument("--seed", type=integer, default=0, help="fixes initial weights and latent")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    run.add_argument("--offset", type=float, default=None, metavar="SECONDS",
+                     help="start of the window in each clip (default: the middle)")
+    run.add_argument("--pad", action="store_true", help=f"centre clips shorter than {WINDOW} samples "
+                     f"at {SAMPLE_RATE} Hz in silence instead of refusing them")
+    run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>)")
+    run.add_argument("--force", action="store_true", help="replace a previous run in --out")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
+    report.add_argument("run_dir", type=Path)
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .clips import BUILTIN_CLIPS
+    from .experiment import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig(
+        clips=args.clips or list(BUILTIN_CLIPS),
+        losses=args.losses,
+        iterations=args.iterations,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
+        device=args.device,
+        offset_seconds=args.offset,
+        pad=args.pad,
+    )
+    out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    report = run_experiment(config, out, force=args.force, progress=not args.no_progress)
+    print(f"report: {report}")
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    if not args.run_dir.is_dir():
+        raise UserError(f"{args.run_dir}: no such run folder")
+    print(f"report: {build_report(args.run_dir)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": command_run, "report": command_report}
+    try:
+        return handlers[args.command](args)
+    except UserError as error:
+        sys.stderr.write(f"pal: error: {error}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("pal: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Built-in clips: five synthetic stand-ins for the seed post's recordings."""
+
+from .builtin import BUILTIN_CLIPS, builtin_clip
+
+__all__ = ["BUILTIN_CLIPS", "builtin_clip"]

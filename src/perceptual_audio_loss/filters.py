@@ -1,0 +1,66 @@
+"""FIR filter bank design: one band-pass filter per auditory band (the seed's design)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from .scales import band_centres_hz, erb_hz
+
+GAUSSIAN_POINTS = 100
+GAUSSIAN_STD = 3.0
+
+
+def band_edges_hz(centres_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each band spans one ERB centred on its centre frequency."""
+    half_width = erb_hz(centres_hz) / 2.0
+    return centres_hz - half_width, centres_hz + half_width
+
+
+def design_band_filter(start_hz: float, stop_hz: float, sample_rate: float, taps: int) -> np.ndarray:
+    """One band-pass FIR: ``firwin2`` with a Gaussian-shaped gain over ``[start, stop)``.
+
+    The desired response is 0 at DC, a Gaussian window (100 points, std 3) spread evenly over
+    ``[max(0, start), min(nyquist, stop))``, and 0 at Nyquist: the seed's design.
+    """
+    nyquist = sample_rate / 2.0
+    grid = np.linspace(max(0.0, start_hz), min(nyquist, stop_hz), GAUSSIAN_POINTS, endpoint=False)
+    freqs = np.concatenate([[0.0], grid / nyquist, [1.0]])
+    # firwin2 refuses a repeated 0 (bands whose ERB reaches below DC) and wants the grid strictly
+    # inside [0, 1]; nudge the offending points by machine epsilon.
+    eps = np.finfo(np.float64).eps
+    if freqs[1] <= 0.0:
+        freqs[1] = eps
+    if freqs[-2] >= 1.0:
+        freqs[-2] = 1.0 - eps
+    gains = np.concatenate([[0.0], signal.windows.gaussian(GAUSSIAN_POINTS, GAUSSIAN_STD), [0.0]])
+    return signal.firwin2(taps, freqs, gains)
+
+
+def filter_bank(
+    sample_rate: float,
+    n_bands: int = 512,
+    taps: int = 512,
+    low_hz: float = 1.0,
+    high_hz: float | None = None,
+    scale: str = "bark",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Design the bank: returns ``(filters, band_centres_hz)``.
+
+    Shape:
+        filters: ``(n_bands, taps)``, float64; band_centres_hz: ``(n_bands,)``.
+
+    >>> filters, centres = filter_bank(11025, n_bands=8, taps=64)
+    >>> filters.shape, centres.shape
+    ((8, 64), (8,))
+    """
+    if taps < 3:
+        raise ValueError(f"taps must be at least 3, got {taps}")
+    nyquist = sample_rate / 2.0
+    high_hz = nyquist if high_hz is None else high_hz
+    if high_hz > nyquist:
+        raise ValueError(f"high_hz {high_hz} is above the Nyquist frequency {nyquist}")
+    centres = band_centres_hz(low_hz, high_hz, n_bands, scale)
+    starts, stops = band_edges_hz(centres)
+    filters = np.stack([design_band_filter(a, b, sample_rate, taps) for a, b in zip(starts, stops)])
+    return filters, centres
