@@ -1,0 +1,111 @@
+"""A short real run: every file of the run folder exists and decodes; the page renders in Chromium."""
+
+import csv
+import json
+import os
+import shutil
+
+import matplotlib.image
+import numpy as np
+import pytest
+import soundfile
+
+from perceptual_audio_loss.cli import main
+
+CLIPS, LOSSES, ITERATIONS, EVERY = ["speech", "drums"], ["mse", "perceptual"], 4, 2
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e") / "run"
+    code = main(["run", *CLIPS, "--losses", ",".join(LOSSES), "--iterations", str(ITERATIONS),
+                 "--checkpoint-every", str(EVERY), "--seed", "7", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_every_file_exists_and_decodes(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["clip_names"] == CLIPS and config["losses"] == LOSSES and config["seed"] == 7
+    runs = json.loads((run_dir / "runs.json").read_text())
+    assert {(r["clip"], r["loss"], r["status"]) for r in runs} == {(c, l, "finished") for c in CLIPS for l in LOSSES}
+    for clip in CLIPS:
+        original, rate = soundfile.read(str(run_dir / "clips" / clip / "original.wav"))
+        assert rate == 11025 and original.shape == (8192,) and np.abs(original).max() == pytest.approx(1.0)
+        assert matplotlib.image.imread(str(run_dir / "clips" / clip / "original.png")).shape[0] > 100
+        assert matplotlib.image.imread(str(run_dir / "clips" / clip / "losses.png")).shape[0] > 100
+        for loss in LOSSES:
+            folder = run_dir / "clips" / clip / loss
+            for iteration in (2, 4):
+                audio, rate = soundfile.read(str(folder / f"iter-{iteration:04d}.wav"))
+                assert rate == 11025 and audio.shape == (8192,) and np.all(np.isfinite(audio))
+                assert matplotlib.image.imread(str(folder / f"iter-{iteration:04d}.png")).shape[0] > 100
+            rows = list(csv.reader((folder / "losses.csv").open()))
+            assert rows[0] == ["iteration", "loss"] and [int(r[0]) for r in rows[1:]] == [1, 2, 3, 4]
+            assert all(np.isfinite(float(r[1])) for r in rows[1:])
+    page = (run_dir / "report.html").read_text()
+    assert page.count("<audio") == len(CLIPS) * (1 + len(LOSSES) * 2)
+
+
+def test_same_seed_same_audio(run_dir, tmp_path):
+    again = tmp_path / "again"
+    assert main(["run", "speech", "--losses", "perceptual", "--iterations", str(ITERATIONS),
+                 "--checkpoint-every", str(EVERY), "--seed", "7", "--out", str(again), "--no-progress"]) == 0
+    for name in ("iter-0002.wav", "iter-0004.wav"):
+        first = soundfile.read(str(run_dir / "clips/speech/perceptual" / name))[0]
+        second = soundfile.read(str(again / "clips/speech/perceptual" / name))[0]
+        np.testing.assert_array_equal(first, second)
+
+
+def test_report_rebuilds_from_files(run_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "report.html").unlink()
+    for png in copy.rglob("*.png"):
+        png.unlink()
+    assert main(["report", str(copy)]) == 0
+    assert (copy / "report.html").read_text().count("<audio") == (run_dir / "report.html").read_text().count("<audio")
+    assert len(list(copy.rglob("*.png"))) == len(list(run_dir.rglob("*.png")))
+    assert main(["report", str(tmp_path / "no-such-run")]) == 2
+
+
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+WAIT_FOR_MEDIA = """
+async () => {
+  const audio = [...document.querySelectorAll('audio')];
+  await Promise.all(audio.map(a => a.readyState >= 1 || a.error ? null : new Promise(done => {
+    a.addEventListener('loadedmetadata', done); a.addEventListener('error', done); a.load();
+  })));
+  const images = [...document.querySelectorAll('img')];
+  await Promise.all(images.map(i => i.complete ? null : new Promise(done => {
+    i.addEventListener('load', done); i.addEventListener('error', done);
+  })));
+  return {
+    audio: audio.map(a => ({src: a.getAttribute('src'), ok: !a.error && a.readyState >= 1, duration: a.duration})),
+    images: images.map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0})),
+  };
+}
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+def test_page_renders_in_headless_chromium(run_dir):
+    playwright = pytest.importorskip("playwright.sync_api")
+    assert CHROMIUM, "chromium is missing: `make test` installs it (scripts/ensure-chromium)"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto((run_dir / "report.html").as_uri())
+            media = page.evaluate(WAIT_FOR_MEDIA)
+        finally:
+            browser.close()
+    assert len(media["audio"]) == len(CLIPS) * (1 + len(LOSSES) * 2)
+    for item in media["audio"]:
+        assert item["ok"], f"audio did not load: {item['src']}"
+        assert item["duration"] == pytest.approx(8192 / 11025, abs=1e-3), item
+    assert media["images"], "the page shows no image"
+    for item in media["images"]:
+        assert item["ok"], f"image not shown: {item['src']}"
