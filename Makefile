@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: demo test browser clean
+.PHONY: demo test bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/pal run --out runs/demo --force
+
+# Side-by-side speed and memory of the fast paths against the seed's way (see BENCHMARKS.md).
+bench: $(STAMP)
+	$(BIN)/pal bench --iterations 50
 
 browser:
 	scripts/ensure-chromium

@@ -25,6 +25,14 @@ def test_xavier_normal_std_by_hand():
         assert conv.weight.std().item() == pytest.approx(expected, rel=0.1)
 
 
+def test_fast_forward_equals_the_literal_upsample_then_conv():
+    model, latent = seeded_generator_and_latent(0)
+    expected = model.reference_forward(latent)
+    got = model(latent)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() < 1e-5 * expected.abs().max()
+
+
 def test_seed_fixes_weights_and_latent():
     a, za = seeded_generator_and_latent(3)
     b, zb = seeded_generator_and_latent(3)

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
     report.add_argument("run_dir", type=Path)
+
+    bench = commands.add_parser("bench", help="speed and memory against the seed's way (pal bench --help)",
+                                add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -90,6 +94,11 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own parser: argparse's REMAINDER refuses leading options
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"run": command_run, "report": command_report}
     try:

@@ -3,7 +3,7 @@
 Run folder layout::
 
     config.json                      the resolved configuration
-    runs.json                        each run's status, final loss and time
+    runs.json                        each run's status, final loss and time (all runs train at once)
     report.html                      the page (perceptual_audio_loss.report)
     clips/<clip>/original.wav        the target window, peak 1
     clips/<clip>/<loss>/iter-0250.wav  the generator's output after 250 updates, ...
@@ -27,7 +27,7 @@ from .audio import SAMPLE_RATE, WINDOW, Clip, load_clip, prepare_clip, write_wav
 from .clips import BUILTIN_CLIPS, builtin_clip
 from .errors import UserError
 from .losses import LOSSES, UnknownLoss, build_loss
-from .train import train_one
+from .train import RunSpec, train_batched
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
 RUN_ENTRIES = ("config.json", "runs.json", "report.html", "clips")
@@ -156,57 +156,76 @@ def checkpoint_name(iteration: int) -> str:
     return f"iter-{iteration:04d}.wav"
 
 
-def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True) -> Path:
-    """Validate everything, then train every (clip, loss) and write the run folder and page."""
-    from tqdm import tqdm
+class RunProgress:
+    """One progress bar per (clip, loss) run, each with its latest loss; all advance together."""
 
+    def __init__(self, labels: list[str], iterations: int, enabled: bool):
+        from tqdm import tqdm
+
+        width = max(len(label) for label in labels)
+        self.bars = [
+            tqdm(total=iterations, desc=label.ljust(width), position=i, unit="it", disable=not enabled, leave=True)
+            for i, label in enumerate(labels)
+        ]
+
+    def update(self, iteration: int, history: torch.Tensor) -> None:
+        latest = history[-1].tolist()
+        for bar, value in zip(self.bars, latest):
+            bar.update(iteration - bar.n)
+            bar.set_postfix_str(f"loss {value:.4g}", refresh=False)
+
+    def close(self) -> None:
+        for bar in reversed(self.bars):
+            bar.close()
+
+
+def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True) -> Path:
+    """Validate everything, then train every (clip, loss) at once and write the run folder and page."""
     config.validate()
     clips = load_clips(config)
     device = resolve_device(config.device)
     losses = {name: build_loss(name, config.sample_rate) for name in config.losses}
     prepare_run_folder(out, force)
 
+    runs = [RunSpec(c, name, config.seed) for c in range(len(clips)) for name in config.losses]
+    run_dirs = [out / "clips" / clips[run.target].name / run.loss for run in runs]
     resolved = asdict(config) | {"clip_names": [c.name for c in clips], "resolved_device": str(device)}
     resolved["clip_sources"] = {c.name: c.source for c in clips}
     resolved["clip_offsets"] = {c.name: c.offset_samples for c in clips}
+    resolved["loss_methods"] = {name: getattr(loss, "method", None) for name, loss in losses.items()}
     resolved["version"] = __version__
     (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
+    for clip in clips:
+        (out / "clips" / clip.name).mkdir(parents=True, exist_ok=True)
+        write_wav(out / "clips" / clip.name / "original.wav", clip.samples, config.sample_rate)
+    for run_dir in run_dirs:
+        run_dir.mkdir(exist_ok=True)
 
+    def save_checkpoint(iteration: int, audio: np.ndarray) -> None:
+        for run_dir, samples in zip(run_dirs, audio):
+            write_wav(run_dir / checkpoint_name(iteration), samples, config.sample_rate)
+
+    targets = torch.from_numpy(np.stack([clip.samples for clip in clips])).unsqueeze(1)
+    bars = RunProgress([f"{clips[r.target].name}/{r.loss}" for r in runs], config.iterations, progress)
+    started = time.perf_counter()
+    try:
+        results = train_batched(
+            targets, runs, losses, config.iterations, config.checkpoint_every, device,
+            on_progress=bars.update, on_checkpoint=save_checkpoint,
+        )
+    finally:
+        bars.close()
+    seconds = round(time.perf_counter() - started, 3)
     statuses = []
-    total = len(clips) * len(losses) * config.iterations
-    with tqdm(total=total, disable=not progress, unit="it", dynamic_ncols=True) as bar:
-        for clip in clips:
-            clip_dir = out / "clips" / clip.name
-            clip_dir.mkdir(parents=True, exist_ok=True)
-            write_wav(clip_dir / "original.wav", clip.samples, config.sample_rate)
-            target = torch.from_numpy(clip.samples).view(1, 1, -1)
-            for name, loss_fn in losses.items():
-                run_dir = clip_dir / name
-                run_dir.mkdir(exist_ok=True)
-                bar.set_description(f"{clip.name}/{name}")
-                started = time.perf_counter()
-                result = train_one(
-                    target,
-                    loss_fn,
-                    config.seed,
-                    config.iterations,
-                    config.checkpoint_every,
-                    device,
-                    on_step=lambda i, v: bar.update(1),
-                    on_checkpoint=lambda i, audio, d=run_dir: write_wav(d / checkpoint_name(i), audio),
-                )
-                write_losses_csv(run_dir / "losses.csv", result.losses)
-                statuses.append(
-                    dict(
-                        clip=clip.name,
-                        loss=name,
-                        status="finished",
-                        final_loss=result.losses[-1],
-                        seconds=round(time.perf_counter() - started, 3),
-                        checkpoints=sorted(result.checkpoints),
-                    )
-                )
-                (out / "runs.json").write_text(json.dumps(statuses, indent=2) + "\n")
+    for run, run_dir, result in zip(runs, run_dirs, results):
+        write_losses_csv(run_dir / "losses.csv", result.losses)
+        statuses.append(
+            dict(
+                clip=clips[run.target].name, loss=run.loss, status="finished", final_loss=result.losses[-1],
+                seconds=seconds, checkpoints=sorted(result.checkpoints),
+            )
+        )
+    (out / "runs.json").write_text(json.dumps(statuses, indent=2) + "\n")
 
     from .report import build_report
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from .errors import UserError
@@ -42,6 +43,28 @@ def build_loss(name: str, sample_rate: float) -> nn.Module:
     if name not in LOSSES:
         raise UnknownLoss(name)
     return LOSSES[name](sample_rate)
+
+
+class TargetLoss(nn.Module):
+    """A loss with its targets fixed: per-item values for a batch of outputs, one per target.
+
+    A loss with ``target_features``/``against`` (like :class:`PerceptualLoss`) has the targets'
+    features computed once here, not at every step; any other loss is applied item by item.
+
+    Shape:
+        targets: ``(batch, 1, time)``; outputs: ``(batch, 1, time)``; result: ``(batch,)``.
+    """
+
+    def __init__(self, loss: nn.Module, targets: torch.Tensor):
+        super().__init__()
+        self.loss = loss
+        self.cached = hasattr(loss, "target_features") and hasattr(loss, "against")
+        self.register_buffer("targets", loss.target_features(targets) if self.cached else targets)
+
+    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
+        if self.cached:
+            return self.loss.against(outputs, self.targets, reduction="none")
+        return torch.stack([self.loss(o[None], t[None]) for o, t in zip(outputs, self.targets)])
 
 
 @register_loss("mse")

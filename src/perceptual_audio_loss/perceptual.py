@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
+from scipy import fft as scipy_fft
 from torch import nn
 from torch.nn import functional as F
 
@@ -11,6 +14,27 @@ from .scales import band_weights
 
 SIMILARITIES = ("cosine", "mse")
 REDUCTIONS = ("mean", "sum", "none")
+METHODS = ("auto", "fft", "direct")
+# Below this many taps per output frame a direct convolution beats the FFT on a CPU
+# (measured by `pal bench`'s crossover table on a 2-core x86 machine; see BENCHMARKS.md).
+FFT_MIN_TAPS_PER_FRAME = 32
+
+
+@lru_cache(maxsize=64)
+def fft_length(n: int) -> int:
+    """The fastest real-FFT length of at least ``n`` (a 2-3-5-smooth number, not blindly 2^k).
+
+    >>> fft_length(8192 + 512 + 1)
+    8748
+    """
+    return scipy_fft.next_fast_len(n, real=True)
+
+
+def choose_method(method: str, taps: int, stride: int) -> str:
+    """``auto`` resolves by a fixed cost rule, never by timing, so results are reproducible."""
+    if method != "auto":
+        return method
+    return "fft" if taps / stride >= FFT_MIN_TAPS_PER_FRAME else "direct"
 
 
 def as_batch_of_mono(x: torch.Tensor, name: str = "input") -> torch.Tensor:
@@ -29,6 +53,88 @@ def reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "sum":
         return per_item.sum()
     return per_item
+
+
+BAND_CHUNK = 32  # bands filtered together in the fused path: a chunk's arrays stay in cache
+
+
+class _FusedFFTDistance(torch.autograd.Function):
+    """Per-item distance between the features of ``x`` and fixed target features, fused.
+
+    Forward filters by FFT a chunk of bands at a time, rectifies, compresses, weights, and keeps
+    the features and their slope ``w / (1 + relu(y))`` (0 where ``y <= 0``), while accumulating the
+    similarity's sums; backward uses the slope and the adjoint of the filtering (a convolution with
+    the same filters, again by FFT). Each batch item is computed on its own, so an item's value
+    does not depend on what else is in the batch. ``x`` is ``(batch, time)``.
+    """
+
+    @staticmethod
+    def forward(ctx, x, spectra, weights, target, n_fft, frames, stride, similarity):
+        features = torch.empty_like(target)
+        slopes = torch.empty_like(target)
+        n_bands = spectra.shape[0]
+        # The similarity's sums, per item, accumulated chunk by chunk in float64: a float32 dot
+        # product over millions of terms would lose the 1e-5 agreement with the direct path.
+        sums = torch.zeros(x.shape[0], 3, dtype=torch.float64, device=x.device)
+        for item in range(x.shape[0]):
+            spectrum = torch.fft.rfft(x[item], n=n_fft)
+            for start in range(0, n_bands, BAND_CHUNK):
+                bands = slice(start, min(n_bands, start + BAND_CHUNK))
+                filtered = torch.fft.irfft(spectrum * spectra[bands], n=n_fft)[:, :frames:stride]
+                rectified = filtered.clamp_min_(0.0)
+                chunk = torch.log1p(rectified, out=features[item, bands]).mul_(weights[bands])
+                slope = torch.add(rectified, 1.0, out=slopes[item, bands]).reciprocal_().mul_(weights[bands])
+                slope.masked_fill_(rectified == 0.0, 0.0)
+                target_chunk = target[item, bands]
+                if similarity == "cosine":
+                    sums[item, 0] += torch.sum(chunk * target_chunk, dtype=torch.float64)
+                    sums[item, 1] += torch.sum(chunk * chunk, dtype=torch.float64)
+                    sums[item, 2] += torch.sum(target_chunk * target_chunk, dtype=torch.float64)
+                else:
+                    sums[item, 0] += torch.sum((chunk - target_chunk) ** 2, dtype=torch.float64)
+        if similarity == "cosine":
+            dot = sums[:, 0]
+            f_norm = sums[:, 1].sqrt().clamp_min(_COSINE_EPS)
+            t_norm = sums[:, 2].sqrt().clamp_min(_COSINE_EPS)
+            value = (-dot / (f_norm * t_norm)).to(x.dtype)
+            # dL/df = a * target + b * features, per item
+            a = (-1.0 / (f_norm * t_norm)).to(x.dtype)
+            b = torch.where(f_norm > _COSINE_EPS, dot / (f_norm ** 3 * t_norm), torch.zeros_like(dot)).to(x.dtype)
+        else:
+            size = target[0].numel()
+            value = (sums[:, 0] / size).to(x.dtype)
+            a = torch.full_like(value, -2.0 / size)
+            b = torch.full_like(value, 2.0 / size)
+        ctx.save_for_backward(spectra, target, features, slopes, a, b)
+        ctx.shape = (x.shape[-1], n_fft, frames, stride)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_value):
+        spectra, target, features, slopes, a, b = ctx.saved_tensors
+        length, n_fft, frames, stride = ctx.shape
+        n_bands = spectra.shape[0]
+        a, b = a * grad_value, b * grad_value
+        grad_x = torch.empty(target.shape[0], length, dtype=target.dtype, device=target.device)
+        for item in range(target.shape[0]):
+            adjoint = torch.zeros(n_fft // 2 + 1, dtype=spectra.dtype, device=spectra.device)
+            for start in range(0, n_bands, BAND_CHUNK):
+                bands = slice(start, min(n_bands, start + BAND_CHUNK))
+                grad_filtered = torch.mul(target[item, bands], a[item])
+                grad_filtered.addcmul_(features[item, bands], b[item]).mul_(slopes[item, bands])
+                if stride != 1:
+                    spread = grad_filtered.new_zeros(grad_filtered.shape[0], frames)
+                    spread[:, ::stride] = grad_filtered
+                    grad_filtered = spread
+                # Adjoint of "irfft of spectrum x filter": rfft, then multiply by the conjugate filter.
+                grad_spectra = torch.fft.rfft(grad_filtered, n=n_fft)
+                adjoint += (grad_spectra * spectra[bands].conj()).sum(dim=0)
+            # Adjoint of "rfft of x": the scale factors of rfft's and irfft's adjoints cancel here.
+            grad_x[item] = torch.fft.irfft(adjoint, n=n_fft)[:length]
+        return grad_x, None, None, None, None, None, None, None
+
+
+_COSINE_EPS = 1e-8
 
 
 class PerceptualLoss(nn.Module):
@@ -53,6 +159,11 @@ class PerceptualLoss(nn.Module):
         weighting: ``"a"`` (A-weighting in dB, shifted to be at least 1) or ``"none"``.
         similarity: ``"cosine"`` or ``"mse"``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
+        method: how the filter bank is applied: ``"direct"`` (``conv1d``, the reference),
+            ``"fft"`` (one real FFT of the signal, a product with the filters' spectra, one
+            inverse FFT per band; equal to the direct path within float32 rounding, about
+            1e-6 of the feature scale) or ``"auto"`` (FFT unless the filters are short for
+            the stride; the rule is fixed, so the choice never depends on timing).
 
     Shape:
         input, target: ``(batch, time)`` or ``(batch, 1, time)``, same shape.
@@ -82,8 +193,11 @@ class PerceptualLoss(nn.Module):
         weighting: str = "a",
         similarity: str = "cosine",
         reduction: str = "mean",
+        method: str = "auto",
     ):
         super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; choose one of {SIMILARITIES}")
         if reduction not in REDUCTIONS:
@@ -99,6 +213,8 @@ class PerceptualLoss(nn.Module):
         self.log_factor = log_factor
         self.similarity = similarity
         self.reduction = reduction
+        self.method = choose_method(method, taps, stride)
+        self._spectra: dict[tuple, torch.Tensor] = {}
         self.register_buffer("filters", torch.from_numpy(filters).float().unsqueeze(1))
         self.register_buffer("band_centres_hz", torch.from_numpy(centres).float())
         weights = band_weights(centres, weighting)
@@ -113,28 +229,103 @@ class PerceptualLoss(nn.Module):
             ``frames = (time + taps) // stride + 1``.
         """
         x = as_batch_of_mono(x)
-        filters = self.filters.to(device=x.device, dtype=x.dtype)
         weights = self.band_weights.to(device=x.device, dtype=x.dtype)
+        if self.method == "fft":
+            # log_factor is folded into the filters' spectra: k relu(y) = relu(k y) for k > 0.
+            scaled_bands = self._fft_filter(x)
+            return torch.log1p(scaled_bands.clamp_min_(0.0)).mul_(weights)
+        filters = self.filters.to(device=x.device, dtype=x.dtype)
         # Zero padding of `taps` on both sides: T + taps + 1 outputs per band at stride 1.
         bands = F.conv1d(x, filters, stride=self.stride, padding=self.taps)
         return torch.log1p(self.log_factor * F.relu(bands)) * weights
 
-    def compare(self, input_features: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
-        """Loss between two feature maps from :meth:`features` (per the ``reduction``)."""
+    def _filter_spectra(self, n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """rfft of ``log_factor`` x each filter, time-reversed and delayed by one sample.
+
+        Reversal turns convolution into the cross-correlation conv1d computes; the one-sample
+        delay reproduces the leading zero of conv1d's ``taps`` padding, so the first
+        ``T + taps + 1`` samples of the inverse FFT are exactly the direct path's outputs.
+        """
+        key = (n_fft, device, dtype, self.filters.data_ptr())
+        if key not in self._spectra:
+            kernels = self.log_factor * self.filters.detach().squeeze(1).flip(-1).to(torch.float64)
+            delayed = F.pad(kernels, (1, 0))
+            self._spectra[key] = torch.fft.rfft(delayed, n=n_fft).to(device=device, dtype=_complex_of(dtype))
+        return self._spectra[key]
+
+    def _fft_filter(self, x: torch.Tensor) -> torch.Tensor:
+        """``log_factor`` x the direct path's conv1d output, by FFT: ``(batch, n_bands, frames)``."""
+        frames = x.shape[-1] + self.taps + 1
+        n_fft = fft_length(frames)
+        spectra = self._filter_spectra(n_fft, x.device, x.dtype)
+        signal_spectrum = torch.fft.rfft(x, n=n_fft)  # (batch, 1, bins)
+        bands = torch.fft.irfft(signal_spectrum * spectra, n=n_fft)
+        return bands[..., : frames : self.stride]
+
+    def compare(
+        self, input_features: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
+    ) -> torch.Tensor:
+        """Loss between two feature maps from :meth:`features`.
+
+        ``reduction`` overrides the module's own for this call.
+        """
         a = input_features.flatten(1)
         b = target_features.flatten(1)
+        # Sums accumulated in float64: over millions of terms a float32 dot product drifts by 1e-5.
         if self.similarity == "cosine":
-            per_item = -F.cosine_similarity(a, b, dim=1, eps=1e-8)
+            dot = torch.sum(a * b, dim=1, dtype=torch.float64)
+            a_norm = torch.sum(a * a, dim=1, dtype=torch.float64).sqrt().clamp_min(_COSINE_EPS)
+            b_norm = torch.sum(b * b, dim=1, dtype=torch.float64).sqrt().clamp_min(_COSINE_EPS)
+            per_item = (-dot / (a_norm * b_norm)).to(a.dtype)
         else:
-            per_item = (a - b).pow(2).mean(dim=1)
-        return reduce(per_item, self.reduction)
+            per_item = (torch.sum((a - b) ** 2, dim=1, dtype=torch.float64) / a.shape[1]).to(a.dtype)
+        return reduce(per_item, reduction or self.reduction)
+
+    def target_features(self, target: torch.Tensor) -> torch.Tensor:
+        """Features of a fixed target, without a graph: compute once, pass to :meth:`against`.
+
+        Item by item, so an item's features do not depend on the rest of the batch.
+        """
+        target = as_batch_of_mono(target, "target")
+        with torch.no_grad():
+            return torch.cat([self.features(item[None]) for item in target])
+
+    def against(
+        self, input: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
+    ) -> torch.Tensor:
+        """The loss of ``input`` against features from :meth:`target_features`.
+
+        With ``method="fft"`` this runs the fused path: filtering, rectification, compression,
+        weighting and similarity a chunk of bands at a time, with an analytic backward.
+        """
+        input = as_batch_of_mono(input, "input")
+        if self.method != "fft":
+            return self.compare(self.features(input), target_features, reduction)
+        frames = input.shape[-1] + self.taps + 1
+        n_fft = fft_length(frames)
+        expected = (input.shape[0], self.filters.shape[0], (frames - 1) // self.stride + 1)
+        if tuple(target_features.shape) != expected:
+            raise ValueError(f"target features {tuple(target_features.shape)} do not fit input {tuple(input.shape)}")
+        spectra = self._filter_spectra(n_fft, input.device, input.dtype)
+        weights = self.band_weights.to(device=input.device, dtype=input.dtype)
+        per_item = _FusedFFTDistance.apply(
+            input.squeeze(1), spectra, weights, target_features.to(input.dtype), n_fft, frames, self.stride,
+            self.similarity,
+        )
+        return reduce(per_item, reduction or self.reduction)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         input = as_batch_of_mono(input, "input")
         target = as_batch_of_mono(target, "target")
         if input.shape != target.shape:
             raise ValueError(f"input {tuple(input.shape)} and target {tuple(target.shape)} differ")
-        return self.compare(self.features(input), self.features(target))
+        if target.requires_grad:  # both sides learnable: the plain differentiable path
+            return self.compare(self.features(input), self.features(target))
+        return self.against(input, self.target_features(target))
+
+
+def _complex_of(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
 def perceptual_loss(input: torch.Tensor, target: torch.Tensor, sample_rate: float, **kwargs) -> torch.Tensor:
