@@ -13,23 +13,28 @@ from perceptual_audio_loss.train import RunSpec, train_batched, train_one
 SAMPLE_RATE = 11025
 
 
-def is_5_smooth(n):
-    for p in (2, 3, 5):
-        while n % p == 0:
-            n //= p
-    return n == 1
+def odd_part(n):
+    while n % 2 == 0:
+        n //= 2
+    return n
 
 
-def test_fft_length_is_smooth_and_short():
-    for n in (100, 1001, 8705, 12345):
-        length = fft_length(n)
-        assert length >= n and is_5_smooth(length)
-    assert fft_length(8705) < 16384  # not blindly the next power of two
+@pytest.mark.parametrize("n", [1, 2, 100, 1001, 4097, 8705, 12345])
+def test_fft_length_is_the_shortest_fast_length(n):
+    length = fft_length(n)
+    assert length >= n and odd_part(length) in (1, 3, 5, 7, 9, 15)
+    # Brute force: no shorter length of that form exists.
+    assert not any(odd_part(m) in (1, 3, 5, 7, 9, 15) for m in range(n, length))
+
+
+def test_fft_length_at_the_seed_settings_is_not_the_next_power_of_two():
+    assert fft_length(8192 + 512 + 1) == 9216 < 16384
 
 
 def test_auto_method_rule():
     assert choose_method("auto", 512, 1) == "fft"
-    assert choose_method("auto", 16, 1) == "direct"
+    assert choose_method("auto", 32, 1) == "direct"
+    assert choose_method("auto", 64, 1) == "fft"
     assert choose_method("auto", 512, 64) == "direct"
     assert choose_method("direct", 512, 1) == "direct"
     with pytest.raises(ValueError, match="method"):
