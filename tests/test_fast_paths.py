@@ -210,3 +210,22 @@ def test_the_target_gets_a_gradient_only_when_it_asks_for_one():
     constant = torch.randn(1, 500)
     loss(x, constant).backward()
     assert constant.grad is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_batched_training_on_cuda_matches_the_cpu():
+    targets = short_targets()
+    on_cpu = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=2, checkpoint_every=2)
+    on_gpu = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=2, checkpoint_every=2, device="cuda")
+    for cpu_run, gpu_run in zip(on_cpu, on_gpu):
+        assert gpu_run.losses[0] == pytest.approx(cpu_run.losses[0], rel=1e-4)
+        scale = np.abs(cpu_run.checkpoints[2]).max()
+        assert np.abs(gpu_run.checkpoints[2] - cpu_run.checkpoints[2]).max() < 1e-2 * scale
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_fused_loss_on_cuda_matches_the_cpu():
+    loss = PerceptualLoss(SAMPLE_RATE)
+    x, target = torch.randn(2, 1, 8192), torch.randn(2, 1, 8192)
+    on_gpu = loss.to("cuda")(x.cuda(), target.cuda()).cpu()
+    assert on_gpu.item() == pytest.approx(loss.cpu()(x, target).item(), rel=1e-5)

@@ -175,7 +175,7 @@ class RunProgress:
             bar.set_postfix_str(f"loss {value:.4g}", refresh=False)
 
     def close(self) -> None:
-        for bar in reversed(self.bars):
+        for bar in self.bars:
             bar.close()
 
 
