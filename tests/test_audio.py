@@ -99,3 +99,16 @@ def test_speech_window_ends_on_the_sibilant():
     freqs = np.fft.rfftfreq(len(tail), 1 / 11025)
     # /s/ is a high-frequency fricative: most of the tail's energy lies above 3 kHz.
     assert spectrum[freqs > 3000].sum() > 0.5 * spectrum.sum()
+
+
+def test_written_wav_reads_back_exactly_and_is_byte_reproducible(tmp_path):
+    from perceptual_audio_loss.audio import write_wav
+
+    samples = np.random.default_rng(0).standard_normal(1001).astype(np.float32) * 3  # beyond +-1 too
+    write_wav(tmp_path / "a.wav", samples, 11025)
+    write_wav(tmp_path / "b.wav", samples, 11025)
+    info = soundfile.info(str(tmp_path / "a.wav"))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (11025, 1, 1001, "FLOAT")
+    read, _ = soundfile.read(str(tmp_path / "a.wav"), dtype="float32")
+    np.testing.assert_array_equal(read, samples)
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import soundfile
 import soxr
 
 from .errors import UserError
+from .files import atomic_write_bytes
 
 SAMPLE_RATE = 11025
 WINDOW = 8192
@@ -48,14 +50,48 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: not readable (permission denied)")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file")
+    check_wav_complete(path)
     try:
         samples, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    except PermissionError:
+        raise AudioError(f"{path}: not readable (permission denied)") from None
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AudioError(f"{path}: cannot decode as audio ({reason})") from None
     if samples.shape[0] == 0:
         raise AudioError(f"{path}: holds no samples")
     return samples, int(rate)
+
+
+def check_wav_complete(path: Path) -> None:
+    """Refuse a WAV whose ``data`` chunk is shorter than its header says.
+
+    libsndfile silently reads what is there, so a file cut short (a copy interrupted, a full
+    disk) would otherwise train on a fragment. Other formats are left to the decoder.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(12)
+            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return
+            size = path.stat().st_size
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return
+                declared = int.from_bytes(chunk[4:], "little")
+                if chunk[:4] == b"data":
+                    available = size - handle.tell()
+                    # 0 and 0xFFFFFFFF mark streamed WAVs whose length was never filled in.
+                    if declared not in (0, 0xFFFFFFFF) and declared > available:
+                        raise AudioError(
+                            f"{path}: truncated WAV (its header promises {declared} bytes of audio, "
+                            f"the file holds {available})"
+                        )
+                    return
+                handle.seek(declared + (declared & 1), os.SEEK_CUR)
+    except PermissionError:
+        raise AudioError(f"{path}: not readable (permission denied)") from None
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -138,6 +174,22 @@ def load_clip(path: str | os.PathLike, **options) -> Clip:
     return prepare_clip(clip_name(Path(path)), samples, rate, str(path), **options)
 
 
+def float_wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """A mono 32-bit IEEE-float WAV file: RIFF header, ``fmt`` (format 3), ``fact``, ``data``.
+
+    Written here rather than by libsndfile, whose float WAVs carry a PEAK chunk with the time of
+    writing: identical samples must give identical bytes, or a resumed run could not be
+    compared with an uninterrupted one byte for byte.
+    """
+    data = np.asarray(samples, dtype="<f4").reshape(-1).tobytes()
+    frames = len(data) // 4
+    fmt = struct.pack("<HHIIHHH", 3, 1, sample_rate, sample_rate * 4, 4, 32, 0)
+    chunks = (b"fmt " + struct.pack("<I", len(fmt)) + fmt
+              + b"fact" + struct.pack("<II", 4, frames)
+              + b"data" + struct.pack("<I", len(data)) + data)
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write mono float32 WAV: the exact values, which browsers and soundfile both read."""
-    soundfile.write(str(path), np.asarray(samples, dtype=np.float32).reshape(-1), sample_rate, subtype="FLOAT")
+    """Write mono float32 WAV, atomically: the exact values, which browsers and soundfile read."""
+    atomic_write_bytes(path, float_wav_bytes(samples, sample_rate))

@@ -126,7 +126,8 @@ def worker_reference(iterations: int, device: str) -> dict:
 
 def worker_ours(iterations: int, device: str) -> dict:
     """The real ``pal run`` on the five built-in clips, writing its run folder and page."""
-    from .experiment import ExperimentConfig, run_experiment
+    from .config import ExperimentConfig
+    from .experiment import run_experiment
 
     config = ExperimentConfig(iterations=iterations, checkpoint_every=max(1, iterations // 4), device=device)
     with tempfile.TemporaryDirectory() as folder:
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from .experiment import resolve_device
+    from .config import resolve_device
 
     device = resolve_device(args.device)
     if args.worker:

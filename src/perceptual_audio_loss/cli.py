@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import UserError
 
 EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -37,21 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="pal", description="Perceptual audio loss: the seed experiment and its page.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    run = commands.add_parser("run", help="fit the generator to clips under several losses")
+    # Flags default to None so that a --config file's values stand unless a flag is given.
+    run = commands.add_parser("run", help="fit the generator to clips under several losses; "
+                              "on an unfinished run folder of the same configuration, resume it")
     run.add_argument("clips", nargs="*", help="audio files, folders, or built-in clip names "
                      "(speech, piano, band, hiphop, drums); none: all five built-in clips")
-    run.add_argument("--losses", type=comma_list, default=["mse", "perceptual"], help="comma-separated loss names")
-    run.add_argument("--iterations", type=integer, default=1000)
-    run.add_argument("--checkpoint-every", type=integer, default=250)
-    run.add_argument("--seed", type=integer, default=0, help="fixes initial weights and latent")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    run.add_argument("--config", type=Path, help="a TOML file of settings (keys as the flags, with _ for -)")
+    run.add_argument("--losses", type=comma_list, help="comma-separated loss names (default mse,perceptual)")
+    run.add_argument("--iterations", type=integer, help="default 1000")
+    run.add_argument("--checkpoint-every", type=integer, help="default 250")
+    run.add_argument("--seed", type=integer, help="fixes initial weights and latent (default 0)")
+    run.add_argument("--device", help="auto (default), cpu or cuda[:N]")
     run.add_argument("--offset", type=float, default=None, metavar="SECONDS",
                      help="start of the window in each clip (default: the middle)")
-    run.add_argument("--pad", action="store_true", help=f"centre clips shorter than {WINDOW} samples "
-                     f"at {SAMPLE_RATE} Hz in silence instead of refusing them")
+    run.add_argument("--pad", action="store_true", default=None, help=f"centre clips shorter than {WINDOW} "
+                     f"samples at {SAMPLE_RATE} Hz in silence instead of refusing them")
     run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>)")
-    run.add_argument("--force", action="store_true", help="replace a previous run in --out")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--force", action="store_true", help="replace a run of another configuration in --out, "
+                     "or start an unfinished one again")
+    run.add_argument("--no-progress", action="store_true", help="no progress display")
 
     report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
     report.add_argument("run_dir", type=Path)
@@ -65,23 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
 def command_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from .clips import BUILTIN_CLIPS
-    from .experiment import ExperimentConfig, run_experiment
+    from .config import ExperimentConfig, checked_settings, read_config_file
+    from .experiment import run_experiment
 
-    config = ExperimentConfig(
-        clips=args.clips or list(BUILTIN_CLIPS),
-        losses=args.losses,
-        iterations=args.iterations,
-        checkpoint_every=args.checkpoint_every,
-        seed=args.seed,
-        device=args.device,
-        offset_seconds=args.offset,
-        pad=args.pad,
-    )
-    out = args.out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    report = run_experiment(config, out, force=args.force, progress=not args.no_progress)
-    print(f"report: {report}")
-    return 0
+    settings = read_config_file(args.config) if args.config else {}
+    out = args.out or settings.pop("out", None) or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    settings.pop("out", None)
+    flags = {"clips": args.clips or None, "losses": args.losses, "iterations": args.iterations,
+             "checkpoint_every": args.checkpoint_every, "seed": args.seed, "device": args.device,
+             "offset_seconds": args.offset, "pad": args.pad}
+    settings |= checked_settings({k: v for k, v in flags.items() if v is not None}, "command line")
+    outcome = run_experiment(ExperimentConfig(**settings), out, force=args.force, progress=not args.no_progress)
+    if outcome.already_finished:
+        print(f"{out}: this run had already finished; page rebuilt")
+    elif outcome.resumed_from:
+        print(f"{out}: resumed after iteration {outcome.resumed_from}")
+    for failure in outcome.failed:
+        sys.stderr.write(f"pal: run failed: {failure}\n")
+    print(f"report: {outcome.report}")
+    return EXIT_RUN_FAILED if outcome.failed else 0
 
 
 def command_report(args: argparse.Namespace) -> int:

@@ -1,86 +1,48 @@
-"""The seed experiment: one generator per (clip, loss), written to a run folder.
+"""The seed experiment: one generator per (clip, loss), all trained at once, into a run folder.
 
-Run folder layout::
-
-    config.json                      the resolved configuration
-    runs.json                        each run's status, final loss and time (all runs train at once)
-    report.html                      the page (perceptual_audio_loss.report)
-    clips/<clip>/original.wav        the target window, peak 1
-    clips/<clip>/<loss>/iter-0250.wav  the generator's output after 250 updates, ...
-    clips/<clip>/<loss>/losses.csv   the loss after every update
+The folder's layout is in :mod:`perceptual_audio_loss.runfolder`. Everything the user can get
+wrong is checked before the folder is touched; a run killed at any moment resumes from its last
+saved state when the same command runs again, and ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import __version__
-from .audio import SAMPLE_RATE, WINDOW, Clip, load_clip, prepare_clip, write_wav
+from .audio import Clip, load_clip, prepare_clip, write_wav
 from .clips import BUILTIN_CLIPS, builtin_clip
+from .config import ExperimentConfig, resolve_device
 from .errors import UserError
-from .losses import LOSSES, UnknownLoss, build_loss
+from .losses import build_loss
+from .runfolder import (
+    checkpoint_name,
+    fingerprint,
+    load_state,
+    open_run_folder,
+    read_json,
+    save_state,
+    write_json,
+    write_losses_csv,
+)
 from .train import RunSpec, train_batched
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
-RUN_ENTRIES = ("config.json", "runs.json", "report.html", "clips")
 
 
 @dataclass
-class ExperimentConfig:
-    """Everything that decides a run's results; written as ``config.json``."""
-
-    clips: list[str] = field(default_factory=lambda: list(BUILTIN_CLIPS))
-    losses: list[str] = field(default_factory=lambda: ["mse", "perceptual"])
-    iterations: int = 1000
-    checkpoint_every: int = 250
-    seed: int = 0
-    device: str = "auto"
-    sample_rate: int = SAMPLE_RATE
-    window: int = WINDOW
-    offset_seconds: float | None = None
-    pad: bool = False
-
-    def validate(self) -> None:
-        if self.iterations <= 0:
-            raise UserError(f"--iterations must be positive, got {self.iterations}")
-        if not 0 < self.checkpoint_every <= self.iterations:
-            raise UserError(
-                f"--checkpoint-every must be between 1 and --iterations ({self.iterations}), "
-                f"got {self.checkpoint_every}"
-            )
-        if self.seed < 0:
-            raise UserError(f"--seed must be 0 or more, got {self.seed}")
-        if not self.losses:
-            raise UserError("--losses names no loss")
-        for name in self.losses:
-            if name not in LOSSES:
-                raise UnknownLoss(name)
-        if len(set(self.losses)) != len(self.losses):
-            raise UserError(f"--losses names a loss twice: {','.join(self.losses)}")
-        resolve_device(self.device)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when there is one, else the CPU; anything else must exist here."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for, but this machine has no CUDA device")
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"device {name!r} is not supported; use auto, cpu or cuda[:N]")
-    return device
+class ExperimentOutcome:
+    report: Path
+    failed: list[str]  # "clip/loss: reason" for every run that stopped early
+    resumed_from: int  # the iteration a resumed run continued after; 0 for a new one
+    already_finished: bool = False
 
 
 def expand_sources(sources: list[str]) -> list[str]:
@@ -110,123 +72,154 @@ def load_clips(config: ExperimentConfig) -> list[Clip]:
             clips.append(prepare_clip(source, samples, rate, f"built-in clip {source!r}", **options))
         else:
             clips.append(load_clip(source, **options))
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     for clip in clips:
-        count = seen.get(clip.name, 0)
-        seen[clip.name] = count + 1
-        if count:
-            clip.name = f"{clip.name}-{count + 1}"
+        name, count = clip.name, 1
+        while name in taken:
+            count += 1
+            name = f"{clip.name}-{count}"
+        clip.name = name
+        taken.add(name)
     return clips
 
 
-def prepare_run_folder(out: Path, force: bool) -> None:
-    """Create ``out``, or clear a previous run's entries from it when ``force``."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / "config.json").exists():
-            raise UserError(f"{out}: folder is not empty and holds no run; choose another --out")
-        if not force:
-            raise UserError(f"{out}: already holds a run; pass --force to replace it")
-        for entry in RUN_ENTRIES:
-            target = out / entry
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{out}: cannot create the run folder ({error.strerror})") from None
-
-
-def write_losses_csv(path: Path, losses: list[float]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["iteration", "loss"])
-        writer.writerows((i, repr(v)) for i, v in enumerate(losses, start=1))
-
-
-def read_losses_csv(path: Path) -> np.ndarray:
-    """``(iterations, 2)`` array of (iteration, loss)."""
-    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
-
-
-def checkpoint_name(iteration: int) -> str:
-    return f"iter-{iteration:04d}.wav"
-
-
 class RunProgress:
-    """One progress bar per (clip, loss) run, each with its latest loss; all advance together."""
+    """All runs' progress: one bar each on a terminal, a plain line every tenth of the way elsewhere."""
 
     def __init__(self, labels: list[str], iterations: int, enabled: bool):
         from tqdm import tqdm
 
+        self.labels = labels
+        self.iterations = iterations
+        self.enabled = enabled
+        self.terminal = enabled and sys.stderr.isatty()
+        self.next_line = 0
         width = max(len(label) for label in labels)
         self.bars = [
-            tqdm(total=iterations, desc=label.ljust(width), position=i, unit="it", disable=not enabled, leave=True)
+            tqdm(total=iterations, desc=label.ljust(width), position=i, unit="it", leave=True)
             for i, label in enumerate(labels)
-        ]
+        ] if self.terminal else []
+
+    def start(self, iteration: int) -> None:
+        for bar in self.bars:
+            bar.update(iteration - bar.n)
+        self.next_line = iteration + max(1, self.iterations // 10)
 
     def update(self, iteration: int, history: torch.Tensor) -> None:
+        if not self.enabled:
+            return
         latest = history[-1].tolist()
         for bar, value in zip(self.bars, latest):
             bar.update(iteration - bar.n)
             bar.set_postfix_str(f"loss {value:.4g}", refresh=False)
+        if not self.terminal and (iteration >= self.next_line or iteration == self.iterations):
+            self.next_line = iteration + max(1, self.iterations // 10)
+            losses = ", ".join(f"{label} {value:.4g}" for label, value in zip(self.labels, latest))
+            print(f"iteration {iteration}/{self.iterations}: {losses}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         for bar in self.bars:
             bar.close()
 
 
-def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True) -> Path:
-    """Validate everything, then train every (clip, loss) at once and write the run folder and page."""
+def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True) -> ExperimentOutcome:
+    """Validate everything, then train every (clip, loss) at once and write the run folder and page.
+
+    On a folder holding an unfinished run of the same configuration, continue it.
+    """
     config.validate()
     clips = load_clips(config)
     device = resolve_device(config.device)
     losses = {name: build_loss(name, config.sample_rate) for name in config.losses}
-    prepare_run_folder(out, force)
+    identity = config.identity() | {"targets": {c.name: fingerprint(c.samples) for c in clips}}
+    try:
+        mode = open_run_folder(out, identity, force)
+    except OSError as error:
+        raise UserError(f"{out}: cannot prepare the run folder ({error.strerror or error})") from None
 
     runs = [RunSpec(c, name, config.seed) for c in range(len(clips)) for name in config.losses]
-    run_dirs = [out / "clips" / clips[run.target].name / run.loss for run in runs]
-    resolved = asdict(config) | {"clip_names": [c.name for c in clips], "resolved_device": str(device)}
-    resolved["clip_sources"] = {c.name: c.source for c in clips}
-    resolved["clip_offsets"] = {c.name: c.offset_samples for c in clips}
-    resolved["loss_methods"] = {name: getattr(loss, "method", None) for name, loss in losses.items()}
-    resolved["version"] = __version__
-    (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n")
-    for clip in clips:
-        (out / "clips" / clip.name).mkdir(parents=True, exist_ok=True)
-        write_wav(out / "clips" / clip.name / "original.wav", clip.samples, config.sample_rate)
-    for run_dir in run_dirs:
-        run_dir.mkdir(exist_ok=True)
+    labels = [f"{clips[run.target].name}/{run.loss}" for run in runs]
+    run_dirs = [out / "clips" / label for label in labels]
+    if mode == "finished":
+        return ExperimentOutcome(_report(out), _failed(read_json(out / "runs.json")), config.iterations, True)
+    _write_records(out, config, clips, losses, device, identity, labels, run_dirs, remove_on_error=mode == "new")
+    state = load_state(out / "state.pt") if mode == "resume" else None
 
-    def save_checkpoint(iteration: int, audio: np.ndarray) -> None:
-        for run_dir, samples in zip(run_dirs, audio):
-            write_wav(run_dir / checkpoint_name(iteration), samples, config.sample_rate)
+    def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
+        for run_dir, samples, still in zip(run_dirs, audio, running):
+            if still:
+                write_wav(run_dir / checkpoint_name(iteration), samples, config.sample_rate)
 
     targets = torch.from_numpy(np.stack([clip.samples for clip in clips])).unsqueeze(1)
-    bars = RunProgress([f"{clips[r.target].name}/{r.loss}" for r in runs], config.iterations, progress)
+    bars = RunProgress(labels, config.iterations, progress)
+    bars.start(state["iteration"] if state else 0)
     started = time.perf_counter()
     try:
         results = train_batched(
             targets, runs, losses, config.iterations, config.checkpoint_every, device,
             on_progress=bars.update, on_checkpoint=save_checkpoint,
+            on_save=lambda training_state: save_state(out / "state.pt", training_state), resume=state,
         )
+    except OSError as error:
+        raise UserError(f"{out}: writing the run failed ({error.strerror or error}); what was saved is kept: "
+                        "run the same command again to resume") from None
+    except KeyboardInterrupt:
+        bars.close()
+        _report(out)  # the page shows the runs as interrupted, with what they wrote so far
+        raise
     finally:
         bars.close()
     seconds = round(time.perf_counter() - started, 3)
     statuses = []
-    for run, run_dir, result in zip(runs, run_dirs, results):
+    for label, run, run_dir, result in zip(labels, runs, run_dirs, results):
         write_losses_csv(run_dir / "losses.csv", result.losses)
-        statuses.append(
-            dict(
-                clip=clips[run.target].name, loss=run.loss, status="finished", final_loss=result.losses[-1],
-                seconds=seconds, checkpoints=sorted(result.checkpoints),
-            )
-        )
-    (out / "runs.json").write_text(json.dumps(statuses, indent=2) + "\n")
+        statuses.append(dict(
+            clip=clips[run.target].name, loss=run.loss,
+            status="failed" if result.failure else "finished", reason=result.failure,
+            final_loss=result.losses[-1] if result.losses else None, seconds=seconds,
+            checkpoints=sorted(int(p.stem.split("-")[1]) for p in run_dir.glob("iter-*.wav")),
+        ))
+    write_json(out / "runs.json", statuses)
+    return ExperimentOutcome(_report(out), _failed(statuses), state["iteration"] if state else 0)
 
+
+def _write_records(out, config, clips, losses, device, identity, labels, run_dirs, remove_on_error) -> None:
+    """Write the run's configuration, targets and statuses; again on a resume (they are the same).
+
+    ``config.json`` comes first: from then on the folder is a run this command can resume.
+    On a write error a new folder this call created is removed, and the command refuses.
+    """
+    created = remove_on_error and not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = asdict(config) | {
+            "clip_names": [c.name for c in clips],
+            "clip_sources": {c.name: c.source for c in clips},
+            "clip_offsets": {c.name: c.offset_samples for c in clips},
+            "resolved_device": str(device),
+            "loss_methods": {name: getattr(loss, "method", None) for name, loss in losses.items()},
+            "version": __version__,
+            "identity": identity,
+        }
+        write_json(out / "config.json", resolved)
+        for clip in clips:
+            (out / "clips" / clip.name).mkdir(parents=True, exist_ok=True)
+            write_wav(out / "clips" / clip.name / "original.wav", clip.samples, config.sample_rate)
+        for run_dir in run_dirs:
+            run_dir.mkdir(exist_ok=True)
+        write_json(out / "runs.json", [dict(clip=label.split("/")[0], loss=label.split("/")[1], status="running")
+                                       for label in labels])
+    except OSError as error:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise UserError(f"{out}: cannot write the run folder ({error.strerror or error})") from None
+
+
+def _failed(statuses: list[dict]) -> list[str]:
+    return [f"{s['clip']}/{s['loss']}: {s.get('reason')}" for s in statuses if s["status"] == "failed"]
+
+
+def _report(out: Path) -> Path:
     from .report import build_report
 
     return build_report(out)

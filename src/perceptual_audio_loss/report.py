@@ -16,6 +16,7 @@ import soundfile
 from scipy import signal
 
 from .errors import UserError
+from .files import atomic_write, atomic_write_text
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -71,7 +72,7 @@ def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: fl
     axes.set_ylabel("kHz", fontsize=8)
     axes.tick_params(labelsize=7)
     figure.tight_layout()
-    figure.savefig(path)
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
     plt.close(figure)
 
 
@@ -90,31 +91,40 @@ def save_loss_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> N
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path)
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
     plt.close(figure)
 
 
 def read_run(run_dir: Path) -> tuple[dict, dict]:
     """``config.json`` and the per-run statuses of ``runs.json`` keyed by (clip, loss)."""
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
+    from .runfolder import read_json
+
+    if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.json)")
-    try:
-        config = json.loads(config_path.read_text())
-        runs = json.loads((run_dir / "runs.json").read_text()) if (run_dir / "runs.json").exists() else []
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{run_dir}: unreadable run record ({error})") from None
+    config = read_json(run_dir / "config.json")
+    runs = read_json(run_dir / "runs.json") if (run_dir / "runs.json").exists() else []
     return config, {(r["clip"], r["loss"]): r for r in runs}
 
 
+def describe_status(status: dict) -> str:
+    """What the page says of a run: finished, failed (why), or interrupted."""
+    state = status.get("status", "running")
+    if state == "finished":
+        return "finished"
+    if state == "failed":
+        return f"failed: {status.get('reason')}"
+    return "interrupted (or still running): run the same `pal run` command again to resume it"
+
+
 def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict) -> ClipSection:
-    from .experiment import read_losses_csv
+    from .runfolder import read_losses_csv
 
     sample_rate = config["sample_rate"]
     clip_dir = run_dir / "clips" / clip
     original, _ = soundfile.read(str(clip_dir / "original.wav"), dtype="float64")
     reference_max_db = log_spectrogram_db(original, sample_rate)[2].max()
     save_spectrogram(original, sample_rate, reference_max_db, clip_dir / "original.png", f"{clip}: original")
+    statuses = {key: value for key, value in statuses.items() if key[0] == clip}
     section = ClipSection(
         clip, config.get("clip_sources", {}).get(clip, clip),
         f"clips/{clip}/original.wav", f"clips/{clip}/original.png", f"clips/{clip}/losses.png",
@@ -123,9 +133,7 @@ def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict) -> Clip
     for loss in config["losses"]:
         loss_dir = clip_dir / loss
         status = statuses.get((clip, loss), {})
-        loss_section = LossSection(
-            loss, status.get("status", "not run"), status.get("final_loss"), status.get("seconds")
-        )
+        loss_section = LossSection(loss, describe_status(status), status.get("final_loss"), status.get("seconds"))
         if (loss_dir / "losses.csv").exists():
             curves[loss] = read_losses_csv(loss_dir / "losses.csv")
         for wav in sorted(loss_dir.glob("iter-*.wav")):
@@ -150,6 +158,7 @@ def build_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     config, statuses = read_run(run_dir)
     clips = [collect_clip(run_dir, clip, config, statuses) for clip in config["clip_names"]]
+    unfinished = [f"{c.name}/{l.name}" for c in clips for l in c.losses if l.status != "finished"]
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("perceptual_audio_loss", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
@@ -159,7 +168,8 @@ def build_report(run_dir: str | Path) -> Path:
         clips=clips,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         run_name=run_dir.resolve().name,
+        unfinished=unfinished,
     )
     path = run_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, page)
     return path

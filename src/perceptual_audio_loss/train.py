@@ -85,36 +85,18 @@ class RunSpec:
     seed: int
 
 
-def train_batched(
-    targets: torch.Tensor,
-    runs: list[RunSpec],
-    losses: dict[str, nn.Module],
-    iterations: int,
-    checkpoint_every: int,
-    device: torch.device | str = "cpu",
-    on_progress: Callable[[int, torch.Tensor], None] | None = None,
-    on_checkpoint: Callable[[int, np.ndarray], None] | None = None,
-    stack_mode: str = "auto",
-) -> list[RunResult]:
-    """Train every run's generator at once, as one grouped model; same results as :func:`train_one`.
+@dataclass
+class BatchResult(RunResult):
+    """A run of a batch: as :class:`RunResult`, and why it stopped early if it did."""
 
-    Each run's generator is seeded as :func:`train_one` seeds it. The objective is the sum of the
-    runs' losses, so each generator's gradient is exactly that of its own loss, and Adam, being
-    elementwise, updates each generator's slice of the stacked weights as its own Adam would.
-    The targets' features are computed once per run, not at every step. With the stack's
-    ``"looped"`` mode (the default on a CPU) every run's numbers are bit-identical to training it
-    alone with :func:`train_one`; ``"grouped"`` (the default on CUDA) equals it up to rounding.
+    failure: str | None = None
 
-    Args:
-        targets: ``(n_targets, 1, T)``; ``runs[i].target`` indexes it.
-        losses: a loss module for every loss name the runs use.
-        on_progress: called with ``(iteration, losses so far (iteration, n_runs) on the device)``
-            about a hundred times over the run.
-        on_checkpoint: called with ``(iteration, outputs (n_runs, T))`` at every checkpoint.
-    """
-    seeded = [seeded_generator_and_latent(run.seed) for run in runs]
-    stack = GeneratorStack([model for model, _ in seeded], stack_mode).to(device)
-    latents = torch.cat([latent for _, latent in seeded]).to(device)
+
+SAVE_EVERY = 100  # iterations between training-state saves, besides every checkpoint
+STATE_FORMAT = 1
+
+
+def _build_groups(targets, runs, losses, device):
     groups = []
     for name in dict.fromkeys(run.loss for run in runs):
         members = [i for i, run in enumerate(runs) if run.loss == name]
@@ -124,28 +106,138 @@ def train_batched(
     order = torch.tensor([i for members, _ in groups for i in members], device=device)
     back_to_run_order = torch.empty_like(order)
     back_to_run_order[order] = torch.arange(len(runs), device=device)
+    return groups, back_to_run_order
 
+
+def _per_run_finite_gradients(stack: GeneratorStack) -> torch.Tensor:
+    finite = torch.ones(stack.n_models, dtype=torch.bool, device=stack.weights[0].device)
+    for weight in stack.weights:
+        if weight.grad is not None:
+            finite &= torch.isfinite(weight.grad.view(stack.n_models, -1)).all(dim=1)
+    return finite
+
+
+def _freeze(stack: GeneratorStack, inactive: torch.Tensor) -> None:
+    """Zero the gradients of stopped runs: with Adam's beta1 = 0 their weights then stay put."""
+    for weight in stack.weights:
+        if weight.grad is not None:
+            weight.grad.view(stack.n_models, -1)[inactive] = 0.0
+
+
+def train_batched(
+    targets: torch.Tensor,
+    runs: list[RunSpec],
+    losses: dict[str, nn.Module],
+    iterations: int,
+    checkpoint_every: int,
+    device: torch.device | str = "cpu",
+    on_progress: Callable[[int, torch.Tensor], None] | None = None,
+    on_checkpoint: Callable[[int, np.ndarray, list[bool]], None] | None = None,
+    on_save: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+    stack_mode: str = "auto",
+) -> list[BatchResult]:
+    """Train every run's generator at once, as one stacked model; same results as :func:`train_one`.
+
+    Each run's generator is seeded as :func:`train_one` seeds it. The objective is the sum of the
+    runs' losses, so each generator's gradient is exactly that of its own loss, and Adam, being
+    elementwise, updates each generator's slice of the stacked weights as its own Adam would.
+    The targets' features are computed once per run, not at every step. With the stack's
+    ``"looped"`` mode (the default on a CPU) every run's numbers are bit-identical to training it
+    alone with :func:`train_one`; ``"grouped"`` (the default on CUDA) equals it up to rounding.
+
+    A run whose loss or gradient stops being finite is stopped there, its reason recorded; the
+    others go on.
+
+    Args:
+        targets: ``(n_targets, 1, T)``; ``runs[i].target`` indexes it.
+        losses: a loss module for every loss name the runs use.
+        on_progress: called with ``(iteration, losses so far (iteration, n_runs) on the device)``
+            about a hundred times over the run.
+        on_checkpoint: called with ``(iteration, outputs (n_runs, T), active)`` at every checkpoint.
+        on_save: called with the training state (a dict of tensors and numbers that
+            ``torch.load(..., weights_only=True)`` reads) at every checkpoint, after
+            ``on_checkpoint``, and every :data:`SAVE_EVERY` iterations.
+        resume: a state from ``on_save``: training continues after its iteration, bit-identically.
+    """
+    seeded = [seeded_generator_and_latent(run.seed) for run in runs]
+    stack = GeneratorStack([model for model, _ in seeded], stack_mode).to(device)
+    latents = torch.cat([latent for _, latent in seeded]).to(device)
+    groups, back_to_run_order = _build_groups(targets, runs, losses, device)
     optimizer = torch.optim.Adam(stack.parameters(), lr=LEARNING_RATE, betas=BETAS)
+    history = torch.full((iterations, len(runs)), float("nan"), device=device)
+    failures: dict[int, str] = {}
+    first = 1
+    if resume is not None:
+        first = _restore(resume, stack, optimizer, latents, history, failures, len(runs)) + 1
+    active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
+
     marks = set(checkpoint_iterations(iterations, checkpoint_every))
-    history = torch.empty(iterations, len(runs), device=device)
     progress_every = max(1, iterations // 100)
-    results = [RunResult() for _ in runs]
-    for iteration in range(1, iterations + 1):
+    results = [BatchResult() for _ in runs]
+    for iteration in range(first, iterations + 1):
         optimizer.zero_grad(set_to_none=True)
         outputs = stack(latents)
         per_run = torch.cat([loss(outputs[members]) for members, loss in groups])[back_to_run_order]
-        per_run.sum().backward()
+        finite_loss = torch.isfinite(per_run)
+        torch.where(active & finite_loss, per_run, torch.zeros_like(per_run)).sum().backward()
+        history[iteration - 1] = torch.where(active, per_run.detach(), history[iteration - 1])
+        healthy = finite_loss & _per_run_finite_gradients(stack)
+        if not bool((healthy | ~active).all()):
+            for index in torch.nonzero(active & ~healthy).view(-1).tolist():
+                if bool(finite_loss[index]):
+                    failures[index] = f"gradient became non-finite at iteration {iteration}"
+                else:
+                    failures[index] = f"loss became {float(per_run[index].detach())!r} at iteration {iteration}"
+            active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
+        _freeze(stack, ~active)
         optimizer.step()
-        history[iteration - 1] = per_run.detach()
         if on_progress is not None and (iteration % progress_every == 0 or iteration == iterations):
             on_progress(iteration, history[:iteration])
         if iteration in marks:
             with torch.no_grad():
                 audio = stack(latents).reshape(len(runs), -1).cpu().numpy()
-            for result, samples in zip(results, audio):
-                result.checkpoints[iteration] = samples
+            still_running = active.tolist()
+            for result, samples, running in zip(results, audio, still_running):
+                if running:
+                    result.checkpoints[iteration] = samples
             if on_checkpoint is not None:
-                on_checkpoint(iteration, audio)
-    for result, column in zip(results, history.cpu().T):
-        result.losses = column.tolist()
+                on_checkpoint(iteration, audio, still_running)
+        if on_save is not None and (iteration in marks or iteration % SAVE_EVERY == 0):
+            on_save(_state(iteration, stack, optimizer, latents, history, failures))
+    for index, (result, column) in enumerate(zip(results, history.cpu().T)):
+        result.failure = failures.get(index)
+        done = int(result.failure.rsplit(" ", 1)[-1]) if result.failure else iterations
+        result.losses = column[:done].tolist()
     return results
+
+
+def _state(iteration, stack, optimizer, latents, history, failures) -> dict:
+    return {
+        "format": STATE_FORMAT,
+        "iteration": iteration,
+        "weights": [w.detach().cpu().clone() for w in stack.weights],
+        "optimizer": optimizer.state_dict(),
+        "latents": latents.cpu().clone(),
+        "history": history[:iteration].cpu().clone(),
+        "failures": [[index, reason] for index, reason in sorted(failures.items())],
+        "rng": torch.get_rng_state(),
+    }
+
+
+def _restore(state, stack, optimizer, latents, history, failures, n_runs) -> int:
+    """Load a saved state into freshly built objects; return its iteration."""
+    if state.get("format") != STATE_FORMAT or len(state["weights"]) != len(stack.weights):
+        raise ValueError("the saved training state does not fit this run")
+    if state["latents"].shape[0] != n_runs:
+        raise ValueError("the saved training state has a different number of runs")
+    with torch.no_grad():
+        for weight, saved in zip(stack.weights, state["weights"]):
+            weight.copy_(saved)
+        latents.copy_(state["latents"])
+        done = state["iteration"]
+        history[:done] = state["history"].to(history.device)
+    optimizer.load_state_dict(state["optimizer"])
+    failures.update({int(index): str(reason) for index, reason in state["failures"]})
+    torch.set_rng_state(state["rng"])
+    return done
