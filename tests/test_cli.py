@@ -92,7 +92,7 @@ def test_a_finished_run_is_kept_and_the_same_command_is_idempotent(inputs, tmp_p
     args = ["run", str(inputs / "tone.wav"), "--iterations", "2", "--checkpoint-every", "1", "--losses", "mse",
             "--out", str(out), "--no-progress"]
     assert main(args) == 0
-    checkpoint = out / "clips/tone/mse/iter-0002.wav"
+    checkpoint = out / "clips/tone/mse/seed-0/iter-0002.wav"
     before, mtime = checkpoint.read_bytes(), checkpoint.stat().st_mtime_ns
     capsys.readouterr()
     assert main(args) == 0
@@ -172,7 +172,7 @@ def test_a_write_failure_mid_run_keeps_what_was_written(inputs, tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2 and "resume" in err and err.count("\n") == 1
     assert (out / "config.json").exists() and (out / "clips/tone/original.wav").exists()
-    assert (out / "clips/tone/mse/iter-0002.wav").exists()
+    assert (out / "clips/tone/mse/seed-0/iter-0002.wav").exists()
 
 
 def test_an_unreadable_file_is_refused(inputs, tmp_path, capsys, monkeypatch):
@@ -195,4 +195,4 @@ def test_a_config_file_runs_and_flags_override_it(inputs, tmp_path):
     assert main(["run", "--config", str(config), "--iterations", "2", "--checkpoint-every", "1", "--no-progress"]) == 0
     import json
     saved = json.loads((tmp_path / "from-file" / "config.json").read_text())
-    assert saved["iterations"] == 2 and saved["seed"] == 4 and saved["losses"] == ["mse"]
+    assert saved["iterations"] == 2 and saved["seeds"] == [4] and saved["losses"] == ["mse"]

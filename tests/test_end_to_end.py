@@ -26,19 +26,25 @@ def run_dir(tmp_path_factory):
 
 def test_every_file_exists_and_decodes(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["clip_names"] == CLIPS and config["losses"] == LOSSES and config["seed"] == 7
+    assert config["clip_names"] == CLIPS and config["losses"] == LOSSES and config["seeds"] == [7]
     runs = json.loads((run_dir / "runs.json").read_text())
-    assert {(r["clip"], r["loss"], r["status"]) for r in runs} == {(c, l, "finished") for c in CLIPS for l in LOSSES}
+    assert {(r["clip"], r["loss"], r["seed"], r["status"]) for r in runs} == {(c, l, 7, "finished") for c in CLIPS for l in LOSSES}
+    metrics = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    measured = {(m["clip"], m["loss"], m["iteration"], m["metric"]) for m in metrics}
+    assert ("speech", "perceptual", "4", "stoi") in measured and ("drums", "mse", "2", "lsd_high_db") in measured
+    assert not any(m["clip"] == "drums" and m["metric"] == "stoi" for m in metrics)  # speech only
     for clip in CLIPS:
         original, rate = soundfile.read(str(run_dir / "clips" / clip / "original.wav"))
         assert rate == 11025 and original.shape == (8192,) and np.abs(original).max() == pytest.approx(1.0)
         assert matplotlib.image.imread(str(run_dir / "clips" / clip / "original.png")).shape[0] > 100
         assert matplotlib.image.imread(str(run_dir / "clips" / clip / "losses.png")).shape[0] > 100
         for loss in LOSSES:
-            folder = run_dir / "clips" / clip / loss
+            folder = run_dir / "clips" / clip / loss / "seed-7"
             for iteration in (2, 4):
                 audio, rate = soundfile.read(str(folder / f"iter-{iteration:04d}.wav"))
                 assert rate == 11025 and audio.shape == (8192,) and np.all(np.isfinite(audio))
+                assert np.abs(audio).max() == pytest.approx(1.0, rel=1e-6)  # peak-normalised, as the post
+                assert json.loads((folder / "peaks.json").read_text())[str(iteration)] > 0
                 assert matplotlib.image.imread(str(folder / f"iter-{iteration:04d}.png")).shape[0] > 100
             rows = list(csv.reader((folder / "losses.csv").open()))
             assert rows[0] == ["iteration", "loss"] and [int(r[0]) for r in rows[1:]] == [1, 2, 3, 4]
@@ -52,8 +58,8 @@ def test_same_seed_same_audio(run_dir, tmp_path):
     assert main(["run", "speech", "--losses", "perceptual", "--iterations", str(ITERATIONS),
                  "--checkpoint-every", str(EVERY), "--seed", "7", "--out", str(again), "--no-progress"]) == 0
     for name in ("iter-0002.wav", "iter-0004.wav"):
-        first = soundfile.read(str(run_dir / "clips/speech/perceptual" / name))[0]
-        second = soundfile.read(str(again / "clips/speech/perceptual" / name))[0]
+        first = soundfile.read(str(run_dir / "clips/speech/perceptual/seed-7" / name))[0]
+        second = soundfile.read(str(again / "clips/speech/perceptual/seed-7" / name))[0]
         np.testing.assert_array_equal(first, second)
 
 

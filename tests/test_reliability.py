@@ -1,5 +1,6 @@
 """A killed run resumes to the same bytes, every file is whole, bad input costs nothing."""
 
+import csv
 import errno
 import json
 import os
@@ -38,7 +39,8 @@ def decode_everything(folder: Path) -> int:
         elif suffix == ".json":
             json.loads(path.read_text())
         elif suffix == ".csv":
-            np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            table = list(csv.reader(path.open()))
+            assert len(table) > 1 and all(len(row) == len(table[0]) for row in table), path
         elif suffix == ".png":
             assert matplotlib.image.imread(str(path)).size > 0, path
         elif suffix == ".pt":
@@ -111,7 +113,7 @@ def test_resume_continues_from_the_saved_iteration(tmp_path, capsys, monkeypatch
     assert "resumed after iteration 4" in capsys.readouterr().out
     uninterrupted = tmp_path / "straight"
     assert main([*args[:-3], "--out", str(uninterrupted), "--no-progress"]) == 0
-    for name in ("clips/drums/mse/iter-0004.wav", "clips/drums/mse/iter-0008.wav", "clips/drums/mse/losses.csv"):
+    for name in ("clips/drums/mse/seed-0/iter-0004.wav", "clips/drums/mse/seed-0/iter-0008.wav", "clips/drums/mse/seed-0/losses.csv"):
         assert (tmp_path / "run" / name).read_bytes() == (uninterrupted / name).read_bytes()
     assert main(args) == 0
     assert "already finished" in capsys.readouterr().out
@@ -121,14 +123,14 @@ def test_a_different_configuration_is_refused_unless_forced(tmp_path, capsys):
     out = str(tmp_path / "run")
     base = ["run", "drums", "--losses", "mse", "--checkpoint-every", "2", "--out", out, "--no-progress"]
     assert main([*base, "--iterations", "2"]) == 0
-    kept = (tmp_path / "run/clips/drums/mse/iter-0002.wav").read_bytes()
+    kept = (tmp_path / "run/clips/drums/mse/seed-0/iter-0002.wav").read_bytes()
     capsys.readouterr()
     assert main([*base, "--iterations", "4"]) == 2
     err = capsys.readouterr().err
     assert "different configuration" in err and "iterations 2 -> 4" in err and err.count("\n") == 1
-    assert (tmp_path / "run/clips/drums/mse/iter-0002.wav").read_bytes() == kept
+    assert (tmp_path / "run/clips/drums/mse/seed-0/iter-0002.wav").read_bytes() == kept
     assert main([*base, "--iterations", "4", "--force"]) == 0
-    assert (tmp_path / "run/clips/drums/mse/iter-0004.wav").exists()
+    assert (tmp_path / "run/clips/drums/mse/seed-0/iter-0004.wav").exists()
 
 
 _calls = {"n": 0}
@@ -151,11 +153,11 @@ def test_a_diverging_run_stops_alone_and_the_exit_status_says_so(tmp_path, capsy
     code = main(["run", "drums", "--losses", "mse,test-nan-after-3", "--iterations", "6", "--checkpoint-every", "2",
                  "--out", str(out), "--no-progress"])
     assert code == 3
-    assert "test-nan-after-3: loss became nan at iteration 4" in capsys.readouterr().err
+    assert "test-nan-after-3/seed-0: loss became nan at iteration 4" in capsys.readouterr().err
     runs = {run["loss"]: run for run in json.loads((out / "runs.json").read_text())}
     assert runs["mse"]["status"] == "finished" and runs["mse"]["checkpoints"] == [2, 4, 6]
     assert runs["test-nan-after-3"]["status"] == "failed" and runs["test-nan-after-3"]["checkpoints"] == [2]
-    recorded = np.loadtxt(out / "clips/drums/test-nan-after-3/losses.csv", delimiter=",", skiprows=1, ndmin=2)
+    recorded = np.loadtxt(out / "clips/drums/test-nan-after-3/seed-0/losses.csv", delimiter=",", skiprows=1, ndmin=2)
     assert len(recorded) == 4 and np.all(np.isfinite(recorded[:3, 1])) and np.isnan(recorded[3, 1])
     page = (out / "report.html").read_text()
     assert "failed: loss became nan at iteration 4" in page and "Not every run finished" in page
@@ -163,7 +165,7 @@ def test_a_diverging_run_stops_alone_and_the_exit_status_says_so(tmp_path, capsy
     alone = tmp_path / "alone"
     assert main(["run", "drums", "--losses", "mse", "--iterations", "6", "--checkpoint-every", "2",
                  "--out", str(alone), "--no-progress"]) == 0
-    assert (out / "clips/drums/mse/iter-0006.wav").read_bytes() == (alone / "clips/drums/mse/iter-0006.wav").read_bytes()
+    assert (out / "clips/drums/mse/seed-0/iter-0006.wav").read_bytes() == (alone / "clips/drums/mse/seed-0/iter-0006.wav").read_bytes()
 
 
 def test_the_registry_keeps_test_losses_out_of_the_real_ones():

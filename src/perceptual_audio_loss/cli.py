@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--losses", type=comma_list, help="comma-separated loss names (default mse,perceptual)")
     run.add_argument("--iterations", type=integer, help="default 1000")
     run.add_argument("--checkpoint-every", type=integer, help="default 250")
-    run.add_argument("--seed", type=integer, help="fixes initial weights and latent (default 0)")
+    run.add_argument("--seeds", help="comma-separated seeds: every (clip, loss) runs once per seed, with "
+                     "its own initial weights and latent (default 0)")
+    run.add_argument("--seed", type=integer, help="one seed, the same as --seeds N")
+    run.add_argument("--speech", type=comma_list, help="clip names to score for intelligibility (STOI, PESQ); "
+                     "default: the built-in speech clip")
     run.add_argument("--device", help="auto (default), cpu or cuda[:N]")
     run.add_argument("--offset", type=float, default=None, metavar="SECONDS",
                      help="start of the window in each clip (default: the middle)")
@@ -77,8 +81,8 @@ def command_run(args: argparse.Namespace) -> int:
     out = args.out or settings.pop("out", None) or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     settings.pop("out", None)
     flags = {"clips": args.clips or None, "losses": args.losses, "iterations": args.iterations,
-             "checkpoint_every": args.checkpoint_every, "seed": args.seed, "device": args.device,
-             "offset_seconds": args.offset, "pad": args.pad}
+             "checkpoint_every": args.checkpoint_every, "seeds": args.seeds, "seed": args.seed,
+             "device": args.device, "offset_seconds": args.offset, "pad": args.pad, "speech": args.speech}
     settings |= checked_settings({k: v for k, v in flags.items() if v is not None}, "command line")
     outcome = run_experiment(ExperimentConfig(**settings), out, force=args.force, progress=not args.no_progress)
     if outcome.already_finished:
@@ -87,6 +91,8 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"{out}: resumed after iteration {outcome.resumed_from}")
     for failure in outcome.failed:
         sys.stderr.write(f"pal: run failed: {failure}\n")
+    if outcome.claims:
+        print(outcome.claims)
     print(f"report: {outcome.report}")
     return EXIT_RUN_FAILED if outcome.failed else 0
 

@@ -15,7 +15,7 @@ from .losses import LOSSES, UnknownLoss
 
 # The fields that decide a run's numbers; a run folder is resumed only under the same ones.
 # The device is not among them: a run may continue elsewhere, bit-identity then not promised.
-IDENTITY_FIELDS = ("clips", "losses", "iterations", "checkpoint_every", "seed", "sample_rate", "window",
+IDENTITY_FIELDS = ("clips", "losses", "iterations", "checkpoint_every", "seeds", "sample_rate", "window",
                    "offset_seconds", "pad")
 
 
@@ -27,12 +27,14 @@ class ExperimentConfig:
     losses: list[str] = field(default_factory=lambda: ["mse", "perceptual"])
     iterations: int = 1000
     checkpoint_every: int = 250
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "auto"
     sample_rate: int = SAMPLE_RATE
     window: int = WINDOW
     offset_seconds: float | None = None
     pad: bool = False
+    # Clips scored for intelligibility (STOI, PESQ): by name; the built-in speech clip by default.
+    speech: list[str] = field(default_factory=lambda: ["speech"])
 
     def validate(self) -> None:
         if self.iterations <= 0:
@@ -42,8 +44,10 @@ class ExperimentConfig:
                 f"--checkpoint-every must be between 1 and --iterations ({self.iterations}), "
                 f"got {self.checkpoint_every}"
             )
-        if self.seed < 0:
-            raise UserError(f"--seed must be 0 or more, got {self.seed}")
+        if not self.seeds or any(seed < 0 for seed in self.seeds):
+            raise UserError(f"--seeds must be one or more integers, each 0 or more, got {self.seeds}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise UserError(f"--seeds names a seed twice: {self.seeds}")
         if self.sample_rate <= 0 or self.window <= 0:
             raise UserError("sample_rate and window must be positive")
         if not self.losses:
@@ -88,6 +92,17 @@ def _integer(value, key: str, source: str) -> int:
     return value
 
 
+def _integer_list(value, key: str, source: str) -> list[int]:
+    if isinstance(value, str):
+        try:
+            return [int(item) for item in value.split(",") if item.strip()]
+        except ValueError:
+            raise UserError(f"{source}: {key!r} must be integers, got {value!r}") from None
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return list(value)
+    raise UserError(f"{source}: {key!r} must be a list of integers, got {value!r}")
+
+
 def _number_or_none(value, key: str, source: str) -> float | None:
     if value is None:
         return None
@@ -110,15 +125,23 @@ def _string(value, key: str, source: str) -> str:
 
 CHECKS = {
     "clips": _string_list, "losses": _string_list, "iterations": _integer, "checkpoint_every": _integer,
-    "seed": _integer, "device": _string, "sample_rate": _integer, "window": _integer,
+    "seeds": _integer_list, "device": _string, "speech": _string_list, "sample_rate": _integer, "window": _integer,
     "offset_seconds": _number_or_none, "pad": _boolean,
 }
 assert set(CHECKS) == {f.name for f in fields(ExperimentConfig)}
 
 
 def checked_settings(settings: dict, source: str) -> dict:
-    """Type-checked settings; an unknown key or a wrong type is a one-line :class:`UserError`."""
+    """Type-checked settings; an unknown key or a wrong type is a one-line :class:`UserError`.
+
+    ``seed = N`` is accepted for ``seeds = [N]``.
+    """
     checked = {}
+    settings = dict(settings)
+    if "seed" in settings:
+        if "seeds" in settings:
+            raise UserError(f"{source}: give 'seed' or 'seeds', not both")
+        settings["seeds"] = [_integer(settings.pop("seed"), "seed", source)]
     for key, value in settings.items():
         if key not in CHECKS:
             raise UserError(f"{source}: unknown key {key!r} (known: {', '.join(CHECKS)})")

@@ -24,6 +24,8 @@ from .errors import UserError
 from .losses import build_loss
 from .runfolder import (
     checkpoint_name,
+    read_metrics_csv,
+    write_metrics_csv,
     fingerprint,
     load_state,
     open_run_folder,
@@ -40,9 +42,10 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au
 @dataclass
 class ExperimentOutcome:
     report: Path
-    failed: list[str]  # "clip/loss: reason" for every run that stopped early
+    failed: list[str]  # "clip/loss/seed-N: reason" for every run that stopped early
     resumed_from: int  # the iteration a resumed run continued after; 0 for a new one
     already_finished: bool = False
+    claims: str = ""  # the claims table, as text
 
 
 def expand_sources(sources: list[str]) -> list[str]:
@@ -137,18 +140,27 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     except OSError as error:
         raise UserError(f"{out}: cannot prepare the run folder ({error.strerror or error})") from None
 
-    runs = [RunSpec(c, name, config.seed) for c in range(len(clips)) for name in config.losses]
-    labels = [f"{clips[run.target].name}/{run.loss}" for run in runs]
+    runs = [RunSpec(c, name, seed) for c in range(len(clips)) for name in config.losses for seed in config.seeds]
+    labels = [f"{clips[run.target].name}/{run.loss}/seed-{run.seed}" for run in runs]
     run_dirs = [out / "clips" / label for label in labels]
     if mode == "finished":
-        return ExperimentOutcome(_report(out), _failed(read_json(out / "runs.json")), config.iterations, True)
+        return ExperimentOutcome(_report(out), _failed(read_json(out / "runs.json")), config.iterations, True,
+                                 _claims_text(out, config))
     _write_records(out, config, clips, losses, device, identity, labels, run_dirs, remove_on_error=mode == "new")
     state = load_state(out / "state.pt") if mode == "resume" else None
 
     def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
+        # Peak-normalised, as the post saved its checkpoints: a listener (and the measures)
+        # compare shapes, not the levels a scale-free loss like cosine similarity leaves open.
+        # The raw peak is kept in peaks.json, so the raw output is the file times that peak.
         for run_dir, samples, still in zip(run_dirs, audio, running):
             if still:
-                write_wav(run_dir / checkpoint_name(iteration), samples, config.sample_rate)
+                peak = float(np.max(np.abs(samples)))
+                write_wav(run_dir / checkpoint_name(iteration), samples / peak if peak > 0 else samples,
+                          config.sample_rate)
+                peaks_path = run_dir / "peaks.json"
+                peaks = read_json(peaks_path) if peaks_path.exists() else {}
+                write_json(peaks_path, peaks | {str(iteration): peak})
 
     targets = torch.from_numpy(np.stack([clip.samples for clip in clips])).unsqueeze(1)
     bars = RunProgress(labels, config.iterations, progress)
@@ -174,13 +186,15 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     for label, run, run_dir, result in zip(labels, runs, run_dirs, results):
         write_losses_csv(run_dir / "losses.csv", result.losses)
         statuses.append(dict(
-            clip=clips[run.target].name, loss=run.loss,
+            clip=clips[run.target].name, loss=run.loss, seed=run.seed,
             status="failed" if result.failure else "finished", reason=result.failure,
             final_loss=result.losses[-1] if result.losses else None, seconds=seconds,
             checkpoints=sorted(int(p.stem.split("-")[1]) for p in run_dir.glob("iter-*.wav")),
         ))
     write_json(out / "runs.json", statuses)
-    return ExperimentOutcome(_report(out), _failed(statuses), state["iteration"] if state else 0)
+    write_metrics(out, config, statuses)
+    return ExperimentOutcome(_report(out), _failed(statuses), state["iteration"] if state else 0, False,
+                             _claims_text(out, config))
 
 
 def _write_records(out, config, clips, losses, device, identity, labels, run_dirs, remove_on_error) -> None:
@@ -206,9 +220,9 @@ def _write_records(out, config, clips, losses, device, identity, labels, run_dir
             (out / "clips" / clip.name).mkdir(parents=True, exist_ok=True)
             write_wav(out / "clips" / clip.name / "original.wav", clip.samples, config.sample_rate)
         for run_dir in run_dirs:
-            run_dir.mkdir(exist_ok=True)
-        write_json(out / "runs.json", [dict(clip=label.split("/")[0], loss=label.split("/")[1], status="running")
-                                       for label in labels])
+            run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out / "runs.json", [dict(clip=label.split("/")[0], loss=label.split("/")[1],
+                                            seed=int(label.split("-")[-1]), status="running") for label in labels])
     except OSError as error:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -216,7 +230,36 @@ def _write_records(out, config, clips, losses, device, identity, labels, run_dir
 
 
 def _failed(statuses: list[dict]) -> list[str]:
-    return [f"{s['clip']}/{s['loss']}: {s.get('reason')}" for s in statuses if s["status"] == "failed"]
+    return [f"{s['clip']}/{s['loss']}/seed-{s['seed']}: {s.get('reason')}" for s in statuses if s["status"] == "failed"]
+
+
+def write_metrics(out: Path, config: ExperimentConfig, statuses: list[dict]) -> list[dict]:
+    """Measure every checkpoint against its original; write ``metrics.csv`` (one row per value)."""
+    import soundfile
+
+    from .metrics import measure
+
+    rows = []
+    originals = {}
+    for status in statuses:
+        clip, loss, seed = status["clip"], status["loss"], status["seed"]
+        if clip not in originals:
+            originals[clip] = soundfile.read(str(out / "clips" / clip / "original.wav"), dtype="float64")[0]
+        for iteration in status["checkpoints"]:
+            path = out / "clips" / clip / loss / f"seed-{seed}" / checkpoint_name(iteration)
+            generated = soundfile.read(str(path), dtype="float64")[0]
+            values = measure(originals[clip], generated, config.sample_rate, speech=clip in config.speech)
+            rows.extend(dict(clip=clip, loss=loss, seed=seed, iteration=iteration, metric=name, value=value)
+                        for name, value in values.items())
+    write_metrics_csv(out / "metrics.csv", rows)
+    return rows
+
+
+def _claims_text(out: Path, config: ExperimentConfig) -> str:
+    from .claims import claims_table, format_table
+
+    rows = read_metrics_csv(out / "metrics.csv")
+    return format_table(claims_table(rows, config.losses), config.losses, len(config.seeds)) if rows else ""
 
 
 def _report(out: Path) -> Path:

@@ -75,3 +75,44 @@ def _mse(sample_rate: float) -> nn.Module:
 @register_loss("perceptual")
 def _perceptual(sample_rate: float) -> nn.Module:
     return PerceptualLoss(sample_rate)
+
+
+@register_loss("perceptual-mse")
+def _perceptual_mse(sample_rate: float) -> nn.Module:
+    """The seed's features compared by mean squared difference instead of cosine similarity."""
+    return PerceptualLoss(sample_rate, similarity="mse")
+
+
+@register_loss("l1")
+def _l1(sample_rate: float) -> nn.Module:
+    return nn.L1Loss()
+
+
+@register_loss("mrstft")
+def _mrstft(sample_rate: float) -> nn.Module:
+    """auraloss's ``MultiResolutionSTFTLoss`` with its defaults, as its users call it.
+
+    Spectral convergence plus log-magnitude L1 at FFT sizes 1024, 2048, 512 (hops 120, 240, 50;
+    windows 600, 1200, 240), averaged (Steinmetz & Reiss, 2020, "auraloss").
+    """
+    from auraloss.freq import MultiResolutionSTFTLoss
+
+    return MultiResolutionSTFTLoss()
+
+
+@register_loss("mel-mrstft")
+def _mel_mrstft(sample_rate: float) -> nn.Module:
+    """auraloss's mel-scaled variant (``scale="mel", n_bins=128``) without librosa.
+
+    auraloss builds its mel filters with librosa; we give its own STFT losses the same Slaney
+    filters (:func:`perceptual_audio_loss.scales.mel_filterbank`) and run them unchanged.
+    """
+    from auraloss.freq import MultiResolutionSTFTLoss
+
+    from .scales import mel_filterbank
+
+    loss = MultiResolutionSTFTLoss()
+    for resolution in loss.stft_losses:
+        resolution.scale = "mel"
+        resolution.fb = torch.from_numpy(mel_filterbank(sample_rate, resolution.fft_size, 128)).float()
+    return loss

@@ -47,6 +47,7 @@ class ClipSection:
     original_image: str
     curves_image: str
     losses: list[LossSection] = field(default_factory=list)
+    metrics_image: str | None = None
 
 
 def log_spectrogram_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,14 +77,15 @@ def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: fl
     plt.close(figure)
 
 
-def save_loss_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> None:
-    """One panel per loss (their units differ), loss against iteration."""
+def save_loss_curves(curves: dict[str, list[np.ndarray]], path: Path, title: str) -> None:
+    """One panel per loss (their units differ), loss against iteration, a line per seed."""
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, max(1, len(curves)), figsize=(4.0 * max(1, len(curves)), 2.6), dpi=90, squeeze=False)
-    for axis, (name, curve) in zip(axes[0], curves.items()):
-        axis.plot(curve[:, 0], curve[:, 1], linewidth=1.0)
-        if np.all(curve[:, 1] > 0):
+    for axis, (name, seeds) in zip(axes[0], curves.items()):
+        for curve in seeds:
+            axis.plot(curve[:, 0], curve[:, 1], linewidth=1.0, alpha=0.8)
+        if all(np.all(curve[:, 1] > 0) for curve in seeds):
             axis.set_yscale("log")
         axis.set_title(f"{title}: {name}", fontsize=9)
         axis.set_xlabel("iteration", fontsize=8)
@@ -95,15 +97,55 @@ def save_loss_curves(curves: dict[str, np.ndarray], path: Path, title: str) -> N
     plt.close(figure)
 
 
+METRIC_LABELS = {
+    "snr_db": "SNR (dB, higher better)", "lsd_overall_db": "log-spectral distance (dB)",
+    "lsd_low_db": "LSD < 500 Hz (dB)", "lsd_mid_db": "LSD 500-2500 Hz (dB)", "lsd_high_db": "LSD > 2500 Hz (dB)",
+    "mrstft": "multi-resolution STFT distance", "noise_floor_db": "noise floor (dB)",
+    "stoi": "STOI (higher better)", "pesq_wb": "PESQ wideband (higher better)",
+}
+
+
+def save_metric_curves(rows: list[dict], losses: list[str], path: Path, title: str) -> None:
+    """Each measure against iteration: a line per loss (mean over seeds) in its 95 % interval band."""
+    import matplotlib.pyplot as plt
+
+    from .claims import mean_interval
+
+    names = [m for m in METRIC_LABELS if any(r["metric"] == m for r in rows)]
+    columns = 3
+    figure, axes = plt.subplots(-(-len(names) // columns), columns, figsize=(12, 2.6 * -(-len(names) // columns)),
+                                dpi=80, squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        for loss in losses:
+            iterations = sorted({r["iteration"] for r in rows if r["metric"] == name and r["loss"] == loss})
+            estimates = [mean_interval([r["value"] for r in rows if r["metric"] == name and r["loss"] == loss
+                                        and r["iteration"] == i]) for i in iterations]
+            means = np.array([e.mean for e in estimates])
+            half = np.nan_to_num(np.array([e.half_width for e in estimates]))
+            line = axis.plot(iterations, means, marker="o", markersize=3, linewidth=1.2, label=loss)[0]
+            axis.fill_between(iterations, means - half, means + half, color=line.get_color(), alpha=0.2)
+        axis.set_title(METRIC_LABELS[name], fontsize=9)
+        axis.set_xlabel("iteration", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(names):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
+    plt.close(figure)
+
+
 def read_run(run_dir: Path) -> tuple[dict, dict]:
-    """``config.json`` and the per-run statuses of ``runs.json`` keyed by (clip, loss)."""
+    """``config.json`` and the per-run statuses of ``runs.json`` keyed by (clip, loss, seed)."""
     from .runfolder import read_json
 
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a run folder (no config.json)")
     config = read_json(run_dir / "config.json")
     runs = read_json(run_dir / "runs.json") if (run_dir / "runs.json").exists() else []
-    return config, {(r["clip"], r["loss"]): r for r in runs}
+    return config, {(r["clip"], r["loss"], r.get("seed", 0)): r for r in runs}
 
 
 def describe_status(status: dict) -> str:
@@ -116,36 +158,44 @@ def describe_status(status: dict) -> str:
     return "interrupted (or still running): run the same `pal run` command again to resume it"
 
 
-def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict) -> ClipSection:
+def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_rows: list[dict]) -> ClipSection:
+    """The clip's images and sections: players for the first seed's checkpoints, curves for all."""
     from .runfolder import read_losses_csv
 
     sample_rate = config["sample_rate"]
+    seeds = config.get("seeds", [0])
     clip_dir = run_dir / "clips" / clip
     original, _ = soundfile.read(str(clip_dir / "original.wav"), dtype="float64")
     reference_max_db = log_spectrogram_db(original, sample_rate)[2].max()
     save_spectrogram(original, sample_rate, reference_max_db, clip_dir / "original.png", f"{clip}: original")
-    statuses = {key: value for key, value in statuses.items() if key[0] == clip}
     section = ClipSection(
         clip, config.get("clip_sources", {}).get(clip, clip),
         f"clips/{clip}/original.wav", f"clips/{clip}/original.png", f"clips/{clip}/losses.png",
     )
     curves = {}
     for loss in config["losses"]:
-        loss_dir = clip_dir / loss
-        status = statuses.get((clip, loss), {})
-        loss_section = LossSection(loss, describe_status(status), status.get("final_loss"), status.get("seconds"))
-        if (loss_dir / "losses.csv").exists():
-            curves[loss] = read_losses_csv(loss_dir / "losses.csv")
-        for wav in sorted(loss_dir.glob("iter-*.wav")):
+        per_seed = [statuses.get((clip, loss, seed), {}) for seed in seeds]
+        described = [describe_status(status) for status in per_seed]
+        summary = "finished" if all(d == "finished" for d in described) else "; ".join(
+            f"seed {seed}: {d}" for seed, d in zip(seeds, described))
+        first = per_seed[0]
+        loss_section = LossSection(loss, summary, first.get("final_loss"), first.get("seconds"))
+        curves[loss] = [read_losses_csv(clip_dir / loss / f"seed-{seed}" / "losses.csv") for seed in seeds
+                        if (clip_dir / loss / f"seed-{seed}" / "losses.csv").exists()]
+        seed_dir = clip_dir / loss / f"seed-{seeds[0]}"
+        for wav in sorted(seed_dir.glob("iter-*.wav")):
             iteration = int(wav.stem.split("-")[1])
             audio, _ = soundfile.read(str(wav), dtype="float64")
             image = wav.with_suffix(".png")
             save_spectrogram(audio, sample_rate, reference_max_db, image, f"{loss}, iteration {iteration}")
-            loss_section.checkpoints.append(
-                Checkpoint(iteration, f"clips/{clip}/{loss}/{wav.name}", f"clips/{clip}/{loss}/{image.name}")
-            )
+            relative = f"clips/{clip}/{loss}/seed-{seeds[0]}"
+            loss_section.checkpoints.append(Checkpoint(iteration, f"{relative}/{wav.name}", f"{relative}/{image.name}"))
         section.losses.append(loss_section)
     save_loss_curves(curves, clip_dir / "losses.png", clip)
+    rows = [r for r in metric_rows if r["clip"] == clip]
+    if rows:
+        save_metric_curves(rows, config["losses"], clip_dir / "metrics.png", f"{clip}: measures against the original")
+        section.metrics_image = f"clips/{clip}/metrics.png"
     return section
 
 
@@ -156,8 +206,13 @@ def build_report(run_dir: str | Path) -> Path:
 
     matplotlib.use("Agg")
     run_dir = Path(run_dir)
+    from .claims import claims_table
+    from .runfolder import read_metrics_csv
+
     config, statuses = read_run(run_dir)
-    clips = [collect_clip(run_dir, clip, config, statuses) for clip in config["clip_names"]]
+    metric_rows = read_metrics_csv(run_dir / "metrics.csv")
+    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows) for clip in config["clip_names"]]
+    claims = claims_table(metric_rows, config["losses"]) if metric_rows else []
     unfinished = [f"{c.name}/{l.name}" for c in clips for l in c.losses if l.status != "finished"]
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("perceptual_audio_loss", "templates"),
@@ -169,6 +224,8 @@ def build_report(run_dir: str | Path) -> Path:
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         run_name=run_dir.resolve().name,
         unfinished=unfinished,
+        claims=claims,
+        seeds=config.get("seeds", [0]),
     )
     path = run_dir / "report.html"
     atomic_write_text(path, page)

@@ -3,12 +3,14 @@
 Layout::
 
     config.json                        the resolved configuration and each target's fingerprint
-    runs.json                          each (clip, loss) run's status: running, finished or failed
+    runs.json                          each (clip, loss, seed) run's status: running, finished or failed
+    metrics.csv                        every checkpoint's measures against its original (clip, loss, seed, ...)
     state.pt                           the training state, for resuming (torch.load weights_only)
     report.html                        the page (perceptual_audio_loss.report)
     clips/<clip>/original.wav          the target window, peak 1
-    clips/<clip>/<loss>/iter-0250.wav  the generator's output after 250 updates, ...
-    clips/<clip>/<loss>/losses.csv     the loss after every update
+    clips/<clip>/<loss>/seed-<n>/iter-0250.wav  the generator's output after 250 updates, peak-normalised
+    clips/<clip>/<loss>/seed-<n>/peaks.json     each checkpoint's raw peak (raw output = file x peak)
+    clips/<clip>/<loss>/seed-<n>/losses.csv     the loss after every update
 
 Every file is written atomically (:mod:`perceptual_audio_loss.files`).
 """
@@ -28,7 +30,7 @@ import torch
 from .errors import UserError
 from .files import atomic_write, atomic_write_text, remove_stale_temporaries
 
-RUN_ENTRIES = ("config.json", "runs.json", "state.pt", "report.html", "clips")
+RUN_ENTRIES = ("config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips")
 
 
 def fingerprint(samples: np.ndarray) -> str:
@@ -62,6 +64,25 @@ def write_losses_csv(path: Path, losses: list[float]) -> None:
 def read_losses_csv(path: Path) -> np.ndarray:
     """``(iterations, 2)`` array of (iteration, loss)."""
     return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+
+
+METRIC_COLUMNS = ("clip", "loss", "seed", "iteration", "metric", "value")
+
+
+def write_metrics_csv(path: Path, rows: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS)
+    writer.writeheader()
+    writer.writerows({**row, "value": repr(float(row["value"]))} for row in rows)
+    atomic_write_text(path, text.getvalue())
+
+
+def read_metrics_csv(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [{**row, "seed": int(row["seed"]), "iteration": int(row["iteration"]), "value": float(row["value"])}
+                for row in csv.DictReader(handle)]
 
 
 def save_state(path: Path, state: dict) -> None:

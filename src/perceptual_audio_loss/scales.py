@@ -106,3 +106,43 @@ def band_weights(centres_hz: np.ndarray, weighting: str = "a") -> np.ndarray:
     if not np.all(np.isfinite(weights_db)):
         raise ValueError("A-weighting is -inf at 0 Hz: use low_hz > 0")
     return 1.0 + (weights_db - weights_db.min())
+
+
+# Slaney's mel scale (Auditory Toolbox, 1998): linear at 200/3 Hz per mel below 1 kHz, logarithmic
+# above with 27 mels per factor 6.4; the scale and filter normalisation librosa uses by default.
+_SLANEY_HZ_PER_MEL = 200.0 / 3.0
+_SLANEY_BREAK_HZ = 1000.0
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0
+
+
+def hz_to_mel_slaney(hz):
+    """Slaney's mel scale: 15 mels at 1 kHz.
+
+    >>> round(float(hz_to_mel_slaney(1000.0)), 9)
+    15.0
+    """
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / _SLANEY_HZ_PER_MEL
+    above = _SLANEY_BREAK_HZ / _SLANEY_HZ_PER_MEL + np.log(np.maximum(hz, 1e-10) / _SLANEY_BREAK_HZ) / _SLANEY_LOG_STEP
+    return np.where(hz >= _SLANEY_BREAK_HZ, above, linear)
+
+
+def mel_slaney_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    break_mel = _SLANEY_BREAK_HZ / _SLANEY_HZ_PER_MEL
+    above = _SLANEY_BREAK_HZ * np.exp(_SLANEY_LOG_STEP * (mel - break_mel))
+    return np.where(mel >= break_mel, above, mel * _SLANEY_HZ_PER_MEL)
+
+
+def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int = 128) -> np.ndarray:
+    """Triangular filters on Slaney's mel scale over 0 Hz..Nyquist, each of unit area in Hz.
+
+    Shape: ``(n_mels, n_fft // 2 + 1)``, to multiply a magnitude spectrogram from the left.
+    """
+    bin_hz = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    edges_hz = mel_slaney_to_hz(np.linspace(0.0, hz_to_mel_slaney(sample_rate / 2.0), n_mels + 2))
+    lower, centre, upper = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
+    rising = (bin_hz - lower) / (centre - lower)
+    falling = (upper - bin_hz) / (upper - centre)
+    triangles = np.maximum(0.0, np.minimum(rising, falling))
+    return triangles * (2.0 / (upper - lower))

@@ -1,0 +1,146 @@
+"""The seed post's claims as a table: each loss's mean over seeds with a 95 % interval, and the winner.
+
+Input is the run's metric rows (clip, loss, seed, iteration, metric, value); nothing here trains
+or reads audio, so the table can be rebuilt from ``metrics.csv`` alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+WITHIN_DB = 1.0  # "iterations to reach within 1 dB of the final log-spectral distance"
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    metric: str
+    lower_is_better: bool
+    post_says: str
+
+
+CLAIMS = (
+    Claim("high-band log-spectral distance (dB)", "lsd_high_db", True, "crisper mid and high frequencies"),
+    Claim("noise floor (dB)", "noise_floor_db", True, "less noise"),
+    Claim("STOI (speech)", "stoi", False, "intelligible sooner (read at the first checkpoints)"),
+    Claim("multi-resolution STFT distance", "mrstft", True, "overall spectral fidelity"),
+    Claim(f"iterations to within {WITHIN_DB:g} dB of the final log-spectral distance", "iterations_to_final_lsd",
+          True, "quicker convergence; the drum kit plateaus by 250"),
+)
+
+
+@dataclass
+class Estimate:
+    mean: float
+    half_width: float  # of the 95 % interval; NaN with a single seed
+    n: int
+
+    def __str__(self) -> str:
+        if math.isnan(self.mean):
+            return "n/a"
+        if math.isnan(self.half_width):
+            return f"{self.mean:.3g}"
+        return f"{self.mean:.3g} ± {self.half_width:.2g}"
+
+
+@dataclass
+class ClaimRow:
+    claim: Claim
+    clip: str
+    iteration: int | None  # None for a per-run quantity
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    winner: str | None = None
+    margin: float = math.nan
+    separated: bool = False  # the winner's interval does not overlap the runner-up's
+
+
+def mean_interval(values: list[float]) -> Estimate:
+    """Mean and the half-width of its 95 % Student-t interval (NaN half-width for n = 1)."""
+    finite = [v for v in values if math.isfinite(v)]
+    n = len(finite)
+    if n == 0:
+        return Estimate(math.nan, math.nan, 0)
+    mean = sum(finite) / n
+    if n == 1:
+        return Estimate(mean, math.nan, 1)
+    variance = sum((v - mean) ** 2 for v in finite) / (n - 1)
+    return Estimate(mean, stats.t.ppf(0.975, n - 1) * math.sqrt(variance / n), n)
+
+
+def iterations_to_final(points: list[tuple[int, float]], within: float = WITHIN_DB) -> float:
+    """The first checkpoint whose value is within ``within`` of the last checkpoint's."""
+    points = sorted(points)
+    final = points[-1][1]
+    return float(next(iteration for iteration, value in points if value <= final + within))
+
+
+def judge(row: ClaimRow) -> ClaimRow:
+    ranked = sorted(((e.mean, loss) for loss, e in row.estimates.items() if math.isfinite(e.mean)),
+                    reverse=not row.claim.lower_is_better)
+    if len(ranked) >= 2:
+        (best_mean, best), (second_mean, second) = ranked[0], ranked[1]
+        row.margin = abs(best_mean - second_mean)
+        row.winner = best if row.margin > 0 else "tie"
+        best_e, second_e = row.estimates[best], row.estimates[second]
+        if not math.isnan(best_e.half_width) and not math.isnan(second_e.half_width):
+            row.separated = row.margin > best_e.half_width + second_e.half_width
+    elif ranked:
+        row.winner = ranked[0][1]
+    return row
+
+
+def claims_table(rows: list[dict], losses: list[str]) -> list[ClaimRow]:
+    """Every claim for every clip and checkpoint (where the clip has that metric)."""
+    values: dict[tuple, list[float]] = defaultdict(list)
+    lsd: dict[tuple, list[tuple[int, float]]] = defaultdict(list)
+    clips, iterations = [], set()
+    for row in rows:
+        value = float(row["value"])
+        values[(row["metric"], row["clip"], int(row["iteration"]), row["loss"])].append(value)
+        if row["metric"] == "lsd_overall_db":
+            lsd[(row["clip"], row["loss"], row["seed"])].append((int(row["iteration"]), value))
+        if row["clip"] not in clips:
+            clips.append(row["clip"])
+        iterations.add(int(row["iteration"]))
+    table = []
+    for claim in CLAIMS:
+        for clip in clips:
+            if claim.metric == "iterations_to_final_lsd":
+                per_loss = {loss: [iterations_to_final(points) for (c, l, _), points in lsd.items()
+                                   if c == clip and l == loss] for loss in losses}
+                row = ClaimRow(claim, clip, None, {loss: mean_interval(v) for loss, v in per_loss.items()})
+                table.append(judge(row))
+                continue
+            for iteration in sorted(iterations):
+                estimates = {loss: mean_interval(values.get((claim.metric, clip, iteration, loss), []))
+                             for loss in losses}
+                if all(e.n == 0 for e in estimates.values()):
+                    continue
+                table.append(judge(ClaimRow(claim, clip, iteration, estimates)))
+    return table
+
+
+def format_table(table: list[ClaimRow], losses: list[str], seeds: int) -> str:
+    """The claims at each clip's last checkpoint (and STOI at its first), as plain text."""
+    last = {}
+    for row in table:
+        if row.iteration is not None:
+            last[row.clip] = max(last.get(row.clip, 0), row.iteration)
+    first = min((r.iteration for r in table if r.iteration is not None), default=None)
+    lines = [f"claims of the seed post, mean ± 95 % interval over {seeds} seed(s)"
+             + ("" if seeds > 1 else " (one seed: an anecdote, no interval)")]
+    for row in table:
+        wanted = row.iteration is None or row.iteration == last.get(row.clip) or (
+            row.claim.metric == "stoi" and row.iteration == first)
+        if not wanted:
+            continue
+        when = "" if row.iteration is None else f" @ {row.iteration}"
+        cells = "; ".join(f"{loss} {row.estimates[loss]}" for loss in losses)
+        verdict = "" if row.winner is None else f" -> {row.winner} by {row.margin:.3g}" + (
+            " (intervals apart)" if row.separated else "")
+        lines.append(f"  {row.clip}: {row.claim.name}{when}: {cells}{verdict}")
+    return "\n".join(lines)
