@@ -115,3 +115,22 @@ def test_page_renders_in_headless_chromium(run_dir):
     assert media["images"], "the page shows no image"
     for item in media["images"]:
         assert item["ok"], f"image not shown: {item['src']}"
+
+
+def test_a_short_run_with_every_loss(tmp_path):
+    from perceptual_audio_loss.losses import LOSSES
+
+    losses = sorted(name for name in LOSSES if not name.startswith("test-"))
+    assert {"mse", "perceptual", "perceptual-mse", "l1", "mrstft", "mel-mrstft", "mulaw"} <= set(losses)
+    out = tmp_path / "every"
+    assert main(["run", "speech", "--losses", ",".join(losses), "--seeds", "0,1", "--iterations", "3",
+                 "--checkpoint-every", "3", "--out", str(out), "--no-progress"]) == 0
+    runs = json.loads((out / "runs.json").read_text())
+    assert len(runs) == len(losses) * 2 and all(run["status"] == "finished" for run in runs)
+    for loss in losses:
+        audio, _ = soundfile.read(str(out / "clips/speech" / loss / "seed-1/iter-0003.wav"))
+        assert audio.shape == (8192,) and np.all(np.isfinite(audio))
+    metrics = list(csv.DictReader((out / "metrics.csv").open()))
+    assert {m["loss"] for m in metrics} == set(losses)
+    page = (out / "report.html").read_text()
+    assert "The post&#39;s claims, measured" in page or "The post's claims, measured" in page

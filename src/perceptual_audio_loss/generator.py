@@ -100,10 +100,12 @@ def run_blocks(x: torch.Tensor, weights: list[torch.Tensor], factors: list[int],
     return x
 
 
-def seeded_generator_and_latent(seed: int, device: torch.device | str = "cpu") -> tuple[Generator, torch.Tensor]:
+def seeded_generator_and_latent(
+    seed: int, device: torch.device | str = "cpu", out_channels: int = 1
+) -> tuple[Generator, torch.Tensor]:
     """A freshly initialised generator and its fixed N(0, I) latent, both drawn from ``seed``."""
     rng = torch.Generator().manual_seed(seed)
-    model = Generator()
+    model = Generator(out_channels=out_channels)
     model.reset_parameters(rng)
     latent = torch.randn(1, LATENT_DIM, generator=rng)
     return model.to(device), latent.to(device)

@@ -116,3 +116,11 @@ def _mel_mrstft(sample_rate: float) -> nn.Module:
         resolution.scale = "mel"
         resolution.fb = torch.from_numpy(mel_filterbank(sample_rate, resolution.fft_size, 128)).float()
     return loss
+
+
+@register_loss("mulaw")
+def _mulaw(sample_rate: float) -> nn.Module:
+    """The addendum's categorical loss: 256 μ-law classes per sample, cross-entropy."""
+    from .mulaw import MuLawLoss
+
+    return MuLawLoss()

@@ -16,6 +16,18 @@ LEARNING_RATE = 1e-4
 BETAS = (0.0, 0.9)  # the seed's Adam settings (WGAN-GP style: Gulrajani et al., 2017)
 
 
+def output_channels(loss: nn.Module) -> int:
+    """What the generator must output for ``loss``: 1 sample, or e.g. 256 μ-law logits, per step."""
+    return getattr(loss, "output_channels", 1)
+
+
+def as_waveform(loss: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """A generator's output ``(channels, T)`` as audio ``(T,)``: decoded if the loss says how."""
+    if hasattr(loss, "decode"):
+        return loss.decode(output[None])[0]
+    return output.reshape(-1)
+
+
 def checkpoint_iterations(iterations: int, every: int) -> list[int]:
     """Iterations at which audio is kept: every ``every`` updates, and always the last.
 
@@ -52,7 +64,7 @@ def train_one(
 
     A checkpoint at iteration ``i`` is the generator's output after ``i`` updates.
     """
-    model, latent = seeded_generator_and_latent(seed, device)
+    model, latent = seeded_generator_and_latent(seed, device, output_channels(loss_fn))
     loss_fn = loss_fn.to(device)
     target = target.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=BETAS)
@@ -69,7 +81,7 @@ def train_one(
             on_step(iteration, value)
         if iteration in marks:
             with torch.no_grad():
-                audio = model(latent).reshape(-1).cpu().numpy()
+                audio = as_waveform(loss_fn, model(latent)[0]).cpu().numpy()
             result.checkpoints[iteration] = audio
             if on_checkpoint is not None:
                 on_checkpoint(iteration, audio)
@@ -109,19 +121,44 @@ def _build_groups(targets, runs, losses, device):
     return groups, back_to_run_order
 
 
-def _per_run_finite_gradients(stack: GeneratorStack) -> torch.Tensor:
-    finite = torch.ones(stack.n_models, dtype=torch.bool, device=stack.weights[0].device)
-    for weight in stack.weights:
-        if weight.grad is not None:
-            finite &= torch.isfinite(weight.grad.view(stack.n_models, -1)).all(dim=1)
-    return finite
+class RunStacks(nn.Module):
+    """Every run's generator: one :class:`GeneratorStack` per output width, run ``i`` at ``slots[i]``."""
 
+    def __init__(self, runs: list[RunSpec], losses: dict[str, nn.Module], stack_mode: str):
+        super().__init__()
+        widths = [output_channels(losses[run.loss]) for run in runs]
+        seeded = [seeded_generator_and_latent(run.seed, out_channels=w) for run, w in zip(runs, widths)]
+        self.members = [[i for i, w in enumerate(widths) if w == width] for width in sorted(set(widths))]
+        self.stacks = nn.ModuleList(GeneratorStack([seeded[i][0] for i in m], stack_mode) for m in self.members)
+        self.slots = {run: (s, j) for s, members in enumerate(self.members) for j, run in enumerate(members)}
+        self.register_buffer("latents", torch.cat([latent for _, latent in seeded]))
 
-def _freeze(stack: GeneratorStack, inactive: torch.Tensor) -> None:
-    """Zero the gradients of stopped runs: with Adam's beta1 = 0 their weights then stay put."""
-    for weight in stack.weights:
-        if weight.grad is not None:
-            weight.grad.view(stack.n_models, -1)[inactive] = 0.0
+    def forward(self) -> list[torch.Tensor]:
+        """Each stack's outputs ``(members, width, T)``."""
+        return [stack(self.latents[members]) for stack, members in zip(self.stacks, self.members)]
+
+    def output(self, outputs: list[torch.Tensor], runs: list[int]) -> torch.Tensor:
+        """The outputs of ``runs`` (all of one width), stacked."""
+        stack = self.slots[runs[0]][0]
+        return outputs[stack][[self.slots[run][1] for run in runs]]
+
+    def finite_gradients(self) -> torch.Tensor:
+        finite = torch.ones(len(self.slots), dtype=torch.bool, device=self.latents.device)
+        for stack, members in zip(self.stacks, self.members):
+            for weight in stack.weights:
+                if weight.grad is not None:
+                    finite[members] &= torch.isfinite(weight.grad.view(stack.n_models, -1)).all(dim=1)
+        return finite
+
+    def freeze(self, inactive: torch.Tensor) -> None:
+        """Zero the gradients of stopped runs: with Adam's beta1 = 0 their weights then stay put."""
+        for stack, members in zip(self.stacks, self.members):
+            for weight in stack.weights:
+                if weight.grad is not None:
+                    weight.grad.view(stack.n_models, -1)[inactive[members]] = 0.0
+
+    def weights(self) -> list[torch.Tensor]:
+        return [weight for stack in self.stacks for weight in stack.weights]
 
 
 def train_batched(
@@ -160,16 +197,14 @@ def train_batched(
             ``on_checkpoint``, and every :data:`SAVE_EVERY` iterations.
         resume: a state from ``on_save``: training continues after its iteration, bit-identically.
     """
-    seeded = [seeded_generator_and_latent(run.seed) for run in runs]
-    stack = GeneratorStack([model for model, _ in seeded], stack_mode).to(device)
-    latents = torch.cat([latent for _, latent in seeded]).to(device)
+    stacks = RunStacks(runs, losses, stack_mode).to(device)
     groups, back_to_run_order = _build_groups(targets, runs, losses, device)
-    optimizer = torch.optim.Adam(stack.parameters(), lr=LEARNING_RATE, betas=BETAS)
+    optimizer = torch.optim.Adam(stacks.parameters(), lr=LEARNING_RATE, betas=BETAS)
     history = torch.full((iterations, len(runs)), float("nan"), device=device)
     failures: dict[int, str] = {}
     first = 1
     if resume is not None:
-        first = _restore(resume, stack, optimizer, latents, history, failures, len(runs)) + 1
+        first = _restore(resume, stacks, optimizer, history, failures, len(runs)) + 1
     active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
 
     marks = set(checkpoint_iterations(iterations, checkpoint_every))
@@ -177,12 +212,12 @@ def train_batched(
     results = [BatchResult() for _ in runs]
     for iteration in range(first, iterations + 1):
         optimizer.zero_grad(set_to_none=True)
-        outputs = stack(latents)
-        per_run = torch.cat([loss(outputs[members]) for members, loss in groups])[back_to_run_order]
+        outputs = stacks()
+        per_run = torch.cat([loss(stacks.output(outputs, members)) for members, loss in groups])[back_to_run_order]
         finite_loss = torch.isfinite(per_run)
         torch.where(active & finite_loss, per_run, torch.zeros_like(per_run)).sum().backward()
         history[iteration - 1] = torch.where(active, per_run.detach(), history[iteration - 1])
-        healthy = finite_loss & _per_run_finite_gradients(stack)
+        healthy = finite_loss & stacks.finite_gradients()
         if not bool((healthy | ~active).all()):
             for index in torch.nonzero(active & ~healthy).view(-1).tolist():
                 if bool(finite_loss[index]):
@@ -190,13 +225,15 @@ def train_batched(
                 else:
                     failures[index] = f"loss became {float(per_run[index].detach())!r} at iteration {iteration}"
             active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
-        _freeze(stack, ~active)
+        stacks.freeze(~active)
         optimizer.step()
         if on_progress is not None and (iteration % progress_every == 0 or iteration == iterations):
             on_progress(iteration, history[:iteration])
         if iteration in marks:
             with torch.no_grad():
-                audio = stack(latents).reshape(len(runs), -1).cpu().numpy()
+                outputs = stacks()
+                audio = torch.stack([as_waveform(losses[run.loss], stacks.output(outputs, [i])[0])
+                                     for i, run in enumerate(runs)]).cpu().numpy()
             still_running = active.tolist()
             for result, samples, running in zip(results, audio, still_running):
                 if running:
@@ -204,7 +241,7 @@ def train_batched(
             if on_checkpoint is not None:
                 on_checkpoint(iteration, audio, still_running)
         if on_save is not None and (iteration in marks or iteration % SAVE_EVERY == 0):
-            on_save(_state(iteration, stack, optimizer, latents, history, failures))
+            on_save(_state(iteration, stacks, optimizer, history, failures))
     for index, (result, column) in enumerate(zip(results, history.cpu().T)):
         result.failure = failures.get(index)
         done = int(result.failure.rsplit(" ", 1)[-1]) if result.failure else iterations
@@ -212,29 +249,30 @@ def train_batched(
     return results
 
 
-def _state(iteration, stack, optimizer, latents, history, failures) -> dict:
+def _state(iteration, stacks, optimizer, history, failures) -> dict:
     return {
         "format": STATE_FORMAT,
         "iteration": iteration,
-        "weights": [w.detach().cpu().clone() for w in stack.weights],
+        "weights": [w.detach().cpu().clone() for w in stacks.weights()],
         "optimizer": optimizer.state_dict(),
-        "latents": latents.cpu().clone(),
+        "latents": stacks.latents.cpu().clone(),
         "history": history[:iteration].cpu().clone(),
         "failures": [[index, reason] for index, reason in sorted(failures.items())],
         "rng": torch.get_rng_state(),
     }
 
 
-def _restore(state, stack, optimizer, latents, history, failures, n_runs) -> int:
+def _restore(state, stacks, optimizer, history, failures, n_runs) -> int:
     """Load a saved state into freshly built objects; return its iteration."""
-    if state.get("format") != STATE_FORMAT or len(state["weights"]) != len(stack.weights):
+    weights = stacks.weights()
+    if state.get("format") != STATE_FORMAT or len(state["weights"]) != len(weights):
         raise ValueError("the saved training state does not fit this run")
     if state["latents"].shape[0] != n_runs:
         raise ValueError("the saved training state has a different number of runs")
     with torch.no_grad():
-        for weight, saved in zip(stack.weights, state["weights"]):
+        for weight, saved in zip(weights, state["weights"]):
             weight.copy_(saved)
-        latents.copy_(state["latents"])
+        stacks.latents.copy_(state["latents"])
         done = state["iteration"]
         history[:done] = state["history"].to(history.device)
     optimizer.load_state_dict(state["optimizer"])
