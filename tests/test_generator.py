@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from perceptual_audio_loss.generator import BLOCKS, Generator, seeded_generator_and_latent
+from perceptual_audio_loss.generator import BLOCKS, seeded_generator_and_latent
 from perceptual_audio_loss.train import checkpoint_iterations, train_one
 
 

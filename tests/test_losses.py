@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from perceptual_audio_loss import LOSSES, PerceptualLoss, build_loss
+from perceptual_audio_loss import PerceptualLoss, build_loss
 from perceptual_audio_loss.losses import UnknownLoss
 from perceptual_audio_loss.scales import hz_to_mel_slaney, mel_filterbank, mel_slaney_to_hz
 

@@ -1,13 +1,10 @@
 """A killed run resumes to the same bytes, every file is whole, bad input costs nothing."""
 
 import csv
-import errno
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import matplotlib.image
@@ -17,7 +14,6 @@ import soundfile
 import torch
 from torch import nn
 
-from conftest import sine
 from perceptual_audio_loss.cli import main
 from perceptual_audio_loss.losses import LOSSES, register_loss
 

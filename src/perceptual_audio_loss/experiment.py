@@ -182,8 +182,19 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     finally:
         bars.close()
     seconds = round(time.perf_counter() - started, 3)
+    try:
+        statuses = _finish(out, config, clips, runs, run_dirs, results, seconds)
+        return ExperimentOutcome(_report(out), _failed(statuses), state["iteration"] if state else 0, False,
+                                 _claims_text(out, config))
+    except OSError as error:
+        raise UserError(f"{out}: writing the run's results failed ({error.strerror or error}); the training "
+                        "is saved: run the same command again to finish") from None
+
+
+def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[dict]:
+    """Record every run's losses and status, then measure its checkpoints."""
     statuses = []
-    for label, run, run_dir, result in zip(labels, runs, run_dirs, results):
+    for run, run_dir, result in zip(runs, run_dirs, results):
         write_losses_csv(run_dir / "losses.csv", result.losses)
         statuses.append(dict(
             clip=clips[run.target].name, loss=run.loss, seed=run.seed,
@@ -191,10 +202,9 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
             final_loss=result.losses[-1] if result.losses else None, seconds=seconds,
             checkpoints=sorted(int(p.stem.split("-")[1]) for p in run_dir.glob("iter-*.wav")),
         ))
-    write_json(out / "runs.json", statuses)
     write_metrics(out, config, statuses)
-    return ExperimentOutcome(_report(out), _failed(statuses), state["iteration"] if state else 0, False,
-                             _claims_text(out, config))
+    write_json(out / "runs.json", statuses)  # last: "finished" only once everything else is written
+    return statuses
 
 
 def _write_records(out, config, clips, losses, device, identity, labels, run_dirs, remove_on_error) -> None:

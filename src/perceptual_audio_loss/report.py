@@ -6,7 +6,6 @@ All links are relative: the folder can be moved, zipped and opened from disk.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Fitting the seed's generator to one target under one loss."""
+"""Fitting the seed's generators: one run alone, or every run of an experiment at once."""
 
 from __future__ import annotations
 
