@@ -78,8 +78,8 @@ def command_run(args: argparse.Namespace) -> int:
     from .experiment import run_experiment
 
     settings = read_config_file(args.config) if args.config else {}
-    out = args.out or settings.pop("out", None) or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    settings.pop("out", None)
+    out_from_file = settings.pop("out", None)
+    out = args.out or out_from_file or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     flags = {"clips": args.clips or None, "losses": args.losses, "iterations": args.iterations,
              "checkpoint_every": args.checkpoint_every, "seeds": args.seeds, "seed": args.seed,
              "device": args.device, "offset_seconds": args.offset, "pad": args.pad, "speech": args.speech}

@@ -23,7 +23,9 @@ from .config import ExperimentConfig, resolve_device
 from .errors import UserError
 from .losses import build_loss
 from .runfolder import (
+    checkpoint_iterations_on_disk,
     checkpoint_name,
+    run_path,
     read_metrics_csv,
     write_metrics_csv,
     fingerprint,
@@ -142,11 +144,12 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
 
     runs = [RunSpec(c, name, seed) for c in range(len(clips)) for name in config.losses for seed in config.seeds]
     labels = [f"{clips[run.target].name}/{run.loss}/seed-{run.seed}" for run in runs]
-    run_dirs = [out / "clips" / label for label in labels]
+    run_dirs = [run_path(out, clips[run.target].name, run.loss, run.seed) for run in runs]
+    running = [dict(clip=clips[run.target].name, loss=run.loss, seed=run.seed, status="running") for run in runs]
     if mode == "finished":
         return ExperimentOutcome(_report(out), _failed(read_json(out / "runs.json")), config.iterations, True,
                                  _claims_text(out, config))
-    _write_records(out, config, clips, losses, device, identity, labels, run_dirs, remove_on_error=mode == "new")
+    _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error=mode == "new")
     state = load_state(out / "state.pt") if mode == "resume" else None
 
     def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
@@ -200,14 +203,14 @@ def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[dict]:
             clip=clips[run.target].name, loss=run.loss, seed=run.seed,
             status="failed" if result.failure else "finished", reason=result.failure,
             final_loss=result.losses[-1] if result.losses else None, seconds=seconds,
-            checkpoints=sorted(int(p.stem.split("-")[1]) for p in run_dir.glob("iter-*.wav")),
+            checkpoints=checkpoint_iterations_on_disk(run_dir),
         ))
     write_metrics(out, config, statuses)
     write_json(out / "runs.json", statuses)  # last: "finished" only once everything else is written
     return statuses
 
 
-def _write_records(out, config, clips, losses, device, identity, labels, run_dirs, remove_on_error) -> None:
+def _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error) -> None:
     """Write the run's configuration, targets and statuses; again on a resume (they are the same).
 
     ``config.json`` comes first: from then on the folder is a run this command can resume.
@@ -231,8 +234,7 @@ def _write_records(out, config, clips, losses, device, identity, labels, run_dir
             write_wav(out / "clips" / clip.name / "original.wav", clip.samples, config.sample_rate)
         for run_dir in run_dirs:
             run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out / "runs.json", [dict(clip=label.split("/")[0], loss=label.split("/")[1],
-                                            seed=int(label.split("-")[-1]), status="running") for label in labels])
+        write_json(out / "runs.json", running)
     except OSError as error:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -256,7 +258,7 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[dict]) -> 
         if clip not in originals:
             originals[clip] = soundfile.read(str(out / "clips" / clip / "original.wav"), dtype="float64")[0]
         for iteration in status["checkpoints"]:
-            path = out / "clips" / clip / loss / f"seed-{seed}" / checkpoint_name(iteration)
+            path = run_path(out, clip, loss, seed) / checkpoint_name(iteration)
             generated = soundfile.read(str(path), dtype="float64")[0]
             values = measure(originals[clip], generated, config.sample_rate, speech=clip in config.speech)
             rows.extend(dict(clip=clip, loss=loss, seed=seed, iteration=iteration, metric=name, value=value)

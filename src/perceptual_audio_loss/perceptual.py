@@ -14,6 +14,7 @@ from .scales import band_weights
 SIMILARITIES = ("cosine", "mse")
 REDUCTIONS = ("mean", "sum", "none")
 METHODS = ("auto", "fft", "direct")
+_COSINE_EPS = 1e-8  # as F.cosine_similarity's default eps
 # Below this many taps per output frame a direct convolution beats the FFT on a CPU
 # (measured by `pal bench`'s crossover table on a 2-core x86 machine; see BENCHMARKS.md).
 FFT_MIN_TAPS_PER_FRAME = 64
@@ -142,9 +143,6 @@ class _FusedFFTDistance(torch.autograd.Function):
             # Adjoint of "rfft of x": the scale factors of rfft's and irfft's adjoints cancel here.
             grad_x[item] = torch.fft.irfft(adjoint, n=n_fft)[:length]
         return grad_x, None, None, None, None, None, None, None
-
-
-_COSINE_EPS = 1e-8
 
 
 class PerceptualLoss(nn.Module):

@@ -57,6 +57,15 @@ def log_spectrogram_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarra
     return freqs, times, 20.0 * np.log10(np.abs(stft) + 1e-10)
 
 
+def save_figure(figure, path: Path) -> None:
+    """Lay out, write atomically as PNG, and release a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
+    plt.close(figure)
+
+
 def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: float, path: Path, title: str) -> None:
     """One spectrogram image on the original's colour scale, so images compare by eye."""
     import matplotlib.pyplot as plt
@@ -71,9 +80,7 @@ def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: fl
     axes.set_xlabel("time (s)", fontsize=8)
     axes.set_ylabel("kHz", fontsize=8)
     axes.tick_params(labelsize=7)
-    figure.tight_layout()
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def save_loss_curves(curves: dict[str, list[np.ndarray]], path: Path, title: str) -> None:
@@ -91,9 +98,7 @@ def save_loss_curves(curves: dict[str, list[np.ndarray]], path: Path, title: str
         axis.set_ylabel("loss", fontsize=8)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 METRIC_LABELS = {
@@ -131,9 +136,7 @@ def save_metric_curves(rows: list[dict], losses: list[str], path: Path, title: s
         axis.axis("off")
     axes.flat[0].legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def read_run(run_dir: Path) -> tuple[dict, dict]:
@@ -159,7 +162,7 @@ def describe_status(status: dict) -> str:
 
 def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_rows: list[dict]) -> ClipSection:
     """The clip's images and sections: players for the first seed's checkpoints, curves for all."""
-    from .runfolder import read_losses_csv
+    from .runfolder import checkpoint_iteration, read_losses_csv, run_path
 
     sample_rate = config["sample_rate"]
     seeds = config.get("seeds", [0])
@@ -179,15 +182,15 @@ def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_
             f"seed {seed}: {d}" for seed, d in zip(seeds, described))
         first = per_seed[0]
         loss_section = LossSection(loss, summary, first.get("final_loss"), first.get("seconds"))
-        curves[loss] = [read_losses_csv(clip_dir / loss / f"seed-{seed}" / "losses.csv") for seed in seeds
-                        if (clip_dir / loss / f"seed-{seed}" / "losses.csv").exists()]
-        seed_dir = clip_dir / loss / f"seed-{seeds[0]}"
+        curves[loss] = [read_losses_csv(run_path(run_dir, clip, loss, seed) / "losses.csv") for seed in seeds
+                        if (run_path(run_dir, clip, loss, seed) / "losses.csv").exists()]
+        seed_dir = run_path(run_dir, clip, loss, seeds[0])
         for wav in sorted(seed_dir.glob("iter-*.wav")):
-            iteration = int(wav.stem.split("-")[1])
+            iteration = checkpoint_iteration(wav)
             audio, _ = soundfile.read(str(wav), dtype="float64")
             image = wav.with_suffix(".png")
             save_spectrogram(audio, sample_rate, reference_max_db, image, f"{loss}, iteration {iteration}")
-            relative = f"clips/{clip}/{loss}/seed-{seeds[0]}"
+            relative = seed_dir.relative_to(run_dir).as_posix()
             loss_section.checkpoints.append(Checkpoint(iteration, f"{relative}/{wav.name}", f"{relative}/{image.name}"))
         section.losses.append(loss_section)
     save_loss_curves(curves, clip_dir / "losses.png", clip)

@@ -38,8 +38,22 @@ def fingerprint(samples: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest()
 
 
+def run_path(out: Path, clip: str, loss: str, seed: int) -> Path:
+    """The folder of one (clip, loss, seed) run."""
+    return out / "clips" / clip / loss / f"seed-{seed}"
+
+
 def checkpoint_name(iteration: int) -> str:
     return f"iter-{iteration:04d}.wav"
+
+
+def checkpoint_iteration(path: Path) -> int:
+    """Inverse of :func:`checkpoint_name`."""
+    return int(path.stem.split("-")[1])
+
+
+def checkpoint_iterations_on_disk(run_folder: Path) -> list[int]:
+    return sorted(checkpoint_iteration(path) for path in run_folder.glob("iter-*.wav"))
 
 
 def write_json(path: Path, value) -> None:
