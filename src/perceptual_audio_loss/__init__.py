@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 
 from .generator import Generator
 from .losses import LOSSES, build_loss, register_loss
+from .masking import MaskedLoss, masked_loss
 from .perceptual import PerceptualLoss, perceptual_loss
 
-__all__ = ["Generator", "LOSSES", "PerceptualLoss", "build_loss", "perceptual_loss", "register_loss", "__version__"]
+__all__ = ["Generator", "LOSSES", "MaskedLoss", "PerceptualLoss", "build_loss", "masked_loss", "perceptual_loss",
+           "register_loss", "__version__"]

@@ -59,7 +59,11 @@ class TargetLoss(nn.Module):
         super().__init__()
         self.loss = loss
         self.cached = hasattr(loss, "target_features") and hasattr(loss, "against")
-        self.register_buffer("targets", loss.target_features(targets) if self.cached else targets)
+        features = loss.target_features(targets) if self.cached else targets
+        if isinstance(features, torch.Tensor):
+            self.register_buffer("targets", features)
+        else:  # a loss's own bundle of tensors, made on the targets' device
+            self.targets = features
 
     def forward(self, outputs: torch.Tensor) -> torch.Tensor:
         if self.cached:
@@ -124,3 +128,11 @@ def _mulaw(sample_rate: float) -> nn.Module:
     from .mulaw import MuLawLoss
 
     return MuLawLoss()
+
+
+@register_loss("masked")
+def _masked(sample_rate: float) -> nn.Module:
+    """The masking-aware loss: error above the target's masking threshold (issue 6)."""
+    from .masking import MaskedLoss
+
+    return MaskedLoss(sample_rate)

@@ -146,3 +146,53 @@ def mel_filterbank(sample_rate: float, n_fft: int, n_mels: int = 128) -> np.ndar
     falling = (upper - bin_hz) / (upper - centre)
     triangles = np.maximum(0.0, np.minimum(rising, falling))
     return triangles * (2.0 / (upper - lower))
+
+
+def hz_to_critical_band_rate(hz):
+    """Critical-band rate in Bark, ``13 atan(0.00076 f) + 3.5 atan((f / 7500)²)``.
+
+    This is the Bark of the masking model (:mod:`perceptual_audio_loss.masking`); it follows
+    Zwicker's measured table to 20 kHz (24.7 Bark at 22.05 kHz), where ``6 asinh(f / 600)``,
+    the seed's filter-bank spacing, runs on to 26.
+
+    References
+    ----------
+    Zwicker & Terhardt (1980), "Analytical expressions for critical-band rate and critical
+    bandwidth as a function of frequency", JASA 68(5).
+
+    >>> round(float(hz_to_critical_band_rate(1000.0)), 2)
+    8.51
+    """
+    hz = np.asarray(hz, dtype=np.float64)
+    return 13.0 * np.arctan(0.00076 * hz) + 3.5 * np.arctan((hz / 7500.0) ** 2)
+
+
+def critical_band_rate_to_hz(bark):
+    """Inverse of :func:`hz_to_critical_band_rate`, by interpolation on a 0.5 Hz grid to 96 kHz.
+
+    The function is strictly increasing, so the inverse is unique; there is no closed form.
+    """
+    grid_hz = np.arange(0.0, 96000.0, 0.5)
+    return np.interp(np.asarray(bark, dtype=np.float64), hz_to_critical_band_rate(grid_hz), grid_hz)
+
+
+def threshold_in_quiet_db(hz, low_clamp_hz: float = 20.0, high_clamp_hz: float = 15000.0):
+    """Threshold in quiet in dB SPL, ``3.64 f^-0.8 - 6.5 exp(-0.6 (f - 3.3)²) + 1e-3 f⁴``, f in kHz.
+
+    Both ends of the formula run away: ``f^-0.8`` to infinity at 0 Hz, ``f⁴`` to 160 dB at
+    20 kHz. Frequencies are clamped to ``[low_clamp_hz, high_clamp_hz]`` before it is evaluated,
+    so the threshold is held at 83.2 dB below 20 Hz and at 51.0 dB above 15 kHz. The upper clamp
+    is a choice: young listeners hear 16-18 kHz at levels well below what ``f⁴`` says, and a loss
+    that declared every error up there inaudible would let a generator put anything there.
+
+    References
+    ----------
+    Terhardt (1979), "Calculating virtual pitch", Hearing Research 1; the form used by
+    ISO/IEC 11172-3 Annex D and by Painter & Spanias (2000), "Perceptual coding of digital
+    audio", Proc. IEEE 88(4), eq. (1).
+
+    >>> round(float(threshold_in_quiet_db(1000.0)), 2)
+    3.37
+    """
+    khz = np.clip(np.asarray(hz, dtype=np.float64), low_clamp_hz, high_clamp_hz) / 1000.0
+    return 3.64 * khz ** -0.8 - 6.5 * np.exp(-0.6 * (khz - 3.3) ** 2) + 1e-3 * khz ** 4
