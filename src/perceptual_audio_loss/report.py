@@ -47,6 +47,7 @@ class ClipSection:
     curves_image: str
     losses: list[LossSection] = field(default_factory=list)
     metrics_image: str | None = None
+    mask_image: str | None = None
 
 
 def log_spectrogram_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,6 +77,32 @@ def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: fl
         times, freqs / 1000.0, db, vmin=reference_max_db - DYNAMIC_RANGE_DB, vmax=reference_max_db,
         cmap="magma", shading="auto", rasterized=True,
     )
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel("time (s)", fontsize=8)
+    axes.set_ylabel("kHz", fontsize=8)
+    axes.tick_params(labelsize=7)
+    save_figure(figure, path)
+
+
+def save_mask_image(samples: np.ndarray, sample_rate: int, path: Path, title: str) -> None:
+    """The masked loss's threshold for ``samples`` (23 ms resolution), in dB SPL, on the
+    spectrogram's axes so it reads under it: error below this level costs nothing."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from .masking import MaskedLoss
+
+    loss = MaskedLoss(sample_rate)
+    threshold_db = loss.mask(torch.from_numpy(samples).float()[None])[0].numpy()
+    times = np.arange(threshold_db.shape[1]) * loss.hop() / sample_rate
+    figure, axes = plt.subplots(figsize=(4.2, 2.4), dpi=90)
+    mesh = axes.pcolormesh(
+        np.append(times, times[-1] + loss.hop() / sample_rate), loss.band_edges_hz / 1000.0, threshold_db,
+        vmin=0.0, vmax=max(1.0, float(threshold_db.max())), cmap="viridis", shading="flat", rasterized=True,
+    )
+    colorbar = figure.colorbar(mesh, ax=axes, pad=0.02)
+    colorbar.set_label("dB SPL", fontsize=7)
+    colorbar.ax.tick_params(labelsize=6)
     axes.set_title(title, fontsize=9)
     axes.set_xlabel("time (s)", fontsize=8)
     axes.set_ylabel("kHz", fontsize=8)
@@ -174,6 +201,9 @@ def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_
         clip, config.get("clip_sources", {}).get(clip, clip),
         f"clips/{clip}/original.wav", f"clips/{clip}/original.png", f"clips/{clip}/losses.png",
     )
+    if any(loss.startswith("masked") for loss in config["losses"]):
+        save_mask_image(original, sample_rate, clip_dir / "mask.png", f"{clip}: masking threshold")
+        section.mask_image = f"clips/{clip}/mask.png"
     curves = {}
     for loss in config["losses"]:
         per_seed = [statuses.get((clip, loss, seed), {}) for seed in seeds]
