@@ -18,3 +18,14 @@ def write_audio(tmp_path):
 def sine(hz, seconds, rate, amplitude=0.5):
     t = np.arange(int(seconds * rate)) / rate
     return amplitude * np.sin(2 * np.pi * hz * t)
+
+
+@pytest.fixture(scope="session")
+def listening_run(tmp_path_factory):
+    """A finished two-clip, two-loss run (2 iterations) for the listening test to serve."""
+    from perceptual_audio_loss.cli import main
+
+    out = tmp_path_factory.mktemp("listen") / "run"
+    assert main(["run", "speech", "drums", "--losses", "mse,perceptual", "--iterations", "2",
+                 "--checkpoint-every", "1", "--out", str(out), "--no-progress"]) == 0
+    return out

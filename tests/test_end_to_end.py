@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import shutil
 
 import matplotlib.image
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from browser import launch, needs_chromium
 from perceptual_audio_loss.cli import main
 
 CLIPS, LOSSES, ITERATIONS, EVERY = ["speech", "drums"], ["mse", "perceptual"], 4, 2
@@ -75,8 +75,6 @@ def test_report_rebuilds_from_files(run_dir, tmp_path, capsys):
     assert main(["report", str(tmp_path / "no-such-run")]) == 2
 
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 WAIT_FOR_MEDIA = """
 async () => {
@@ -96,12 +94,11 @@ async () => {
 """
 
 
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="Debian's chromium is not installed")
+@needs_chromium
 def test_page_renders_in_headless_chromium(run_dir):
     playwright = pytest.importorskip("playwright.sync_api")
-    assert CHROMIUM, "chromium is missing: `make test` installs it (scripts/ensure-chromium)"
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = launch(p)
         try:
             page = browser.new_page()
             page.goto((run_dir / "report.html").as_uri())

@@ -65,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
     report.add_argument("run_dir", type=Path)
 
+    listen = commands.add_parser("listen", help="serve a blind listening test (MUSHRA or A/B preference) over a "
+                                 "run's audio; --results prints what raters said")
+    listen.add_argument("run_dir", type=Path)
+    listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    listen.add_argument("--port", type=integer, default=8765, help="default 8765")
+    listen.add_argument("--checkpoint", type=integer, help="iteration whose generations are rated (default: the last)")
+    listen.add_argument("--mode", default="mushra", help="mushra (default) or preference (forced-choice A/B)")
+    listen.add_argument("--compare", type=comma_list, help="losses to include (default: all for mushra, the run's "
+                        "first two for preference)")
+    listen.add_argument("--results", action="store_true", help="print the ratings' summary and add it to the page")
+
     bench = commands.add_parser("bench", help="speed and memory against the seed's way (pal bench --help)",
                                 add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
@@ -106,6 +117,33 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_listen(args: argparse.Namespace) -> int:
+    from .listening.design import load_stimuli
+
+    if not args.run_dir.is_dir():
+        raise UserError(f"{args.run_dir}: no such run folder")
+    if args.results:
+        from .listening.results import results_text
+        from .report import build_report
+
+        text = results_text(args.run_dir)
+        if text is None:
+            print(f"{args.run_dir}: no ratings yet (start a test with: pal listen {args.run_dir})")
+            return 0
+        print(text)
+        print(f"report: {build_report(args.run_dir)}")
+        return 0
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    from .listening.server import serve
+
+    stimuli = load_stimuli(args.run_dir, args.mode, args.checkpoint, args.compare)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        sys.stderr.write(f"pal: note: serving on {args.host}: anyone who can reach it can take the test\n")
+    serve(stimuli, args.host, args.port)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own parser: argparse's REMAINDER refuses leading options
@@ -113,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "report": command_report}
+    handlers = {"run": command_run, "report": command_report, "listen": command_listen}
     try:
         return handlers[args.command](args)
     except UserError as error:

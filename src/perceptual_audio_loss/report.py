@@ -166,6 +166,52 @@ def save_metric_curves(rows: list[dict], losses: list[str], path: Path, title: s
     save_figure(figure, path)
 
 
+@dataclass
+class ListeningSection:
+    text: str  # what ``pal listen --results`` prints
+    image: str | None = None
+
+
+def collect_listening(run_dir: Path) -> ListeningSection | None:
+    """The listening test's results and a plot of the MUSHRA means, when ratings exist."""
+    from .listening.results import ALL_CLIPS, results_text, summarise_mushra
+    from .listening.store import database_path, read_ratings
+
+    text = results_text(run_dir)
+    if text is None:
+        return None
+    section = ListeningSection(text)
+    ratings = read_ratings(database_path(run_dir))
+    if ratings:
+        latest = max(row["checkpoint"] for row in ratings)
+        summary = summarise_mushra([row for row in ratings if row["checkpoint"] == latest])
+        save_mushra_plot(summary.table, summary.conditions, ALL_CLIPS, run_dir / "listening.png",
+                         f"MUSHRA scores at iteration {latest}")
+        section.image = "listening.png"
+    return section
+
+
+def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Path, title: str) -> None:
+    """Each condition's mean score with its 95 % interval: all clips in black, each clip beside it."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(1.2 + 1.1 * len(conditions), 3.0), dpi=90)
+    clips = [clip for clip in table if clip != overall]
+    offsets = np.linspace(-0.3, 0.3, len(clips) + 1)
+    for offset, clip in zip(offsets, [overall, *clips]):
+        means = [table[clip][c].mean for c in conditions]
+        errors = [0.0 if np.isnan(table[clip][c].half_width) else table[clip][c].half_width for c in conditions]
+        style = {"color": "black", "marker": "s", "markersize": 6} if clip == overall else {"marker": "o", "markersize": 3, "alpha": 0.7}
+        axes.errorbar(np.arange(len(conditions)) + offset, means, yerr=errors, linestyle="none", capsize=2, label=clip, **style)
+    axes.set_xticks(np.arange(len(conditions)), conditions, fontsize=7, rotation=20)
+    axes.set_ylim(0, 100)
+    axes.set_ylabel("score (0-100)", fontsize=8)
+    axes.set_title(title, fontsize=9)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=6, loc="lower left")
+    save_figure(figure, path)
+
+
 def read_run(run_dir: Path) -> tuple[dict, dict]:
     """``config.json`` and the per-run statuses of ``runs.json`` keyed by (clip, loss, seed)."""
     from .runfolder import read_json
@@ -258,6 +304,7 @@ def build_report(run_dir: str | Path) -> Path:
         unfinished=unfinished,
         claims=claims,
         seeds=config.get("seeds", [0]),
+        listening=collect_listening(run_dir),
     )
     path = run_dir / "report.html"
     atomic_write_text(path, page)

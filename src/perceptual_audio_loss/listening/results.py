@@ -1,0 +1,132 @@
+"""What the raters said: MUSHRA means with 95 % intervals after post-screening, and preferences."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+from ..claims import Estimate, mean_interval
+from .design import REFERENCE
+
+# ITU-R BS.1534-3, 4.1.2 (post-screening): exclude an assessor who rates the hidden reference
+# below 90 for more than 15 % of the test items.
+HIDDEN_REFERENCE_MIN = 90.0
+MAX_SHARE_BELOW = 0.15
+ALL_CLIPS = "all clips"
+
+
+@dataclass
+class MushraSummary:
+    raters: int  # sessions with at least one rating
+    dropped: list[str]  # rater names (and session ids) excluded by post-screening
+    conditions: list[str]
+    # clip (or ALL_CLIPS) -> condition -> estimate over the kept raters' ratings
+    table: dict[str, dict[str, Estimate]] = field(default_factory=dict)
+
+
+def failed_post_screening(ratings: list[dict]) -> set[str]:
+    """Sessions whose hidden reference is below 90 on more than 15 % of their screens."""
+    screens: dict[str, list[float]] = {}
+    for row in ratings:
+        if row["condition"] == REFERENCE:
+            screens.setdefault(row["session"], []).append(row["score"])
+    return {session for session, scores in screens.items()
+            if sum(score < HIDDEN_REFERENCE_MIN for score in scores) > MAX_SHARE_BELOW * len(scores)}
+
+
+def summarise_mushra(ratings: list[dict]) -> MushraSummary:
+    dropped = failed_post_screening(ratings)
+    kept = [row for row in ratings if row["session"] not in dropped]
+    conditions = list(dict.fromkeys(row["condition"] for row in ratings))
+    clips = list(dict.fromkeys(row["clip"] for row in ratings))
+    names = {row["session"]: row["rater"] for row in ratings}
+    summary = MushraSummary(len(names), sorted(f"{names[s]} ({s[:8]})" for s in dropped), conditions)
+    for clip in [*clips, ALL_CLIPS]:
+        summary.table[clip] = {
+            condition: mean_interval([row["score"] for row in kept if row["condition"] == condition
+                                      and clip in (ALL_CLIPS, row["clip"])])
+            for condition in conditions
+        }
+    return summary
+
+
+@dataclass
+class PreferenceRow:
+    clip: str
+    first: str
+    second: str
+    first_count: int
+    second_count: int
+
+    @property
+    def total(self) -> int:
+        return self.first_count + self.second_count
+
+    def share_interval(self) -> tuple[float, float, float]:
+        """Share preferring ``first`` and its 95 % Wilson interval."""
+        n = self.total
+        if n == 0:
+            return math.nan, math.nan, math.nan
+        p, z = self.first_count / n, stats.norm.ppf(0.975)
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return p, centre - half, centre + half
+
+    def p_value(self) -> float:
+        """Two-sided exact binomial test against no preference."""
+        return stats.binomtest(self.first_count, self.total, 0.5).pvalue if self.total else math.nan
+
+
+def summarise_preferences(preferences: list[dict]) -> list[PreferenceRow]:
+    if not preferences:
+        return []
+    pair = sorted({preferences[0]["preferred"], preferences[0]["other"]})
+    rows = []
+    for clip in [*dict.fromkeys(row["clip"] for row in preferences), ALL_CLIPS]:
+        chosen = [row["preferred"] for row in preferences if clip in (ALL_CLIPS, row["clip"])]
+        rows.append(PreferenceRow(clip, pair[0], pair[1], chosen.count(pair[0]), chosen.count(pair[1])))
+    return rows
+
+
+def format_mushra(summary: MushraSummary, checkpoint_note: str) -> str:
+    lines = [f"MUSHRA, {checkpoint_note}: {summary.raters} rater(s); {len(summary.dropped)} dropped by "
+             f"post-screening (hidden reference below {HIDDEN_REFERENCE_MIN:g} on more than "
+             f"{MAX_SHARE_BELOW:.0%} of their screens){': ' + ', '.join(summary.dropped) if summary.dropped else ''}"]
+    width = max(len(c) for c in summary.conditions) if summary.conditions else 10
+    for clip, estimates in summary.table.items():
+        lines.append(f"{clip}:")
+        for condition, estimate in estimates.items():
+            interval = "" if math.isnan(estimate.half_width) else f" ± {estimate.half_width:.1f}"
+            mean = "n/a" if math.isnan(estimate.mean) else f"{estimate.mean:5.1f}{interval}"
+            lines.append(f"  {condition:<{width}}  {mean:<14} n = {estimate.n}")
+    return "\n".join(lines)
+
+
+def format_preferences(rows: list[PreferenceRow], checkpoint_note: str) -> str:
+    lines = [f"preference, {checkpoint_note}:"]
+    for row in rows:
+        share, low, high = row.share_interval()
+        lines.append(f"  {row.clip}: {row.first} {row.first_count}, {row.second} {row.second_count}; "
+                     f"{row.first} preferred {share:.0%} (95 % interval {low:.0%}-{high:.0%}), "
+                     f"binomial p = {row.p_value():.3g}")
+    return "\n".join(lines)
+
+
+def results_text(run_dir) -> str | None:
+    """Everything stored for the run, as ``pal listen --results`` prints it; None when empty."""
+    from .store import database_path, read_preferences, read_ratings
+
+    path = database_path(run_dir)
+    ratings, preferences = read_ratings(path), read_preferences(path)
+    parts = []
+    # Sessions at different checkpoints rated different sounds: never pooled.
+    for checkpoint in sorted({row["checkpoint"] for row in ratings}):
+        chosen = [row for row in ratings if row["checkpoint"] == checkpoint]
+        parts.append(format_mushra(summarise_mushra(chosen), f"iteration {checkpoint}"))
+    for checkpoint, pair in sorted({(row["checkpoint"], frozenset((row["preferred"], row["other"])))
+                                    for row in preferences}, key=lambda key: (key[0], sorted(key[1]))):
+        chosen = [row for row in preferences if row["checkpoint"] == checkpoint and {row["preferred"], row["other"]} == pair]
+        parts.append(format_preferences(summarise_preferences(chosen), f"iteration {checkpoint}"))
+    return "\n\n".join(parts) if parts else None

@@ -1,0 +1,198 @@
+"""The listening test's web server: FastAPI over the run's stimuli and its SQLite store.
+
+Routes are fixed: the page, its JSON API, and ``/audio/{token}``, where a token is 32 hex digits
+that the store maps to a (clip, condition) held in memory. No part of a request is ever joined to
+a file-system path, so ``../`` or absolute paths can only miss.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import UserError
+from . import store
+from .design import Stimuli
+
+OPEN_REFERENCE = "open-reference"  # the labelled reference: played, never rated
+TOKEN = re.compile(r"[0-9a-f]{32}")
+LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+Score = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewSession(Strict):
+    rater: str = Field(min_length=1, max_length=80, pattern=r"\S")
+
+
+class Played(Strict):
+    session: str
+    token: str
+
+
+class MushraScores(Strict):
+    session: str
+    clip: str
+    scores: dict[str, Score]  # token -> 0..100
+
+
+class PreferenceChoice(Strict):
+    session: str
+    clip: str
+    preferred: str  # token of the preferred item
+
+
+def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
+    """The app serving ``stimuli``, storing into ``database`` (created if missing)."""
+    store.create(database)
+    sounds = {(clip.name, OPEN_REFERENCE): clip.reference for clip in stimuli.clips}
+    sounds |= {(clip.name, name): wav for clip in stimuli.clips for name, wav in clip.conditions.items()}
+    app = FastAPI(title="perceptual-audio-loss listening test", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # One line naming the field; never the submitted value back (it may be Infinity, or huge).
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"][1:]) or "body"
+        return JSONResponse({"detail": f"{field}: {first['msg']}"}, status_code=422)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
+
+    @app.get("/api/test")
+    def describe() -> dict:
+        return {"mode": stimuli.mode, "checkpoint": stimuli.checkpoint, "clips": len(stimuli.clips),
+                "conditions": len(stimuli.rated_conditions)}
+
+    @app.post("/api/sessions")
+    def new_session(request: NewSession) -> dict:
+        session = secrets.token_hex(16)
+        shuffle = secrets.SystemRandom().shuffle
+        clips = list(stimuli.clips)
+        shuffle(clips)
+        screens, rows = [], []
+        for clip in clips:
+            conditions = list(clip.conditions)
+            shuffle(conditions)
+            reference = secrets.token_hex(16)
+            rows.append((reference, session, clip.name, -1, OPEN_REFERENCE, 0))
+            items = []
+            for position, condition in enumerate(conditions):
+                token = secrets.token_hex(16)
+                rows.append((token, session, clip.name, position, condition, 1))
+                items.append({"token": token, "url": f"/audio/{token}", "label": LABELS[position]})
+            screens.append({"clip": clip.name, "reference": f"/audio/{reference}", "items": items})
+        with store.connect(database, write=True) as connection:
+            connection.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
+                               (session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, store.now()))
+            connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return {"session": session, "mode": stimuli.mode, "screens": screens}
+
+    @app.get("/audio/{token}")
+    def audio(token: str) -> Response:
+        if not TOKEN.fullmatch(token):
+            raise HTTPException(404, "no such sound")
+        with store.connect(database) as connection:
+            row = connection.execute("SELECT clip, condition FROM items WHERE token = ?", (token,)).fetchone()
+        if row is None or (row["clip"], row["condition"]) not in sounds:
+            raise HTTPException(404, "no such sound")
+        return Response(sounds[row["clip"], row["condition"]], media_type="audio/wav",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/api/played", status_code=204)
+    def played(request: Played) -> Response:
+        with store.connect(database, write=True) as connection:
+            if connection.execute("SELECT 1 FROM items WHERE token = ? AND session = ?",
+                                  (request.token, request.session)).fetchone() is None:
+                raise HTTPException(404, "no such item in this session")
+            connection.execute("INSERT OR IGNORE INTO plays VALUES (?)", (request.token,))
+        return Response(status_code=204)
+
+    @app.post("/api/ratings", status_code=201)
+    def rate(request: MushraScores) -> dict:
+        with store.connect(database, write=True) as connection:
+            items = _screen(connection, request.session, request.clip, "mushra")
+            unknown = set(request.scores) - set(items)
+            if unknown:
+                raise HTTPException(422, f"unknown condition {sorted(unknown)[0]!r} for clip {request.clip!r}")
+            if set(request.scores) != set(items):
+                raise HTTPException(422, "every item of the screen needs a score")
+            _check_fresh_and_played(connection, request.session, request.clip, items, "ratings")
+            submitted = store.now()
+            connection.executemany("INSERT INTO ratings VALUES (?, ?, ?, ?, ?)", [
+                (request.session, request.clip, items[token], float(score), submitted)
+                for token, score in request.scores.items()])
+        return {"stored": len(request.scores)}
+
+    @app.post("/api/preferences", status_code=201)
+    def prefer(request: PreferenceChoice) -> dict:
+        with store.connect(database, write=True) as connection:
+            items = _screen(connection, request.session, request.clip, "preference")
+            if request.preferred not in items:
+                raise HTTPException(422, f"unknown condition {request.preferred!r} for clip {request.clip!r}")
+            _check_fresh_and_played(connection, request.session, request.clip, items, "preferences")
+            other = next(condition for token, condition in items.items() if token != request.preferred)
+            connection.execute("INSERT INTO preferences VALUES (?, ?, ?, ?, ?)",
+                               (request.session, request.clip, items[request.preferred], other, store.now()))
+        return {"stored": 1}
+
+    return app
+
+
+def _screen(connection, session: str, clip: str, mode: str) -> dict[str, str]:
+    """The rated items (token -> condition) of ``session``'s screen for ``clip``, or an HTTP error."""
+    row = connection.execute("SELECT mode FROM sessions WHERE id = ?", (session,)).fetchone()
+    if row is None:
+        raise HTTPException(404, "no such session")
+    if row["mode"] != mode:
+        raise HTTPException(409, f"this session is a {row['mode']} test")
+    items = dict(connection.execute("SELECT token, condition FROM items WHERE session = ? AND clip = ? AND rated = 1",
+                                    (session, clip)).fetchall())
+    if not items:
+        raise HTTPException(422, f"unknown clip {clip!r}")
+    return items
+
+
+def _check_fresh_and_played(connection, session: str, clip: str, items: dict[str, str], table: str) -> None:
+    if connection.execute(f"SELECT 1 FROM {table} WHERE session = ? AND clip = ?", (session, clip)).fetchone():
+        raise HTTPException(409, f"clip {clip!r} is already rated in this session")
+    played = {row[0] for row in connection.execute(
+        f"SELECT token FROM plays WHERE token IN ({','.join('?' * len(items))})", list(items))}
+    if played != set(items):
+        raise HTTPException(409, "play every item before rating")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One clear line instead of uvicorn's traceback when the address is taken or invalid."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise UserError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def serve(stimuli: Stimuli, host: str, port: int) -> None:
+    import uvicorn
+
+    check_port_free(host, port)
+    database = store.database_path(stimuli.run_dir)
+    app = create_app(stimuli, database)
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"listening test ({stimuli.mode}, iteration {stimuli.checkpoint}): http://{shown_host}:{port}/  "
+          f"ratings go to {database}; Ctrl-C stops", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
