@@ -124,15 +124,18 @@ def claims_table(rows: list[dict], losses: list[str]) -> list[ClaimRow]:
     return table
 
 
-def format_table(table: list[ClaimRow], losses: list[str], seeds: int) -> str:
-    """The claims at each clip's last checkpoint (and STOI at its first), as plain text."""
+def format_table(table: list[ClaimRow], losses: list[str], seeds: int, unit: str = "seed") -> str:
+    """The claims at each clip's last checkpoint (and STOI at its first), as plain text.
+
+    ``seeds`` counts what the intervals are over: seeds of one run, or clips of a sweep (``unit``).
+    """
     last = {}
     for row in table:
         if row.iteration is not None:
             last[row.clip] = max(last.get(row.clip, 0), row.iteration)
     first = min((r.iteration for r in table if r.iteration is not None), default=None)
-    lines = [f"claims of the seed post, mean ± 95 % interval over {seeds} seed(s)"
-             + ("" if seeds > 1 else " (one seed: an anecdote, no interval)")]
+    lines = [f"claims of the seed post, mean ± 95 % interval over {seeds} {unit}(s)"
+             + ("" if seeds > 1 else f" (one {unit}: an anecdote, no interval)")]
     for row in table:
         wanted = row.iteration is None or row.iteration == last.get(row.clip) or (
             row.claim.metric == "stoi" and row.iteration == first)

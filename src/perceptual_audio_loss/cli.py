@@ -76,6 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "first two for preference)")
     listen.add_argument("--results", action="store_true", help="print the ratings' summary and add it to the page")
 
+    sweep = commands.add_parser("sweep", help="fit many clips' windows under several losses and seeds, in shards, "
+                                "on this machine or on Ray; rerun the same command to resume")
+    sweep.add_argument("data", nargs="+", help="audio files, folders (searched recursively) or text files listing paths")
+    sweep.add_argument("--out", type=Path, required=True, help="the sweep folder")
+    sweep.add_argument("--losses", type=comma_list, default=["mse", "perceptual"], help="default mse,perceptual")
+    sweep.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    sweep.add_argument("--windows-per-clip", type=integer, default=1, help="windows spread evenly over each clip (default 1)")
+    sweep.add_argument("--iterations", type=integer, default=1000)
+    sweep.add_argument("--checkpoint-every", type=integer, default=250)
+    sweep.add_argument("--executor", default="local", help="local (default) or ray")
+    sweep.add_argument("--address", help="Ray cluster to join (default: start a local Ray instance)")
+    sweep.add_argument("--runs-per-task", type=integer, default=8, help="runs trained together in one shard (default 8)")
+    sweep.add_argument("--workers", type=integer, help="shards at once on this machine (default: CPUs / threads per task)")
+    sweep.add_argument("--threads-per-task", type=integer, default=1, help="torch threads of each shard (default 1)")
+    sweep.add_argument("--device", default="cpu", help="cpu (default) or cuda (Ray then gives each shard a GPU)")
+    sweep.add_argument("--speech", action="store_true", help="score every window for intelligibility (STOI, PESQ)")
+    sweep.add_argument("--pad", action="store_true", help="centre clips shorter than the window in silence")
+    sweep.add_argument("--force", action="store_true", help="replace a different sweep in --out")
+    sweep.add_argument("--no-progress", action="store_true")
+
+    summarize = commands.add_parser("summarize", help="rebuild a sweep's metrics table and page from its shards")
+    summarize.add_argument("sweep_dir", type=Path)
+
     bench = commands.add_parser("bench", help="speed and memory against the seed's way (pal bench --help)",
                                 add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
@@ -144,6 +167,37 @@ def command_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_sweep(args: argparse.Namespace) -> int:
+    from .config import checked_settings
+    from .sweeps import SweepSettings, run_sweep
+
+    seeds = checked_settings({"seeds": args.seeds}, "--seeds")["seeds"]
+    settings = SweepSettings(
+        losses=args.losses, seeds=seeds, windows_per_clip=args.windows_per_clip, iterations=args.iterations,
+        checkpoint_every=args.checkpoint_every, runs_per_task=args.runs_per_task,
+        threads_per_task=args.threads_per_task, device=args.device, speech=args.speech, pad=args.pad,
+    )
+    outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,
+                        progress=not args.no_progress)
+    print(outcome.summary)
+    print(f"page: {args.out / 'index.html'}")
+    if outcome.failed:
+        sys.stderr.write(f"pal: {len(outcome.failed)} of {outcome.shards} shard(s) failed "
+                         f"({', '.join(sorted(outcome.failed))}); run the same command again to redo them\n")
+        return EXIT_RUN_FAILED
+    return 0
+
+
+def command_summarize(args: argparse.Namespace) -> int:
+    from .sweeps import summarize
+
+    if not args.sweep_dir.is_dir():
+        raise UserError(f"{args.sweep_dir}: no such sweep folder")
+    print(summarize(args.sweep_dir))
+    print(f"page: {args.sweep_dir / 'index.html'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # its own parser: argparse's REMAINDER refuses leading options
@@ -151,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "report": command_report, "listen": command_listen}
+    handlers = {"run": command_run, "report": command_report, "listen": command_listen, "sweep": command_sweep,
+                "summarize": command_summarize}
     try:
         return handlers[args.command](args)
     except UserError as error:

@@ -127,13 +127,17 @@ class RunProgress:
             bar.close()
 
 
-def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True) -> ExperimentOutcome:
+def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True,
+                   clips: list[Clip] | None = None, page: bool = True) -> ExperimentOutcome:
     """Validate everything, then train every (clip, loss) at once and write the run folder and page.
 
-    On a folder holding an unfinished run of the same configuration, continue it.
+    On a folder holding an unfinished run of the same configuration, continue it. ``clips``, when
+    given, are the prepared targets (a sweep's windows), used instead of loading ``config.clips``;
+    without ``page`` no ``report.html`` is written (``pal report`` builds it later).
     """
     config.validate()
-    clips = load_clips(config)
+    clips = load_clips(config) if clips is None else clips
+    report = _report if page else (lambda out: out / "report.html")
     device = resolve_device(config.device)
     losses = {name: build_loss(name, config.sample_rate) for name in config.losses}
     identity = config.identity() | {"targets": {c.name: fingerprint(c.samples) for c in clips}}
@@ -147,7 +151,7 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     run_dirs = [run_path(out, clips[run.target].name, run.loss, run.seed) for run in runs]
     running = [dict(clip=clips[run.target].name, loss=run.loss, seed=run.seed, status="running") for run in runs]
     if mode == "finished":
-        return ExperimentOutcome(_report(out), _failed(read_json(out / "runs.json")), config.iterations, True,
+        return ExperimentOutcome(report(out), _failed(read_json(out / "runs.json")), config.iterations, True,
                                  _claims_text(out, config))
     _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error=mode == "new")
     state = load_state(out / "state.pt") if mode == "resume" else None
@@ -180,14 +184,14 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
                         "run the same command again to resume") from None
     except KeyboardInterrupt:
         bars.close()
-        _report(out)  # the page shows the runs as interrupted, with what they wrote so far
+        report(out)  # the page shows the runs as interrupted, with what they wrote so far
         raise
     finally:
         bars.close()
     seconds = round(time.perf_counter() - started, 3)
     try:
         statuses = _finish(out, config, clips, runs, run_dirs, results, seconds)
-        return ExperimentOutcome(_report(out), _failed(statuses), state["iteration"] if state else 0, False,
+        return ExperimentOutcome(report(out), _failed(statuses), state["iteration"] if state else 0, False,
                                  _claims_text(out, config))
     except OSError as error:
         raise UserError(f"{out}: writing the run's results failed ({error.strerror or error}); the training "

@@ -1,0 +1,100 @@
+"""One shard: a small batched experiment into its own run folder, wherever it runs.
+
+``python -m perceptual_audio_loss.sweeps.shard SWEEP_DIR SHARD_NAME`` runs one shard from the
+plan saved in the sweep folder: the local executor's worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import Clip
+from .plan import Shard, SweepSettings, Window
+
+SWEEP_FILE = "sweep.json"
+TARGETS_FILE = "targets.npz"
+SHARDS = "shards"
+DONE_FILE = "done.json"
+
+
+# -- one shard ----------------------------------------------------------------------------------
+
+
+def shard_folder(sweep_dir: Path, shard: Shard) -> Path:
+    return Path(sweep_dir) / SHARDS / shard.name
+
+
+def is_finished(sweep_dir: Path, shard: Shard) -> bool:
+    return (shard_folder(sweep_dir, shard) / DONE_FILE).is_file()
+
+
+def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) -> dict:
+    """Train one shard into its run folder (resuming a partial one); return what happened.
+
+    Runs in a worker: a local subprocess or a Ray task. Its torch threads are fixed, so a shard's
+    numbers are the same wherever it runs.
+    """
+    import torch
+
+    from ..config import ExperimentConfig
+    from ..experiment import run_experiment
+    from ..files import atomic_write_text
+
+    settings = SweepSettings(**settings)
+    shard = Shard(**shard)
+    torch.set_num_threads(settings.threads_per_task)
+    folder = shard_folder(Path(sweep_dir), shard)
+    if (folder / DONE_FILE).is_file():
+        return {"shard": shard.name, "status": "skipped"}
+    started = time.perf_counter()
+    config = ExperimentConfig(
+        clips=[clip.source for clip in clips], losses=shard.losses, iterations=settings.iterations,
+        checkpoint_every=settings.checkpoint_every, seeds=shard.seeds, device=settings.device,
+        sample_rate=settings.sample_rate, window=settings.window, pad=settings.pad,
+        speech=[clip.name for clip in clips] if settings.speech else [],
+    )
+    outcome = run_experiment(config, folder, progress=False, clips=clips, page=False)
+    (folder / "state.pt").unlink(missing_ok=True)  # finished: the training state is no longer needed
+    result = {"shard": shard.name, "status": "finished", "runs": shard.runs, "failed_runs": outcome.failed,
+              "seconds": round(time.perf_counter() - started, 3)}
+    atomic_write_text(folder / DONE_FILE, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def shard_clips(shard: Shard, windows: dict[str, Window], targets: dict[str, np.ndarray]) -> list[Clip]:
+    return [Clip(name, targets[name], windows[name].source, windows[name].offset_samples, windows[name].padded)
+            for name in shard.windows]
+
+
+def load_plan(sweep_dir: Path) -> tuple[dict, dict[str, Window], dict[str, np.ndarray], list[Shard]]:
+    """The plan a sweep saved: ``(sweep.json, windows by name, targets by name, shards)``."""
+    record = json.loads((Path(sweep_dir) / SWEEP_FILE).read_text())
+    windows = {w["name"]: Window(**w) for w in record["windows"]}
+    with np.load(Path(sweep_dir) / TARGETS_FILE) as archive:
+        targets = {name: archive[name] for name in archive.files}
+    return record, windows, targets, [Shard(**s) for s in record["shards"]]
+
+
+def main(argv: list[str]) -> int:
+    """Worker entry point: run the named shard of the sweep in ``argv[0]``."""
+    from ..errors import UserError
+
+    sweep_dir, name = Path(argv[0]), argv[1]
+    record, windows, targets, shards = load_plan(sweep_dir)
+    shard = next(s for s in shards if s.name == name)
+    try:
+        result = run_shard(str(sweep_dir), vars(shard), shard_clips(shard, windows, targets), record["settings"])
+    except UserError as error:
+        sys.stderr.write(f"pal sweep: {name}: {error}\n")
+        return 2
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
