@@ -50,6 +50,9 @@ def loss_variants(device: torch.device) -> dict:
     direct = PerceptualLoss(SAMPLE_RATE, method="direct").to(device)
     cached_direct = TargetLoss(direct, target)
     cached_fft = TargetLoss(PerceptualLoss(SAMPLE_RATE, method="fft").to(device), target)
+    from .masking import MaskedLoss
+
+    cached_masked = TargetLoss(MaskedLoss(SAMPLE_RATE).to(device), target)
 
     def step(compute):
         x = start.clone().requires_grad_(True)
@@ -61,6 +64,7 @@ def loss_variants(device: torch.device) -> dict:
         "direct, target recomputed (the seed's way)": lambda: step(lambda x: direct(x, target)),
         "direct, target cached": lambda: step(cached_direct),
         "fft, target cached (ours)": lambda: step(cached_fft),
+        "masked loss, target cached": lambda: step(cached_masked),
     }
 
 
@@ -89,6 +93,7 @@ def bench_loss(device: torch.device, repeats: int) -> dict:
         "seconds": medians,
         "speedup_vs_recomputed": medians[names[0]] / medians[names[2]],
         "speedup_vs_cached_direct": medians[names[1]] / medians[names[2]],
+        "masked_vs_perceptual": medians[names[3]] / medians[names[2]],
         "value_relative_difference": abs(fast_value - reference_value) / abs(reference_value),
         "gradient_relative_difference": ((fast_grad - reference_grad).norm() / reference_grad.norm()).item(),
     }
@@ -187,7 +192,8 @@ def print_report(report: dict) -> None:
     for name, seconds in loss["seconds"].items():
         print(f"  {name:44s} {seconds * 1000:9.1f} ms")
     print(f"  speed-up vs the seed's way: {loss['speedup_vs_recomputed']:.1f}x; "
-          f"vs direct with cached target: {loss['speedup_vs_cached_direct']:.1f}x")
+          f"vs direct with cached target: {loss['speedup_vs_cached_direct']:.1f}x; "
+          f"the masked loss costs {loss['masked_vs_perceptual']:.3f}x ours")
     print(f"  loss value relative difference {loss['value_relative_difference']:.2e}, "
           f"gradient {loss['gradient_relative_difference']:.2e}")
     print("\nfilter bank, 128 bands: direct vs fft (features only)")
@@ -204,6 +210,57 @@ def print_report(report: dict) -> None:
     print("BENCH_JSON " + json.dumps(report))
 
 
+SWEEP_CLIPS = ("speech", "piano", "band", "drums")
+
+
+def bench_sweep(iterations: int, rounds: int, executors: list[str]) -> dict:
+    """Throughput of ``pal sweep`` with 1 and 2 worker processes, in runs per minute.
+
+    4 clips x 2 windows x (mse, perceptual) x 1 seed = 16 runs in 4 shards of 4. Each variant is
+    the whole command in its own process (planning, training, measures, summary), the variants
+    alternating round by round.
+    """
+    import soundfile
+
+    from .clips import builtin_clip
+
+    results: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        data = Path(scratch) / "data"
+        data.mkdir()
+        for name in SWEEP_CLIPS:
+            samples, rate = builtin_clip(name)
+            soundfile.write(str(data / f"{name}.wav"), samples, rate)
+        runs = len(SWEEP_CLIPS) * 2 * 2
+        variants = [(executor, workers) for executor in executors for workers in (1, 2)]
+        for round_index in range(rounds):
+            for executor, workers in variants:
+                out = Path(scratch) / f"{executor}-{workers}-{round_index}"
+                command = [sys.executable, "-m", "perceptual_audio_loss.cli", "sweep", str(data), "--out", str(out),
+                           "--losses", "mse,perceptual", "--windows-per-clip", "2", "--iterations", str(iterations),
+                           "--checkpoint-every", str(iterations), "--runs-per-task", "4", "--workers", str(workers),
+                           "--executor", executor, "--no-progress"]
+                started = time.perf_counter()
+                subprocess.run(command, check=True, capture_output=True)
+                results.setdefault(f"{executor}, {workers} worker(s)", []).append(time.perf_counter() - started)
+    report = {name: {"seconds": statistics.median(times), "runs_per_minute": runs / statistics.median(times) * 60}
+              for name, times in results.items()}
+    for executor in executors:
+        one, two = report[f"{executor}, 1 worker(s)"], report[f"{executor}, 2 worker(s)"]
+        report[f"{executor} scaling"] = two["runs_per_minute"] / one["runs_per_minute"]
+    return {"runs": runs, "iterations": iterations, "rounds": rounds, "variants": report}
+
+
+def print_sweep(report: dict) -> None:
+    print(f"sweep of {report['runs']} runs x {report['iterations']} iterations (4 shards of 4), "
+          f"median of {report['rounds']} round(s):")
+    for name, row in report["variants"].items():
+        if isinstance(row, dict):
+            print(f"  {name:22s} {row['seconds']:7.1f} s, {row['runs_per_minute']:6.1f} runs per minute")
+        else:
+            print(f"  {name:22s} {row:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -213,7 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed calls of each loss variant")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--sweep", action="store_true", help="only the sweep throughput: 1 against 2 workers")
+    parser.add_argument("--executors", default="local,ray", help="for --sweep: local, ray or both (default)")
     args = parser.parse_args(argv)
+    if args.sweep:
+        report = {"machine": machine(), "sweep": bench_sweep(args.iterations, args.rounds, args.executors.split(","))}
+        print_sweep(report["sweep"])
+        print("BENCH_JSON " + json.dumps(report))
+        return 0
     from .config import resolve_device
 
     device = resolve_device(args.device)
