@@ -335,3 +335,12 @@ def test_bad_shapes_are_refused(loss):
         loss(torch.zeros(1, 100), torch.zeros(1, 101))
     with pytest.raises(ValueError, match="batch"):
         loss(torch.zeros(100), torch.zeros(100))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_matches_cpu():
+    target = as_batch(band_noise(100, 4000, 0.1, 20000), TONE[:20000])
+    input = target + 0.01 * torch.randn_like(target)
+    on_cpu = MaskedLoss(RATE)(input, target)
+    on_gpu = MaskedLoss(RATE).to("cuda")(input.cuda(), target.cuda()).cpu()
+    assert on_gpu.item() == pytest.approx(on_cpu.item(), rel=1e-4)

@@ -218,7 +218,8 @@ class MaskedLoss(nn.Module):
         thresholds = []
         for resolution, spectrum in zip(self.resolutions, spectra):
             energy = resolution.band_energy(spectrum)
-            frame_tonality = tonality[:, _nearest_frames(energy.shape[1], resolution.hop, self.resolutions[0].hop, tonality.shape[1])]
+            nearest = _nearest_frames(energy.shape[1], resolution.hop, self.resolutions[0].hop, tonality.shape[1])
+            frame_tonality = tonality[:, nearest.to(tonality.device)]
             simultaneous = self._simultaneous(energy, frame_tonality)
             thresholds.append(torch.maximum(_temporal(simultaneous, resolution), resolution.quiet))
         return thresholds
