@@ -166,7 +166,7 @@ def _pids_matching(marker: str) -> list[int]:
 def test_a_killed_local_worker_costs_its_shard_only(data, local_sweep, tmp_path):
     out = tmp_path / "sweep"
     killed = []
-    killer = threading.Thread(target=kill_when_training, args=(out, "perceptual_audio_loss.sweeps.shard", killed))
+    killer = threading.Thread(target=kill_when_training, args=(out, "perceptual_audio_loss.sweeps.worker", killed))
     killer.start()
     first = run_sweep([str(data)], SweepSettings(**SETTINGS), out, "local", workers=2, progress=False)
     killer.join()

@@ -40,7 +40,7 @@ def run_local(sweep_dir: Path, shards: list[Shard], workers: int, threads: int, 
             while pending and len(running) < workers:
                 shard = pending.pop(0)
                 running[shard.name] = subprocess.Popen(
-                    [sys.executable, "-m", "perceptual_audio_loss.sweeps.shard", str(sweep_dir), shard.name],
+                    [sys.executable, "-m", "perceptual_audio_loss.sweeps.worker", str(sweep_dir), shard.name],
                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                     env=os.environ | thread_environment(threads))
                 on_start(shard.name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +35,6 @@ class SweepSettings:
     pad: bool = False
     sample_rate: int = SAMPLE_RATE
     window: int = WINDOW
-
-    def identity(self) -> dict:
-        """What decides the results. Threads do (they change float rounding); how runs are cut
-        into shards does not, nor the executor."""
-        return {key: value for key, value in asdict(self).items() if key != "runs_per_task"}
 
 
 @dataclass

@@ -1,13 +1,8 @@
-"""One shard: a small batched experiment into its own run folder, wherever it runs.
-
-``python -m perceptual_audio_loss.sweeps.shard SWEEP_DIR SHARD_NAME`` runs one shard from the
-plan saved in the sweep folder: the local executor's worker process.
-"""
+"""One shard: a small batched experiment into its own run folder, wherever it runs."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -78,23 +73,3 @@ def load_plan(sweep_dir: Path) -> tuple[dict, dict[str, Window], dict[str, np.nd
     with np.load(Path(sweep_dir) / TARGETS_FILE) as archive:
         targets = {name: archive[name] for name in archive.files}
     return record, windows, targets, [Shard(**s) for s in record["shards"]]
-
-
-def main(argv: list[str]) -> int:
-    """Worker entry point: run the named shard of the sweep in ``argv[0]``."""
-    from ..errors import UserError
-
-    sweep_dir, name = Path(argv[0]), argv[1]
-    record, windows, targets, shards = load_plan(sweep_dir)
-    shard = next(s for s in shards if s.name == name)
-    try:
-        result = run_shard(str(sweep_dir), vars(shard), shard_clips(shard, windows, targets), record["settings"])
-    except UserError as error:
-        sys.stderr.write(f"pal sweep: {name}: {error}\n")
-        return 2
-    print(json.dumps(result), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
