@@ -94,27 +94,42 @@ def bin_to_band_matrix(sample_rate: float, n_fft: int, edges_hz: np.ndarray) -> 
     return np.maximum(overlap, 0.0) / (high - low)[None]
 
 
+def quiet_threshold_intensity(edges_hz: np.ndarray, clamp_hz: float) -> np.ndarray:
+    """Each band's threshold in quiet as an intensity re 0 dB SPL: the lowest value of Terhardt's
+    curve across the band (checked on 17 points), as ISO model 2 takes a partition's minimum."""
+    grid = np.linspace(edges_hz[:-1], edges_hz[1:], 17)
+    return 10.0 ** (threshold_in_quiet_db(grid, high_clamp_hz=clamp_hz).min(0) / 10.0)
+
+
+def forward_decay(centres_hz: np.ndarray, hop: int, sample_rate: float) -> np.ndarray:
+    """Per-band factor ``a = exp(-hop / (fs tau))`` of PEAQ's forward-masking integrator."""
+    tau = FORWARD_TAU_MIN_S + (100.0 / np.maximum(centres_hz, 1.0)) * (FORWARD_TAU_100_S - FORWARD_TAU_MIN_S)
+    return np.exp(-hop / (sample_rate * tau))
+
+
+def backward_weights(hop: int, sample_rate: float, span_s: float) -> np.ndarray:
+    """``cos²(pi k hop / (2 span))`` for the frames k = 0, 1, ... that start within the span."""
+    lags = np.arange(0, math.ceil(span_s * sample_rate / hop))
+    return np.cos(np.pi * lags * hop / (2 * span_s * sample_rate)) ** 2
+
+
 class _Resolution(nn.Module):
     """One analysis resolution: window, band grouping, and the per-band constants of the model."""
 
-    def __init__(self, sample_rate: float, n_fft: int, edges_bark: np.ndarray, full_scale_db: float,
-                 quiet_clamp_hz: float, backward_s: float):
+    def __init__(self, sample_rate: float, n_fft: int, edges_hz: np.ndarray, centres_hz: np.ndarray,
+                 full_scale_db: float, quiet_clamp_hz: float, backward_s: float):
         super().__init__()
         self.n_fft, self.hop = n_fft, n_fft // 4
-        edges_hz = critical_band_rate_to_hz(edges_bark)
-        edges_hz[-1] = sample_rate / 2
         window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
         # Intensity in units of 0 dB SPL: a sine of amplitude A has sum over its lobe of |X|² =
         # n (A²/4) sum(w²); scaled by 4 / (n sum(w²)) that is A², full scale 1 -> full_scale_db.
         scale = 10.0 ** (full_scale_db / 10.0) * 4.0 / (n_fft * float((window ** 2).sum()))
+        as_buffer = lambda array: torch.from_numpy(np.asarray(array)).float()  # noqa: E731
         self.register_buffer("window", window.float())
-        self.register_buffer("bands", torch.from_numpy(bin_to_band_matrix(sample_rate, n_fft, edges_hz) * scale).float())
-        grid = np.linspace(edges_hz[:-1], edges_hz[1:], 17)  # the threshold's minimum over each band
-        self.register_buffer("quiet", torch.from_numpy(10.0 ** (threshold_in_quiet_db(grid, high_clamp_hz=quiet_clamp_hz).min(0) / 10)).float())
-        tau = FORWARD_TAU_MIN_S + (100.0 / np.maximum(critical_band_rate_to_hz((edges_bark[:-1] + edges_bark[1:]) / 2), 1.0)) * (FORWARD_TAU_100_S - FORWARD_TAU_MIN_S)
-        self.register_buffer("decay", torch.from_numpy(np.exp(-self.hop / (sample_rate * tau))).float())
-        lags = np.arange(0, math.ceil(backward_s * sample_rate / self.hop))
-        self.register_buffer("backward", torch.from_numpy(np.cos(np.pi * lags * self.hop / (2 * backward_s * sample_rate)) ** 2).float())
+        self.register_buffer("bands", as_buffer(bin_to_band_matrix(sample_rate, n_fft, edges_hz) * scale))
+        self.register_buffer("quiet", as_buffer(quiet_threshold_intensity(edges_hz, quiet_clamp_hz)))
+        self.register_buffer("decay", as_buffer(forward_decay(centres_hz, self.hop, sample_rate)))
+        self.register_buffer("backward", as_buffer(backward_weights(self.hop, sample_rate, backward_s)))
 
     def spectrum(self, x: torch.Tensor) -> torch.Tensor:
         """``(items, time)`` -> complex ``(items, bins, frames)``, frames centred every hop."""
@@ -190,12 +205,13 @@ class MaskedLoss(nn.Module):
         self.sample_rate, self.beta, self.theta_db, self.reduction = float(sample_rate), beta, theta_db, reduction
         edges_bark = band_edges_bark(sample_rate, band_width_bark)
         self.band_edges_hz = critical_band_rate_to_hz(edges_bark)
-        self.band_edges_hz[-1] = sample_rate / 2
+        self.band_edges_hz[-1] = sample_rate / 2  # the interpolated inverse, exact at Nyquist
         centres_bark = (edges_bark[:-1] + edges_bark[1:]) / 2
         centres_hz = critical_band_rate_to_hz(centres_bark)
         self.resolutions = nn.ModuleList(
-            _Resolution(sample_rate, window_length(sample_rate, s), edges_bark, full_scale_db, quiet_clamp_hz, backward_s)
-            for s in sorted(windows_s, reverse=True)
+            _Resolution(sample_rate, window_length(sample_rate, seconds), self.band_edges_hz, centres_hz,
+                        full_scale_db, quiet_clamp_hz, backward_s)
+            for seconds in sorted(windows_s, reverse=True)
         )
         self.register_buffer("band_width_bark", torch.from_numpy(np.diff(edges_bark)).float())
         self.register_buffer("centres_bark", torch.from_numpy(centres_bark).float())
