@@ -95,6 +95,8 @@ def test_shards_hold_whole_windows_when_they_can():
     (["--runs-per-task", "0"], "--runs-per-task"),
     (["--losses", "mse,nope"], "unknown loss"),
     (["--seeds", "a"], "integers"),
+    (["--device", "tpu"], "device"),
+    (["--executor", "ray", "--device", "tpu"], "--device"),
 ])
 def test_bad_sweep_input_is_one_line(data, tmp_path, capsys, arguments, message):
     assert main(["sweep", str(data), "--out", str(tmp_path / "s"), *arguments]) == 2

@@ -67,8 +67,12 @@ class SweepProgress:
 def check_settings(settings: SweepSettings, executor: str, workers: int) -> None:
     from ..config import ExperimentConfig
 
+    # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
+    local_device = settings.device if executor == "local" else "cpu"
     ExperimentConfig(losses=settings.losses, seeds=settings.seeds, iterations=settings.iterations,
-                     checkpoint_every=settings.checkpoint_every, device=settings.device).validate()
+                     checkpoint_every=settings.checkpoint_every, device=local_device).validate()
+    if settings.device not in ("cpu", "auto") and not settings.device.startswith("cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda[:N], got {settings.device!r}")
     for flag, value in (("--windows-per-clip", settings.windows_per_clip), ("--runs-per-task", settings.runs_per_task),
                         ("--threads-per-task", settings.threads_per_task), ("--workers", workers)):
         if value < 1:
