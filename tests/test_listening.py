@@ -48,6 +48,15 @@ def stored_rows(run_dir):
                 for table in ("ratings", "preferences", "plays")}
 
 
+def first_screen_played(client, rater="ann"):
+    """A new session's first screen, every item played; and a body rating them all at ``score``."""
+    created = client.post("/api/sessions", json={"rater": rater}).json()
+    screen = created["screens"][0]
+    play_all(client, created["session"], screen)
+    return created, screen, lambda score: {"session": created["session"], "clip": screen["clip"],
+                                           "scores": {i["token"]: score for i in screen["items"]}}
+
+
 def play_all(client, session, screen):
     for item in screen["items"]:
         assert client.post("/api/played", json={"session": session, "token": item["token"]}).status_code == 204
@@ -195,10 +204,8 @@ def test_rating_before_playing_every_item_is_refused(run_copy):
 
 def test_a_duplicate_submission_is_refused_and_the_first_kept(run_copy):
     client = client_for(run_copy)
-    created = client.post("/api/sessions", json={"rater": "ann"}).json()
-    screen = created["screens"][0]
-    play_all(client, created["session"], screen)
-    body = {"session": created["session"], "clip": screen["clip"], "scores": {i["token"]: 70 for i in screen["items"]}}
+    _, _, rating_all = first_screen_played(client)
+    body = rating_all(70)
     assert client.post("/api/ratings", json=body).status_code == 201
     again = {**body, "scores": {token: 5 for token in body["scores"]}}
     assert client.post("/api/ratings", json=again).status_code == 409
@@ -252,10 +259,8 @@ def test_preference_mode_stores_a_forced_choice(run_copy):
 
 def test_ratings_survive_a_new_server_on_the_same_folder(run_copy):
     client = client_for(run_copy)
-    created = client.post("/api/sessions", json={"rater": "ann"}).json()
-    screen = created["screens"][0]
-    play_all(client, created["session"], screen)
-    body = {"session": created["session"], "clip": screen["clip"], "scores": {i["token"]: 80 for i in screen["items"]}}
+    _, _, rating_all = first_screen_played(client)
+    body = rating_all(80)
     assert client.post("/api/ratings", json=body).status_code == 201
     restarted = client_for(run_copy)
     assert restarted.post("/api/ratings", json=body).status_code == 409  # it knows the session
