@@ -81,27 +81,31 @@ def check_settings(settings: SweepSettings, executor: str, workers: int) -> None
         raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
 
 
-def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: bool) -> None:
-    """Plan the sweep into ``out``, or check that the plan already there is this one."""
+def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: bool) -> tuple:
+    """Plan the sweep into ``out``, or check that the plan already there is this one.
+
+    Returns the plan as :func:`~perceptual_audio_loss.sweeps.shard.load_plan` would read it back.
+    """
     windows, targets = plan_windows(find_audio(data), settings)
     shards = plan_shards(windows, settings)
     record = {"settings": asdict(settings), "windows": [asdict(w) for w in windows],
               "shards": [asdict(s) for s in shards]}
-    buffer = io.BytesIO()
-    np.savez(buffer, **targets)
+    plan = (record, {w.name: w for w in windows}, targets, shards)
     if (out / SWEEP_FILE).is_file() and not force:
-        saved = json.loads((out / SWEEP_FILE).read_text())
-        _, _, saved_targets, _ = load_plan(out)
+        saved, _, saved_targets, _ = load_plan(out)
         same_targets = saved_targets.keys() == targets.keys() and all(
             np.array_equal(saved_targets[name], targets[name]) for name in targets)
         if saved != record or not same_targets:
             changed = [key for key in record if saved.get(key) != record[key]] or ["the clips' contents"]
             raise UserError(f"{out} holds a different sweep ({', '.join(changed)} differ); use another --out, "
                             "or --force to start this one there")
-        return
+        return plan
+    # Here there is no sweep.json, or --force. An earlier attempt may have left targets.npz alone.
     leftovers = [p for p in out.iterdir() if p.name != TARGETS_FILE and not p.name.startswith(".")] if out.is_dir() else []
-    if out.exists() and (leftovers or not out.is_dir()) and not force and not (out / SWEEP_FILE).is_file():
+    if not force and (leftovers or (out.exists() and not out.is_dir())):
         raise UserError(f"{out}: folder exists and is not a sweep folder; use another --out")
+    buffer = io.BytesIO()
+    np.savez(buffer, **targets)
     try:
         if force and (out / SHARDS).exists():
             shutil.rmtree(out / SHARDS)
@@ -110,6 +114,7 @@ def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: b
         atomic_write_text(out / SWEEP_FILE, json.dumps(record, indent=1) + "\n")  # last: the plan is complete
     except OSError as error:
         raise UserError(f"{out}: cannot write the sweep folder ({error.strerror or error})") from None
+    return plan
 
 
 def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str = "local",
@@ -119,8 +124,7 @@ def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str
     workers = workers or max(1, (os.cpu_count() or 1) // settings.threads_per_task)
     check_settings(settings, executor, workers)
     out = Path(out)
-    prepare_folder(out, settings, data, force)
-    record, windows, targets, shards = load_plan(out)
+    record, windows, targets, shards = prepare_folder(out, settings, data, force)
     todo = [shard for shard in shards if not is_finished(out, shard)]
     outcome = SweepOutcome(len(shards), len(shards) - len(todo))
     bar = SweepProgress(len(shards), outcome.skipped, progress)

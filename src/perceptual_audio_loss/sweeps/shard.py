@@ -43,9 +43,9 @@ def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) ->
     settings = SweepSettings(**settings)
     shard = Shard(**shard)
     torch.set_num_threads(settings.threads_per_task)
-    folder = shard_folder(Path(sweep_dir), shard)
-    if (folder / DONE_FILE).is_file():
+    if is_finished(Path(sweep_dir), shard):
         return {"shard": shard.name, "status": "skipped"}
+    folder = shard_folder(Path(sweep_dir), shard)
     started = time.perf_counter()
     config = ExperimentConfig(
         clips=[clip.source for clip in clips], losses=shard.losses, iterations=settings.iterations,
