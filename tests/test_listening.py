@@ -251,7 +251,7 @@ def test_preference_mode_stores_a_forced_choice(run_copy):
                                                  "preferred": screen["items"][1]["token"]}).status_code == 201
     (row,) = store.read_preferences(store.database_path(run_copy))
     assert {row["preferred"], row["other"]} == set(LOSSES)
-    text = results.results_text(run_copy)
+    text = results.results_text(*results.read_results(run_copy))
     assert text.startswith("preference, iteration 2:")
     counts = {row["preferred"]: 1, row["other"]: 0}
     assert f"{screen['clip']}: mse {counts['mse']}, perceptual {counts['perceptual']}" in text

@@ -146,10 +146,10 @@ def command_listen(args: argparse.Namespace) -> int:
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: no such run folder")
     if args.results:
-        from .listening.results import results_text
+        from .listening.results import read_results, results_text
         from .report import build_report
 
-        text = results_text(args.run_dir)
+        text = results_text(*read_results(args.run_dir))
         if text is None:
             print(f"{args.run_dir}: no ratings yet (start a test with: pal listen {args.run_dir})")
             return 0

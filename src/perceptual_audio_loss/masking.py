@@ -309,13 +309,22 @@ class MaskedLoss(nn.Module):
             raise ValueError(f"input {tuple(input.shape)} and target {tuple(target.shape)} differ")
         return self.against(input, self.target_features(target))
 
+    def _noise_to_mask(self, error: torch.Tensor, masks):
+        """``E / M`` of ``error`` at each resolution, ``(items, frames, bands)``."""
+        for resolution, mask in zip(self.resolutions, masks):
+            yield resolution.band_energy(resolution.spectrum(error)) / mask
+
+    def _over_bands_and_frames(self, per_band: torch.Tensor) -> torch.Tensor:
+        """Sum over bands weighted by their width in Bark, mean over frames: ``(items,)``."""
+        return (per_band * self.band_width_bark).sum(-1).mean(-1)
+
     def _per_item(self, error: torch.Tensor, masks) -> torch.Tensor:
         floor = math.log1p(math.exp(self.beta * (10.0 * math.log10(ERROR_FLOOR) - self.theta_db)))
         total = error.new_zeros(error.shape[0])
-        for resolution, mask in zip(self.resolutions, masks):
-            ratio_db = 10.0 * torch.log10(resolution.band_energy(resolution.spectrum(error)) / mask + ERROR_FLOOR)
+        for ratio in self._noise_to_mask(error, masks):
+            ratio_db = 10.0 * torch.log10(ratio + ERROR_FLOOR)
             penalty = (F.softplus(self.beta * (ratio_db - self.theta_db)) - floor) / self.beta
-            total = total + (penalty * self.band_width_bark).sum(-1).mean(-1)
+            total = total + self._over_bands_and_frames(penalty)
         return total
 
     @torch.no_grad()
@@ -326,10 +335,8 @@ class MaskedLoss(nn.Module):
         """
         items, shape = _items(input, "input")
         target_items, _ = _items(target, "target")
-        ratios = []
-        for resolution, mask in zip(self.resolutions, self.masks(target_items)):
-            ratio = resolution.band_energy(resolution.spectrum(items - target_items)) / mask
-            ratios.append((ratio * self.band_width_bark).sum(-1).mean(-1) / self.band_width_bark.sum())
+        ratios = [self._over_bands_and_frames(ratio) / self.band_width_bark.sum()
+                  for ratio in self._noise_to_mask(items - target_items, self.masks(target_items))]
         return (10.0 * torch.log10(torch.stack(ratios).mean(0))).reshape(shape[0], -1).mean(1)
 
 

@@ -67,6 +67,14 @@ def save_figure(figure, path: Path) -> None:
     plt.close(figure)
 
 
+def label_time_frequency(axes, title: str) -> None:
+    """Title and axes of a time-frequency image (spectrogram, masking threshold), alike on the page."""
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel("time (s)", fontsize=8)
+    axes.set_ylabel("kHz", fontsize=8)
+    axes.tick_params(labelsize=7)
+
+
 def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: float, path: Path, title: str) -> None:
     """One spectrogram image on the original's colour scale, so images compare by eye."""
     import matplotlib.pyplot as plt
@@ -77,10 +85,7 @@ def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: fl
         times, freqs / 1000.0, db, vmin=reference_max_db - DYNAMIC_RANGE_DB, vmax=reference_max_db,
         cmap="magma", shading="auto", rasterized=True,
     )
-    axes.set_title(title, fontsize=9)
-    axes.set_xlabel("time (s)", fontsize=8)
-    axes.set_ylabel("kHz", fontsize=8)
-    axes.tick_params(labelsize=7)
+    label_time_frequency(axes, title)
     save_figure(figure, path)
 
 
@@ -103,10 +108,7 @@ def save_mask_image(samples: np.ndarray, sample_rate: int, path: Path, title: st
     colorbar = figure.colorbar(mesh, ax=axes, pad=0.02)
     colorbar.set_label("dB SPL", fontsize=7)
     colorbar.ax.tick_params(labelsize=6)
-    axes.set_title(title, fontsize=9)
-    axes.set_xlabel("time (s)", fontsize=8)
-    axes.set_ylabel("kHz", fontsize=8)
-    axes.tick_params(labelsize=7)
+    label_time_frequency(axes, title)
     save_figure(figure, path)
 
 
@@ -174,14 +176,13 @@ class ListeningSection:
 
 def collect_listening(run_dir: Path) -> ListeningSection | None:
     """The listening test's results and a plot of the MUSHRA means, when ratings exist."""
-    from .listening.results import ALL_CLIPS, results_text, summarise_mushra
-    from .listening.store import database_path, read_ratings
+    from .listening.results import ALL_CLIPS, read_results, results_text, summarise_mushra
 
-    text = results_text(run_dir)
+    ratings, preferences = read_results(run_dir)
+    text = results_text(ratings, preferences)
     if text is None:
         return None
     section = ListeningSection(text)
-    ratings = read_ratings(database_path(run_dir))
     if ratings:
         latest = max(row["checkpoint"] for row in ratings)
         summary = summarise_mushra([row for row in ratings if row["checkpoint"] == latest])

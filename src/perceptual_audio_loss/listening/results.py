@@ -114,12 +114,16 @@ def format_preferences(rows: list[PreferenceRow], checkpoint_note: str) -> str:
     return "\n".join(lines)
 
 
-def results_text(run_dir) -> str | None:
-    """Everything stored for the run, as ``pal listen --results`` prints it; None when empty."""
+def read_results(run_dir) -> tuple[list[dict], list[dict]]:
+    """``(ratings, preferences)`` stored for the run."""
     from .store import database_path, read_preferences, read_ratings
 
     path = database_path(run_dir)
-    ratings, preferences = read_ratings(path), read_preferences(path)
+    return read_ratings(path), read_preferences(path)
+
+
+def results_text(ratings: list[dict], preferences: list[dict]) -> str | None:
+    """What :func:`read_results` returned, as ``pal listen --results`` prints it; None when empty."""
     parts = []
     # Sessions at different checkpoints rated different sounds: never pooled.
     for checkpoint in sorted({row["checkpoint"] for row in ratings}):

@@ -73,23 +73,21 @@ def create(path: Path) -> None:
         connection.close()
 
 
-def read_ratings(path: Path) -> list[dict]:
-    """Every MUSHRA rating with its rater: ``session, rater, checkpoint, clip, condition, score``."""
+def _rows(path: Path, query: str) -> list[dict]:
+    """The rows of ``query`` as dicts; none when there is no database yet."""
     if not path.is_file():
         return []
     with connect(path) as connection:
-        rows = connection.execute(
-            "SELECT r.session, s.rater, s.checkpoint, r.clip, r.condition, r.score FROM ratings r "
-            "JOIN sessions s ON s.id = r.session ORDER BY s.created, r.session, r.clip, r.condition").fetchall()
-    return [dict(row) for row in rows]
+        return [dict(row) for row in connection.execute(query).fetchall()]
+
+
+def read_ratings(path: Path) -> list[dict]:
+    """Every MUSHRA rating with its rater: ``session, rater, checkpoint, clip, condition, score``."""
+    return _rows(path, "SELECT r.session, s.rater, s.checkpoint, r.clip, r.condition, r.score FROM ratings r "
+                       "JOIN sessions s ON s.id = r.session ORDER BY s.created, r.session, r.clip, r.condition")
 
 
 def read_preferences(path: Path) -> list[dict]:
     """Every preference: ``session, rater, checkpoint, clip, preferred, other``."""
-    if not path.is_file():
-        return []
-    with connect(path) as connection:
-        rows = connection.execute(
-            "SELECT p.session, s.rater, s.checkpoint, p.clip, p.preferred, p.other FROM preferences p "
-            "JOIN sessions s ON s.id = p.session ORDER BY s.created, p.session, p.clip").fetchall()
-    return [dict(row) for row in rows]
+    return _rows(path, "SELECT p.session, s.rater, s.checkpoint, p.clip, p.preferred, p.other FROM preferences p "
+                       "JOIN sessions s ON s.id = p.session ORDER BY s.created, p.session, p.clip")
