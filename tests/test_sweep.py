@@ -145,14 +145,15 @@ def kill_when_training(sweep_dir: Path, process_marker: str, killed: list):
     while time.monotonic() < deadline:
         for shard in sorted((sweep_dir / "shards").glob("shard-*")) if (sweep_dir / "shards").exists() else []:
             if (shard / "config.json").exists() and not (shard / "done.json").exists():
-                for pid in _pids_matching(process_marker + (shard.name if "ray::" in process_marker else "")):
+                for pid in _pids_matching(process_marker, shard.name):
                     os.kill(pid, signal.SIGKILL)
                     killed.append(shard.name)
                     return
         time.sleep(0.05)
 
 
-def _pids_matching(marker: str) -> list[int]:
+def _pids_matching(marker: str, shard: str) -> list[int]:
+    """Processes whose command line names both: the worker kind and the shard it runs."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -160,7 +161,7 @@ def _pids_matching(marker: str) -> list[int]:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if marker in command:
+            if marker in command and shard in command:
                 pids.append(int(entry.name))
     return pids
 
