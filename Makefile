@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: demo test bench browser clean
+.PHONY: demo test test-library bench browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned, so nothing later pulls a CUDA build.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,ray]'
+	$(PIP) install -e '.[app,dev,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,8 +24,20 @@ bench: $(STAMP)
 browser:
 	scripts/ensure-chromium
 
-test: $(STAMP) browser
+# The library alone, as a researcher installs it: a bare venv with torch and this package, no
+# extras; it must hold nothing torch itself does not pull beyond numpy and scipy, and pass the
+# library's own tests there.
+LIBRARY_VENV := .venv-library
+test-library:
+	test -x $(LIBRARY_VENV)/bin/python || $(PYTHON) -m venv $(LIBRARY_VENV)
+	$(LIBRARY_VENV)/bin/python -m pip --disable-pip-version-check --quiet install torch==2.13.0
+	$(LIBRARY_VENV)/bin/python -m pip --disable-pip-version-check --quiet install . pytest
+	$(LIBRARY_VENV)/bin/python -m pip --disable-pip-version-check --quiet install --force-reinstall --no-deps .
+	$(LIBRARY_VENV)/bin/python scripts/check-library-install
+	$(LIBRARY_VENV)/bin/python -m pytest -p no:cacheprovider tests/library --pyargs perceptual_audio_loss
+
+test: $(STAMP) browser test-library
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LIBRARY_VENV) runs .pytest_cache

@@ -1,15 +1,17 @@
-"""Differentiable perceptual audio losses for PyTorch, and the experiment that shows what they buy.
+"""Differentiable perceptual audio losses for PyTorch.
 
-``import perceptual_audio_loss`` loads the loss library only (torch, numpy, scipy); the experiment,
-page and command line load their own dependencies when used.
+Depends on torch, numpy and scipy only. Every loss takes ``(batch, time)`` or
+``(batch, channels, time)`` in any float dtype and follows the contract written down in
+:mod:`perceptual_audio_loss.contract`. The experiment application that shows what the losses buy
+is the separate ``pal`` package (``pip install 'perceptual-audio-loss[app]'``).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .generator import Generator
-from .losses import LOSSES, build_loss, register_loss
+from .contract import PreparedTargetLoss
+from .losses import LOSSES, TargetLoss, WaveformDistance, WeightedSum, build_loss, register_loss
 from .masking import MaskedLoss, masked_loss
 from .perceptual import PerceptualLoss, perceptual_loss
 
-__all__ = ["Generator", "LOSSES", "MaskedLoss", "PerceptualLoss", "build_loss", "masked_loss", "perceptual_loss",
-           "register_loss", "__version__"]
+__all__ = ["LOSSES", "MaskedLoss", "PerceptualLoss", "PreparedTargetLoss", "TargetLoss", "WaveformDistance",
+           "WeightedSum", "build_loss", "masked_loss", "perceptual_loss", "register_loss", "__version__"]

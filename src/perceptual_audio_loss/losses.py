@@ -1,7 +1,8 @@
-"""The loss registry: every loss the experiment can train with, looked up by name.
+"""The library's losses by name, blends of losses, and a loss with its targets fixed.
 
-A new loss is one entry: a function of the sample rate returning an ``nn.Module`` whose
-``forward(input, target)`` takes ``(batch, 1, time)`` signals and returns a scalar.
+Every loss registered here keeps the contract of :mod:`perceptual_audio_loss.contract`, and the
+library's contract tests run each one through it. A new loss is one entry: a factory of the
+sample rate (and keyword options) returning the module.
 """
 
 from __future__ import annotations
@@ -11,10 +12,19 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .errors import UserError
-from .perceptual import PerceptualLoss, reduce
+from .contract import (
+    PreparedTargetLoss,
+    check_reduction,
+    compute_dtype,
+    finish,
+    full_precision,
+    matching_signals,
+    reduce,
+)
+from .masking import MaskedLoss
+from .perceptual import PerceptualLoss
 
-LossFactory = Callable[[float], nn.Module]
+LossFactory = Callable[..., nn.Module]
 
 LOSSES: dict[str, LossFactory] = {}
 
@@ -31,136 +41,126 @@ def register_loss(name: str) -> Callable[[LossFactory], LossFactory]:
     return add
 
 
-class UnknownLoss(UserError, KeyError):
+class UnknownLoss(KeyError):
     """Raised for a loss name that is not in the registry."""
 
     def __str__(self) -> str:
         return f"unknown loss {self.args[0]!r}; known losses: {', '.join(sorted(LOSSES))}"
 
 
-def build_loss(name: str, sample_rate: float) -> nn.Module:
-    """Build the loss registered as ``name`` for signals at ``sample_rate``."""
+def build_loss(name: str, sample_rate: float, **options) -> nn.Module:
+    """Build the loss registered as ``name`` for signals at ``sample_rate``; ``options`` go to its factory."""
     if name not in LOSSES:
         raise UnknownLoss(name)
-    return LOSSES[name](sample_rate)
+    return LOSSES[name](sample_rate, **options)
 
 
 class TargetLoss(nn.Module):
     """A loss with its targets fixed: per-item values for a batch of outputs, one per target.
 
-    A loss with ``target_features``/``against`` (like :class:`PerceptualLoss`) has the targets'
-    features computed once here, not at every step; any other loss is applied item by item.
+    A :class:`~perceptual_audio_loss.contract.PreparedTargetLoss` has the targets prepared once
+    here, not at every step; any other loss is applied item by item, so an item's value never
+    depends on the rest of the batch.
 
     Shape:
-        targets: ``(batch, 1, time)``; outputs: ``(batch, 1, time)``; result: ``(batch,)``.
+        targets: ``(batch, [channels,] time)``; outputs: the same; result: ``(batch,)``.
     """
 
     def __init__(self, loss: nn.Module, targets: torch.Tensor):
         super().__init__()
         self.loss = loss
-        self.cached = hasattr(loss, "target_features") and hasattr(loss, "against")
-        features = loss.target_features(targets) if self.cached else targets
+        self.prepared = isinstance(loss, PreparedTargetLoss)
+        features = loss.target_features(targets) if self.prepared else targets
         if isinstance(features, torch.Tensor):
             self.register_buffer("targets", features)
         else:  # a loss's own bundle of tensors, made on the targets' device
             self.targets = features
 
     def forward(self, outputs: torch.Tensor) -> torch.Tensor:
-        if self.cached:
+        if self.prepared:
             return self.loss.against(outputs, self.targets, reduction="none")
-        return torch.stack([self.loss(o[None], t[None]) for o, t in zip(outputs, self.targets)])
+        return torch.stack([self.loss(o[None], t[None]).reshape(()) for o, t in zip(outputs, self.targets)])
 
 
 class WeightedSum(nn.Module):
     """``sum_i weight_i * loss_i(input, target)``: a blend of losses, itself a loss.
 
-    Targets are prepared once for every part that can (``target_features``/``against``), so a
-    blend in training costs what its parts cost.
+    The parts are asked for per-item values (``reduction="none"``, which a part must accept
+    through :meth:`against` or its own ``reduction``); the blend reduces. Targets are prepared
+    once for every part that can, so a blend in training costs what its parts cost.
 
-    Shape: as the parts; with ``reduction="none"`` in :meth:`against`, ``(batch,)``.
+    Shape: as the parts; ``(batch,)`` with ``reduction="none"``.
     """
 
-    def __init__(self, parts: list[tuple[nn.Module, float]]):
+    def __init__(self, parts: list[tuple[nn.Module, float]], reduction: str = "mean"):
         super().__init__()
         self.parts = nn.ModuleList(loss for loss, _ in parts)
         self.weights = [float(weight) for _, weight in parts]
+        self.reduction = check_reduction(reduction)
 
     def target_features(self, target: torch.Tensor) -> tuple:
         return tuple(TargetLoss(loss, target) for loss in self.parts)
 
-    def against(self, input: torch.Tensor, target: tuple, reduction: str = "mean") -> torch.Tensor:
-        per_item = sum(weight * prepared(input) for weight, prepared in zip(self.weights, target))
-        return reduce(per_item, reduction)
+    def against(self, input: torch.Tensor, target: tuple, reduction: str | None = None) -> torch.Tensor:
+        reduction = check_reduction(reduction or self.reduction)
+        with full_precision(input.device):
+            widened = input.to(compute_dtype(input.dtype))
+            per_item = sum(weight * prepared(widened) for weight, prepared in zip(self.weights, target))
+        return reduce(per_item, reduction).to(input.dtype)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return sum(weight * loss(input, target) for weight, loss in zip(self.weights, self.parts))
+        matching_signals(input, target)
+        return self.against(input, self.target_features(target))
+
+
+class WaveformDistance(nn.Module):
+    """Mean squared (``p=2``) or absolute (``p=1``) sample difference per signal.
+
+    With equal-length items its ``"mean"`` equals ``nn.MSELoss`` / ``nn.L1Loss``; unlike them it
+    follows the contract (channels averaged per item, ``reduction="none"`` gives ``(batch,)``).
+    """
+
+    def __init__(self, p: int = 2, reduction: str = "mean"):
+        super().__init__()
+        if p not in (1, 2):
+            raise ValueError(f"p must be 1 or 2, got {p!r}")
+        self.p = p
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x, y, batch = matching_signals(input, target)
+        with full_precision(input.device):
+            difference = x.to(compute_dtype(input.dtype)) - y.to(compute_dtype(input.dtype))
+            per_signal = (difference.abs() if self.p == 1 else difference.square()).mean(-1)
+        return finish(per_signal, batch, self.reduction, input.dtype)
 
 
 @register_loss("mse")
-def _mse(sample_rate: float) -> nn.Module:
-    return nn.MSELoss()
-
-
-@register_loss("perceptual")
-def _perceptual(sample_rate: float) -> nn.Module:
-    return PerceptualLoss(sample_rate)
-
-
-@register_loss("perceptual-mse")
-def _perceptual_mse(sample_rate: float) -> nn.Module:
-    """The seed's features compared by mean squared difference instead of cosine similarity."""
-    return PerceptualLoss(sample_rate, similarity="mse")
+def _mse(sample_rate: float, reduction: str = "mean") -> nn.Module:
+    return WaveformDistance(2, reduction)
 
 
 @register_loss("l1")
-def _l1(sample_rate: float) -> nn.Module:
-    return nn.L1Loss()
+def _l1(sample_rate: float, reduction: str = "mean") -> nn.Module:
+    return WaveformDistance(1, reduction)
 
 
-@register_loss("mrstft")
-def _mrstft(sample_rate: float) -> nn.Module:
-    """auraloss's ``MultiResolutionSTFTLoss`` with its defaults, as its users call it.
-
-    Spectral convergence plus log-magnitude L1 at FFT sizes 1024, 2048, 512 (hops 120, 240, 50;
-    windows 600, 1200, 240), averaged (Steinmetz & Reiss, 2020, "auraloss").
-    """
-    from auraloss.freq import MultiResolutionSTFTLoss
-
-    return MultiResolutionSTFTLoss()
+@register_loss("perceptual")
+def _perceptual(sample_rate: float, **options) -> nn.Module:
+    """The seed's loss; every :class:`PerceptualLoss` argument can be passed."""
+    return PerceptualLoss(sample_rate, **options)
 
 
-@register_loss("mel-mrstft")
-def _mel_mrstft(sample_rate: float) -> nn.Module:
-    """auraloss's mel-scaled variant (``scale="mel", n_bins=128``) without librosa.
-
-    auraloss builds its mel filters with librosa; we give its own STFT losses the same Slaney
-    filters (:func:`perceptual_audio_loss.scales.mel_filterbank`) and run them unchanged.
-    """
-    from auraloss.freq import MultiResolutionSTFTLoss
-
-    from .scales import mel_filterbank
-
-    loss = MultiResolutionSTFTLoss()
-    for resolution in loss.stft_losses:
-        resolution.scale = "mel"
-        resolution.fb = torch.from_numpy(mel_filterbank(sample_rate, resolution.fft_size, 128)).float()
-    return loss
-
-
-@register_loss("mulaw")
-def _mulaw(sample_rate: float) -> nn.Module:
-    """The addendum's categorical loss: 256 μ-law classes per sample, cross-entropy."""
-    from .mulaw import MuLawLoss
-
-    return MuLawLoss()
+@register_loss("perceptual-mse")
+def _perceptual_mse(sample_rate: float, **options) -> nn.Module:
+    """The seed's features compared by mean squared difference instead of cosine similarity."""
+    return PerceptualLoss(sample_rate, **{"similarity": "mse", **options})
 
 
 @register_loss("masked")
-def _masked(sample_rate: float) -> nn.Module:
-    """The masking-aware loss: error above the target's masking threshold (issue 6)."""
-    from .masking import MaskedLoss
-
-    return MaskedLoss(sample_rate)
+def _masked(sample_rate: float, **options) -> nn.Module:
+    """The masking-aware loss: error above the target's masking threshold."""
+    return MaskedLoss(sample_rate, **options)
 
 
 # The masked loss's gradient at an untrained generator is about 1000-2000 times the seed loss's
@@ -169,9 +169,10 @@ MASKED_BLEND_WEIGHT = 1e-3
 
 
 @register_loss("masked+perceptual")
-def _masked_perceptual(sample_rate: float) -> nn.Module:
-    """The seed loss plus the masked loss at :data:`MASKED_BLEND_WEIGHT`: the seed loss gives a
-    gradient everywhere, the masked loss says which errors the ear would hear."""
-    from .masking import MaskedLoss
-
-    return WeightedSum([(PerceptualLoss(sample_rate), 1.0), (MaskedLoss(sample_rate), MASKED_BLEND_WEIGHT)])
+def _masked_perceptual(sample_rate: float, masked_weight: float = MASKED_BLEND_WEIGHT,
+                       reduction: str = "mean") -> nn.Module:
+    """The seed loss plus the masked loss at ``masked_weight``: the seed loss gives a gradient
+    everywhere, the masked loss says which errors the ear would hear."""
+    parts = [(PerceptualLoss(sample_rate, reduction="none"), 1.0),
+             (MaskedLoss(sample_rate, reduction="none"), masked_weight)]
+    return WeightedSum(parts, reduction)

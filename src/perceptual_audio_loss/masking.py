@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .perceptual import REDUCTIONS, reduce
+from .contract import check_reduction, compute_dtype, finish, full_precision, matching_signals, signals
 from .scales import critical_band_rate_to_hz, hz_to_critical_band_rate, threshold_in_quiet_db
 
 # ISO/IEC 11172-3 Annex D, psychoacoustic models 1 and 2: a full-scale sine is 96 dB SPL.
@@ -198,8 +198,7 @@ class MaskedLoss(nn.Module):
         super().__init__()
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {reduction!r}; choose one of {REDUCTIONS}")
+        check_reduction(reduction)
         if beta <= 0:
             raise ValueError(f"beta must be positive, got {beta}")
         self.sample_rate, self.beta, self.theta_db, self.reduction = float(sample_rate), beta, theta_db, reduction
@@ -246,9 +245,10 @@ class MaskedLoss(nn.Module):
         Resolution 0 is the longest window (about 23 ms), 1 the shortest. Band edges are in
         :attr:`band_edges_hz`; frame ``t`` is centred on sample ``t * hop`` (:meth:`hop`).
         """
-        items, shape = _items(target, "target")
-        threshold_db = 10.0 * torch.log10(self.masks(items)[resolution]).transpose(1, 2)
-        return threshold_db.reshape(*shape[:-1], *threshold_db.shape[1:])
+        items, _ = signals(target, "target")
+        with full_precision(target.device):
+            threshold_db = 10.0 * torch.log10(self.masks(items)[resolution]).transpose(1, 2)
+        return threshold_db.reshape(*target.shape[:-1], *threshold_db.shape[1:])
 
     def hop(self, resolution: int = 0) -> int:
         return self.resolutions[resolution].hop
@@ -293,20 +293,26 @@ class MaskedLoss(nn.Module):
 
     def target_features(self, target: torch.Tensor) -> "MaskedTarget":
         """What the loss needs of a fixed target, computed once: the waveform and its thresholds."""
-        items, _ = _items(target, "target")
-        return MaskedTarget(items.detach(), tuple(self.masks(items)))
+        items, _ = signals(target, "target")
+        with torch.no_grad(), full_precision(target.device):
+            items = items.detach().to(compute_dtype(target.dtype))
+            return MaskedTarget(items, tuple(self.masks(items)))
 
     def against(self, input: torch.Tensor, target: "MaskedTarget", reduction: str | None = None) -> torch.Tensor:
         """The loss of ``input`` against a target prepared by :meth:`target_features`."""
-        items, shape = _items(input, "input")
+        reduction = check_reduction(reduction or self.reduction)
+        if not isinstance(target, MaskedTarget):
+            raise TypeError(f"target must be a MaskedTarget from target_features(), got {type(target).__name__}")
+        items, batch = signals(input, "input")
         if items.shape != target.waveform.shape:
-            raise ValueError(f"input {tuple(shape)} does not match the target's {tuple(target.waveform.shape)} items")
-        per_item = self._per_item(items - target.waveform, target.masks)
-        return reduce(per_item.reshape(shape[0], -1).mean(1), reduction or self.reduction)
+            raise ValueError(f"input {tuple(input.shape)} does not match the target's {tuple(target.waveform.shape)} signals")
+        with full_precision(input.device):
+            items = items.to(compute_dtype(input.dtype))
+            per_signal = self._per_item(items - target.waveform.to(items.dtype), target.masks)
+        return finish(per_signal, batch, reduction, input.dtype)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if input.shape != target.shape:
-            raise ValueError(f"input {tuple(input.shape)} and target {tuple(target.shape)} differ")
+        matching_signals(input, target)
         return self.against(input, self.target_features(target))
 
     def _noise_to_mask(self, error: torch.Tensor, masks):
@@ -333,11 +339,12 @@ class MaskedLoss(nn.Module):
         frames and bands (Bark-weighted), per batch item (channels averaged in dB); PEAQ's
         "Total NMR" with this model's mask. Shape: ``(batch,)``.
         """
-        items, shape = _items(input, "input")
-        target_items, _ = _items(target, "target")
-        ratios = [self._over_bands_and_frames(ratio) / self.band_width_bark.sum()
-                  for ratio in self._noise_to_mask(items - target_items, self.masks(target_items))]
-        return (10.0 * torch.log10(torch.stack(ratios).mean(0))).reshape(shape[0], -1).mean(1)
+        items, target_items, batch = matching_signals(input, target)
+        with full_precision(input.device):
+            items, target_items = items.to(compute_dtype(input.dtype)), target_items.float()
+            ratios = [self._over_bands_and_frames(ratio) / self.band_width_bark.sum()
+                      for ratio in self._noise_to_mask(items - target_items.to(items.dtype), self.masks(target_items))]
+            return (10.0 * torch.log10(torch.stack(ratios).mean(0))).reshape(batch, -1).mean(1)
 
 
 class MaskedTarget(NamedTuple):
@@ -345,13 +352,6 @@ class MaskedTarget(NamedTuple):
 
     waveform: torch.Tensor
     masks: tuple[torch.Tensor, ...]
-
-
-def _items(x: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Size]:
-    """``(batch, time)`` or ``(batch, channels, time)`` -> ``(items, time)`` and the original shape."""
-    if x.dim() not in (2, 3):
-        raise ValueError(f"{name} must be (batch, time) or (batch, channels, time), got {tuple(x.shape)}")
-    return x.reshape(-1, x.shape[-1]), x.shape
 
 
 def _nearest_frames(frames: int, hop: int, source_hop: int, source_frames: int) -> torch.Tensor:

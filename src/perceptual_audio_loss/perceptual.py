@@ -8,11 +8,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .contract import (
+    check_reduction,
+    compute_dtype,
+    finish,
+    full_precision,
+    matching_signals,
+    reduce,
+    signals,
+)
 from .filters import filter_bank
 from .scales import band_weights
 
 SIMILARITIES = ("cosine", "mse")
-REDUCTIONS = ("mean", "sum", "none")
 METHODS = ("auto", "fft", "direct")
 _COSINE_EPS = 1e-8  # as F.cosine_similarity's default eps
 # Below this many taps per output frame a direct convolution beats the FFT on a CPU
@@ -46,24 +54,6 @@ def choose_method(method: str, taps: int, stride: int) -> str:
     if method != "auto":
         return method
     return "fft" if taps / stride >= FFT_MIN_TAPS_PER_FRAME else "direct"
-
-
-def as_batch_of_mono(x: torch.Tensor, name: str = "input") -> torch.Tensor:
-    """Accept ``(batch, time)`` or ``(batch, 1, time)``; return ``(batch, 1, time)``."""
-    if x.dim() == 2:
-        return x.unsqueeze(1)
-    if x.dim() == 3 and x.shape[1] == 1:
-        return x
-    raise ValueError(f"{name} must be (batch, time) or (batch, 1, time), got {tuple(x.shape)}")
-
-
-def reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
-    """Reduce a per-batch-item loss like ``torch.nn`` losses do."""
-    if reduction == "mean":
-        return per_item.mean()
-    if reduction == "sum":
-        return per_item.sum()
-    return per_item
 
 
 BAND_CHUNK = 32  # bands filtered together in the fused path: a chunk's arrays stay in cache
@@ -174,8 +164,11 @@ class PerceptualLoss(nn.Module):
             the stride; the rule is fixed, so the choice never depends on timing).
 
     Shape:
-        input, target: ``(batch, time)`` or ``(batch, 1, time)``, same shape.
-        output: scalar, or ``(batch,)`` with ``reduction="none"``.
+        input, target: ``(batch, time)`` or ``(batch, channels, time)``, same shape, any float
+        dtype (computed in float32, or float64 for float64 input; autocast is off inside).
+        output: scalar in the input's dtype, or ``(batch,)`` with ``reduction="none"``; each
+        channel is compared on its own and a batch item's value is its channels' mean
+        (:mod:`perceptual_audio_loss.contract`).
 
     >>> loss = PerceptualLoss(11025, n_bands=16, taps=64)
     >>> x = torch.randn(2, 1024)
@@ -208,8 +201,7 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
         if similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {similarity!r}; choose one of {SIMILARITIES}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {reduction!r}; choose one of {REDUCTIONS}")
+        check_reduction(reduction)
         if stride < 1:
             raise ValueError(f"stride must be at least 1, got {stride}")
         if log_factor <= 0:
@@ -229,14 +221,23 @@ class PerceptualLoss(nn.Module):
         self.register_buffer("band_weights", torch.from_numpy(weights).float().view(-1, 1))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The auditory feature map of a batch of signals.
+        """The auditory feature map of a batch of signals, in float32 (float64 for float64 input).
 
         Shape:
-            x: ``(batch, time)`` or ``(batch, 1, time)``.
-            output: ``(batch, n_bands, frames)`` with
-            ``frames = (time + taps) // stride + 1``.
+            x: ``(batch, time)`` or ``(batch, channels, time)``.
+            output: ``(batch, n_bands, frames)``, or ``(batch, channels, n_bands, frames)`` for
+            more than one channel, with ``frames = (time + taps) // stride + 1``.
         """
-        x = as_batch_of_mono(x)
+        items, batch = signals(x, "x")
+        with full_precision(x.device):
+            maps = self._signal_features(items.to(compute_dtype(x.dtype)))
+        if x.dim() == 3 and x.shape[1] > 1:
+            return maps.reshape(batch, x.shape[1], *maps.shape[1:])
+        return maps
+
+    def _signal_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(signals, time)`` -> ``(signals, n_bands, frames)`` in ``x``'s dtype."""
+        x = x.unsqueeze(1)
         weights = self.band_weights.to(device=x.device, dtype=x.dtype)
         if self.method == "fft":
             # log_factor is folded into the filters' spectra: k relu(y) = relu(k y) for k > 0.
@@ -275,10 +276,15 @@ class PerceptualLoss(nn.Module):
     ) -> torch.Tensor:
         """Loss between two feature maps from :meth:`features`.
 
-        ``reduction`` overrides the module's own for this call.
+        ``reduction`` overrides the module's own for this call. Maps with a channel axis,
+        ``(batch, channels, n_bands, frames)``, are compared channel by channel and averaged.
         """
-        a = input_features.flatten(1)
-        b = target_features.flatten(1)
+        if input_features.shape != target_features.shape:
+            raise ValueError(f"input_features {tuple(input_features.shape)} and target_features "
+                             f"{tuple(target_features.shape)} must have the same shape")
+        batch = input_features.shape[0]
+        a = input_features.reshape(-1, *input_features.shape[-2:]).flatten(1)
+        b = target_features.reshape(-1, *target_features.shape[-2:]).flatten(1)
         # Sums accumulated in float64: over millions of terms a float32 dot product drifts by 1e-5.
         if self.similarity == "cosine":
             dot = torch.sum(a * b, dim=1, dtype=torch.float64)
@@ -287,16 +293,20 @@ class PerceptualLoss(nn.Module):
             per_item = (-dot / (a_norm * b_norm)).to(a.dtype)
         else:
             per_item = (torch.sum((a - b) ** 2, dim=1, dtype=torch.float64) / a.shape[1]).to(a.dtype)
-        return reduce(per_item, reduction or self.reduction)
+        return reduce(per_item.reshape(batch, -1).mean(1), check_reduction(reduction or self.reduction))
 
     def target_features(self, target: torch.Tensor) -> torch.Tensor:
         """Features of a fixed target, without a graph: compute once, pass to :meth:`against`.
 
-        Item by item, so an item's features do not depend on the rest of the batch.
+        Signal by signal, so a signal's features do not depend on the rest of the batch.
+
+        Shape:
+            target: as :meth:`forward` takes it. output: ``(batch * channels, n_bands, frames)``.
         """
-        target = as_batch_of_mono(target, "target")
-        with torch.no_grad():
-            return torch.cat([self.features(item[None]) for item in target])
+        items, _ = signals(target, "target")
+        with torch.no_grad(), full_precision(target.device):
+            items = items.to(compute_dtype(target.dtype))
+            return torch.cat([self._signal_features(item[None]) for item in items])
 
     def against(
         self, input: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
@@ -306,30 +316,42 @@ class PerceptualLoss(nn.Module):
         With ``method="fft"`` this runs the fused path: filtering, rectification, compression,
         weighting and similarity a chunk of bands at a time, with an analytic backward.
         """
-        input = as_batch_of_mono(input, "input")
-        if self.method != "fft":
-            return self.compare(self.features(input), target_features, reduction)
-        frames = input.shape[-1] + self.taps + 1
-        n_fft = fft_length(frames)
-        expected = (input.shape[0], self.filters.shape[0], (frames - 1) // self.stride + 1)
+        reduction = check_reduction(reduction or self.reduction)
+        if not isinstance(target_features, torch.Tensor):
+            raise TypeError(f"target_features must be a tensor from target_features(), got {type(target_features).__name__}")
+        items, batch = signals(input, "input")
+        with full_precision(input.device):
+            per_signal = self._against_signals(items.to(compute_dtype(input.dtype)), target_features)
+        return finish(per_signal, batch, reduction, input.dtype)
+
+    def _against_signals(self, x: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+        """``(signals, time)`` against their prepared features: ``(signals,)`` in ``x``'s dtype."""
+        frames = x.shape[-1] + self.taps + 1
+        expected = (x.shape[0], self.filters.shape[0], (frames - 1) // self.stride + 1)
         if tuple(target_features.shape) != expected:
-            raise ValueError(f"target features {tuple(target_features.shape)} do not fit input {tuple(input.shape)}")
-        spectra = self._filter_spectra(n_fft, input.device, input.dtype)
-        weights = self.band_weights.to(device=input.device, dtype=input.dtype)
-        per_item = _FusedFFTDistance.apply(
-            input.squeeze(1), spectra, weights, target_features.to(input.dtype), n_fft, frames, self.stride,
-            self.similarity,
-        )
-        return reduce(per_item, reduction or self.reduction)
+            raise ValueError(f"target_features {tuple(target_features.shape)} do not fit input signals "
+                             f"{tuple(x.shape)}: expected {expected}")
+        target_features = target_features.to(device=x.device, dtype=x.dtype)
+        if self.method != "fft":
+            return self.compare(self._signal_features(x), target_features, "none")
+        n_fft = fft_length(frames)
+        spectra = self._filter_spectra(n_fft, x.device, x.dtype)
+        weights = self.band_weights.to(device=x.device, dtype=x.dtype)
+        return _FusedFFTDistance.apply(x, spectra, weights, target_features, n_fft, frames, self.stride,
+                                       self.similarity)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        input = as_batch_of_mono(input, "input")
-        target = as_batch_of_mono(target, "target")
-        if input.shape != target.shape:
-            raise ValueError(f"input {tuple(input.shape)} and target {tuple(target.shape)} differ")
-        if target.requires_grad:  # both sides learnable: the plain differentiable path
-            return self.compare(self.features(input), self.features(target))
-        return self.against(input, self.target_features(target))
+        x, y, batch = matching_signals(input, target)
+        dtype = compute_dtype(input.dtype)
+        with full_precision(input.device):
+            x, y = x.to(dtype), y.to(dtype)
+            if target.requires_grad:  # both sides learnable: the plain differentiable path
+                per_signal = self.compare(self._signal_features(x), self._signal_features(y), "none")
+            else:
+                with torch.no_grad():
+                    prepared = torch.cat([self._signal_features(item[None]) for item in y])
+                per_signal = self._against_signals(x, prepared)
+        return finish(per_signal, batch, self.reduction, input.dtype)
 
 
 def _complex_of(dtype: torch.dtype) -> torch.dtype:

@@ -1,0 +1,237 @@
+"""``pal``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .audio import SAMPLE_RATE, WINDOW
+
+    parser = OneLineParser(prog="pal", description="Perceptual audio loss: the seed experiment and its page.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    # Flags default to None so that a --config file's values stand unless a flag is given.
+    run = commands.add_parser("run", help="fit the generator to clips under several losses; "
+                              "on an unfinished run folder of the same configuration, resume it")
+    run.add_argument("clips", nargs="*", help="audio files, folders, or built-in clip names "
+                     "(speech, piano, band, hiphop, drums); none: all five built-in clips")
+    run.add_argument("--config", type=Path, help="a TOML file of settings (keys as the flags, with _ for -)")
+    run.add_argument("--losses", type=comma_list, help="comma-separated losses (default mse,perceptual): a name, "
+                     "name:key=value:..., path/to/file.py:NAME or package.module:NAME")
+    run.add_argument("--iterations", type=integer, help="default 1000")
+    run.add_argument("--checkpoint-every", type=integer, help="default 250")
+    run.add_argument("--seeds", help="comma-separated seeds: every (clip, loss) runs once per seed, with "
+                     "its own initial weights and latent (default 0)")
+    run.add_argument("--seed", type=integer, help="one seed, the same as --seeds N")
+    run.add_argument("--speech", type=comma_list, help="clip names to score for intelligibility (STOI, PESQ); "
+                     "default: the built-in speech clip")
+    run.add_argument("--device", help="auto (default), cpu or cuda[:N]")
+    run.add_argument("--offset", type=float, default=None, metavar="SECONDS",
+                     help="start of the window in each clip (default: the middle)")
+    run.add_argument("--pad", action="store_true", default=None, help=f"centre clips shorter than {WINDOW} "
+                     f"samples at {SAMPLE_RATE} Hz in silence instead of refusing them")
+    run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>)")
+    run.add_argument("--force", action="store_true", help="replace a run of another configuration in --out, "
+                     "or start an unfinished one again")
+    run.add_argument("--no-progress", action="store_true", help="no progress display")
+
+    report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
+    report.add_argument("run_dir", type=Path)
+
+    listen = commands.add_parser("listen", help="serve a blind listening test (MUSHRA or A/B preference) over a "
+                                 "run's audio; --results prints what raters said")
+    listen.add_argument("run_dir", type=Path)
+    listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    listen.add_argument("--port", type=integer, default=8765, help="default 8765")
+    listen.add_argument("--checkpoint", type=integer, help="iteration whose generations are rated (default: the last)")
+    listen.add_argument("--mode", default="mushra", help="mushra (default) or preference (forced-choice A/B)")
+    listen.add_argument("--compare", type=comma_list, help="losses to include (default: all for mushra, the run's "
+                        "first two for preference)")
+    listen.add_argument("--results", action="store_true", help="print the ratings' summary and add it to the page")
+
+    sweep = commands.add_parser("sweep", help="fit many clips' windows under several losses and seeds, in shards, "
+                                "on this machine or on Ray; rerun the same command to resume")
+    sweep.add_argument("data", nargs="+", help="audio files, folders (searched recursively) or text files listing paths")
+    sweep.add_argument("--out", type=Path, required=True, help="the sweep folder")
+    sweep.add_argument("--losses", type=comma_list, default=["mse", "perceptual"], help="as for pal run (default mse,perceptual)")
+    sweep.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    sweep.add_argument("--windows-per-clip", type=integer, default=1, help="windows spread evenly over each clip (default 1)")
+    sweep.add_argument("--iterations", type=integer, default=1000)
+    sweep.add_argument("--checkpoint-every", type=integer, default=250)
+    sweep.add_argument("--executor", default="local", help="local (default) or ray")
+    sweep.add_argument("--address", help="Ray cluster to join (default: start a local Ray instance)")
+    sweep.add_argument("--runs-per-task", type=integer, default=8, help="runs trained together in one shard (default 8)")
+    sweep.add_argument("--workers", type=integer, help="shards at once on this machine (default: CPUs / threads per task)")
+    sweep.add_argument("--threads-per-task", type=integer, default=1, help="torch threads of each shard (default 1)")
+    sweep.add_argument("--device", default="cpu", help="cpu (default) or cuda (Ray then gives each shard a GPU)")
+    sweep.add_argument("--speech", action="store_true", help="score every window for intelligibility (STOI, PESQ)")
+    sweep.add_argument("--pad", action="store_true", help="centre clips shorter than the window in silence")
+    sweep.add_argument("--force", action="store_true", help="replace a different sweep in --out")
+    sweep.add_argument("--no-progress", action="store_true")
+
+    summarize = commands.add_parser("summarize", help="rebuild a sweep's metrics table and page from its shards")
+    summarize.add_argument("sweep_dir", type=Path)
+
+    bench = commands.add_parser("bench", help="speed and memory against the seed's way (pal bench --help)",
+                                add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .config import ExperimentConfig, checked_settings, read_config_file
+    from .experiment import run_experiment
+
+    settings = read_config_file(args.config) if args.config else {}
+    out_from_file = settings.pop("out", None)
+    out = args.out or out_from_file or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    flags = {"clips": args.clips or None, "losses": args.losses, "iterations": args.iterations,
+             "checkpoint_every": args.checkpoint_every, "seeds": args.seeds, "seed": args.seed,
+             "device": args.device, "offset_seconds": args.offset, "pad": args.pad, "speech": args.speech}
+    settings |= checked_settings({k: v for k, v in flags.items() if v is not None}, "command line")
+    outcome = run_experiment(ExperimentConfig(**settings), out, force=args.force, progress=not args.no_progress)
+    if outcome.already_finished:
+        print(f"{out}: this run had already finished; page rebuilt")
+    elif outcome.resumed_from:
+        print(f"{out}: resumed after iteration {outcome.resumed_from}")
+    for failure in outcome.failed:
+        sys.stderr.write(f"pal: run failed: {failure}\n")
+    if outcome.claims:
+        print(outcome.claims)
+    print(f"report: {outcome.report}")
+    return EXIT_RUN_FAILED if outcome.failed else 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    if not args.run_dir.is_dir():
+        raise UserError(f"{args.run_dir}: no such run folder")
+    print(f"report: {build_report(args.run_dir)}")
+    return 0
+
+
+def command_listen(args: argparse.Namespace) -> int:
+    from .listening.design import load_stimuli
+
+    if not args.run_dir.is_dir():
+        raise UserError(f"{args.run_dir}: no such run folder")
+    if args.results:
+        from .listening.results import read_results, results_text
+        from .report import build_report
+
+        text = results_text(*read_results(args.run_dir))
+        if text is None:
+            print(f"{args.run_dir}: no ratings yet (start a test with: pal listen {args.run_dir})")
+            return 0
+        print(text)
+        print(f"report: {build_report(args.run_dir)}")
+        return 0
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    from .listening.server import serve
+
+    stimuli = load_stimuli(args.run_dir, args.mode, args.checkpoint, args.compare)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        sys.stderr.write(f"pal: note: serving on {args.host}: anyone who can reach it can take the test\n")
+    serve(stimuli, args.host, args.port)
+    return 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    from .config import checked_settings
+    from .sweeps import SweepSettings, run_sweep
+
+    seeds = checked_settings({"seeds": args.seeds}, "--seeds")["seeds"]
+    settings = SweepSettings(
+        losses=args.losses, seeds=seeds, windows_per_clip=args.windows_per_clip, iterations=args.iterations,
+        checkpoint_every=args.checkpoint_every, runs_per_task=args.runs_per_task,
+        threads_per_task=args.threads_per_task, device=args.device, speech=args.speech, pad=args.pad,
+    )
+    outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,
+                        progress=not args.no_progress)
+    print(outcome.summary)
+    print(f"page: {args.out / 'index.html'}")
+    if outcome.failed:
+        sys.stderr.write(f"pal: {len(outcome.failed)} of {outcome.shards} shard(s) failed "
+                         f"({', '.join(sorted(outcome.failed))}); run the same command again to redo them\n")
+        return EXIT_RUN_FAILED
+    return 0
+
+
+def command_summarize(args: argparse.Namespace) -> int:
+    from .sweeps import summarize
+
+    if not args.sweep_dir.is_dir():
+        raise UserError(f"{args.sweep_dir}: no such sweep folder")
+    print(summarize(args.sweep_dir))
+    print(f"page: {args.sweep_dir / 'index.html'}")
+    return 0
+
+
+# What the `app` extra installs; without it `pal` says so instead of failing on an import.
+APP_MODULES = {"soundfile", "soxr", "matplotlib", "jinja2", "tqdm", "auraloss", "pystoi", "pesq", "fastapi",
+               "uvicorn"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in APP_MODULES:
+            raise
+        sys.stderr.write(f"pal: error: the application needs {error.name}: "
+                         "pip install 'perceptual-audio-loss[app]'\n")
+        return EXIT_BAD_INPUT
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["bench"]:  # its own parser: argparse's REMAINDER refuses leading options
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    handlers = {"run": command_run, "report": command_report, "listen": command_listen, "sweep": command_sweep,
+                "summarize": command_summarize}
+    try:
+        return handlers[args.command](args)
+    except UserError as error:
+        sys.stderr.write(f"pal: error: {error}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("pal: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The seed experiment: one generator per (clip, loss), all trained at once, into a run folder.
+
+The folder's layout is in :mod:`pal.runfolder`. Everything the user can get
+wrong is checked before the folder is touched; a run killed at any moment resumes from its last
+saved state when the same command runs again, and ends bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from perceptual_audio_loss import __version__
+
+from .audio import Clip, load_clip, prepare_clip, write_wav
+from .clips import BUILTIN_CLIPS, builtin_clip
+from .config import ExperimentConfig, resolve_device
+from .errors import UserError
+from .losses import build_loss, probe
+from .runfolder import (
+    checkpoint_iterations_on_disk,
+    checkpoint_name,
+    run_path,
+    read_metrics_csv,
+    write_metrics_csv,
+    fingerprint,
+    load_state,
+    open_run_folder,
+    read_json,
+    save_state,
+    write_json,
+    write_losses_csv,
+)
+from .train import RunSpec, train_batched
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
+
+
+@dataclass
+class ExperimentOutcome:
+    report: Path
+    failed: list[str]  # "clip/loss/seed-N: reason" for every run that stopped early
+    resumed_from: int  # the iteration a resumed run continued after; 0 for a new one
+    already_finished: bool = False
+    claims: str = ""  # the claims table, as text
+
+
+def expand_sources(sources: list[str]) -> list[str]:
+    """Built-in clip names and files pass through; a folder becomes the audio files under it."""
+    expanded = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise UserError(f"{source}: folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+            expanded.extend(found)
+        else:
+            expanded.append(source)
+    return expanded
+
+
+def load_clips(config: ExperimentConfig) -> list[Clip]:
+    """Every clip of the config, prepared as a target; names made unique."""
+    options = dict(
+        sample_rate=config.sample_rate, window=config.window, offset_seconds=config.offset_seconds, pad=config.pad
+    )
+    clips = []
+    for source in expand_sources(config.clips):
+        if source in BUILTIN_CLIPS and not Path(source).exists():
+            samples, rate = builtin_clip(source)
+            clips.append(prepare_clip(source, samples, rate, f"built-in clip {source!r}", **options))
+        else:
+            clips.append(load_clip(source, **options))
+    taken: set[str] = set()
+    for clip in clips:
+        name, count = clip.name, 1
+        while name in taken:
+            count += 1
+            name = f"{clip.name}-{count}"
+        clip.name = name
+        taken.add(name)
+    return clips
+
+
+class RunProgress:
+    """All runs' progress: one bar each on a terminal, a plain line every tenth of the way elsewhere."""
+
+    def __init__(self, labels: list[str], iterations: int, enabled: bool):
+        from tqdm import tqdm
+
+        self.labels = labels
+        self.iterations = iterations
+        self.enabled = enabled
+        self.terminal = enabled and sys.stderr.isatty()
+        self.next_line = 0
+        width = max(len(label) for label in labels)
+        self.bars = [
+            tqdm(total=iterations, desc=label.ljust(width), position=i, unit="it", leave=True)
+            for i, label in enumerate(labels)
+        ] if self.terminal else []
+
+    def start(self, iteration: int) -> None:
+        for bar in self.bars:
+            bar.update(iteration - bar.n)
+        self.next_line = iteration + max(1, self.iterations // 10)
+
+    def update(self, iteration: int, history: torch.Tensor) -> None:
+        if not self.enabled:
+            return
+        latest = history[-1].tolist()
+        for bar, value in zip(self.bars, latest):
+            bar.update(iteration - bar.n)
+            bar.set_postfix_str(f"loss {value:.4g}", refresh=False)
+        if not self.terminal and (iteration >= self.next_line or iteration == self.iterations):
+            self.next_line = iteration + max(1, self.iterations // 10)
+            losses = ", ".join(f"{label} {value:.4g}" for label, value in zip(self.labels, latest))
+            print(f"iteration {iteration}/{self.iterations}: {losses}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True,
+                   clips: list[Clip] | None = None, page: bool = True) -> ExperimentOutcome:
+    """Validate everything, then train every (clip, loss) at once and write the run folder and page.
+
+    On a folder holding an unfinished run of the same configuration, continue it. ``clips``, when
+    given, are the prepared targets (a sweep's windows), used instead of loading ``config.clips``;
+    without ``page`` no ``report.html`` is written (``pal report`` builds it later).
+    """
+    config.validate()
+    clips = load_clips(config) if clips is None else clips
+    report = _report if page else (lambda out: out / "report.html")
+    device = resolve_device(config.device)
+    losses = {}
+    for spec in config.loss_specs():
+        losses[spec.label] = build_loss(spec, config.sample_rate)
+        probe(losses[spec.label], spec, config.window, config.sample_rate)
+    identity = config.identity() | {"targets": {c.name: fingerprint(c.samples) for c in clips}}
+    try:
+        mode = open_run_folder(out, identity, force)
+    except OSError as error:
+        raise UserError(f"{out}: cannot prepare the run folder ({error.strerror or error})") from None
+
+    runs = [RunSpec(c, name, seed) for c in range(len(clips)) for name in config.losses for seed in config.seeds]
+    labels = [f"{clips[run.target].name}/{run.loss}/seed-{run.seed}" for run in runs]
+    run_dirs = [run_path(out, clips[run.target].name, run.loss, run.seed) for run in runs]
+    running = [dict(clip=clips[run.target].name, loss=run.loss, seed=run.seed, status="running") for run in runs]
+    if mode == "finished":
+        return ExperimentOutcome(report(out), _failed(read_json(out / "runs.json")), config.iterations, True,
+                                 _claims_text(out, config))
+    _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error=mode == "new")
+    state = load_state(out / "state.pt") if mode == "resume" else None
+
+    def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
+        # Peak-normalised, as the post saved its checkpoints: a listener (and the measures)
+        # compare shapes, not the levels a scale-free loss like cosine similarity leaves open.
+        # The raw peak is kept in peaks.json, so the raw output is the file times that peak.
+        for run_dir, samples, still in zip(run_dirs, audio, running):
+            if still:
+                peak = float(np.max(np.abs(samples)))
+                write_wav(run_dir / checkpoint_name(iteration), samples / peak if peak > 0 else samples,
+                          config.sample_rate)
+                peaks_path = run_dir / "peaks.json"
+                peaks = read_json(peaks_path) if peaks_path.exists() else {}
+                write_json(peaks_path, peaks | {str(iteration): peak})
+
+    targets = torch.from_numpy(np.stack([clip.samples for clip in clips])).unsqueeze(1)
+    bars = RunProgress(labels, config.iterations, progress)
+    bars.start(state["iteration"] if state else 0)
+    started = time.perf_counter()
+    try:
+        results = train_batched(
+            targets, runs, losses, config.iterations, config.checkpoint_every, device,
+            on_progress=bars.update, on_checkpoint=save_checkpoint,
+            on_save=lambda training_state: save_state(out / "state.pt", training_state), resume=state,
+        )
+    except OSError as error:
+        raise UserError(f"{out}: writing the run failed ({error.strerror or error}); what was saved is kept: "
+                        "run the same command again to resume") from None
+    except KeyboardInterrupt:
+        bars.close()
+        report(out)  # the page shows the runs as interrupted, with what they wrote so far
+        raise
+    finally:
+        bars.close()
+    seconds = round(time.perf_counter() - started, 3)
+    try:
+        statuses = _finish(out, config, clips, runs, run_dirs, results, seconds)
+        return ExperimentOutcome(report(out), _failed(statuses), state["iteration"] if state else 0, False,
+                                 _claims_text(out, config))
+    except OSError as error:
+        raise UserError(f"{out}: writing the run's results failed ({error.strerror or error}); the training "
+                        "is saved: run the same command again to finish") from None
+
+
+def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[dict]:
+    """Record every run's losses and status, then measure its checkpoints."""
+    statuses = []
+    for run, run_dir, result in zip(runs, run_dirs, results):
+        write_losses_csv(run_dir / "losses.csv", result.losses)
+        statuses.append(dict(
+            clip=clips[run.target].name, loss=run.loss, seed=run.seed,
+            status="failed" if result.failure else "finished", reason=result.failure,
+            final_loss=result.losses[-1] if result.losses else None, seconds=seconds,
+            checkpoints=checkpoint_iterations_on_disk(run_dir),
+        ))
+    write_metrics(out, config, statuses)
+    write_json(out / "runs.json", statuses)  # last: "finished" only once everything else is written
+    return statuses
+
+
+def _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error) -> None:
+    """Write the run's configuration, targets and statuses; again on a resume (they are the same).
+
+    ``config.json`` comes first: from then on the folder is a run this command can resume.
+    On a write error a new folder this call created is removed, and the command refuses.
+    """
+    created = remove_on_error and not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        resolved = asdict(config) | {
+            "clip_names": [c.name for c in clips],
+            "clip_sources": {c.name: c.source for c in clips},
+            "clip_offsets": {c.name: c.offset_samples for c in clips},
+            "resolved_device": str(device),
+            "loss_methods": {name: getattr(loss, "method", None) for name, loss in losses.items()},
+            "version": __version__,
+            "identity": identity,
+        }
+        write_json(out / "config.json", resolved)
+        for clip in clips:
+            (out / "clips" / clip.name).mkdir(parents=True, exist_ok=True)
+            write_wav(out / "clips" / clip.name / "original.wav", clip.samples, config.sample_rate)
+        for run_dir in run_dirs:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out / "runs.json", running)
+    except OSError as error:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise UserError(f"{out}: cannot write the run folder ({error.strerror or error})") from None
+
+
+def _failed(statuses: list[dict]) -> list[str]:
+    return [f"{s['clip']}/{s['loss']}/seed-{s['seed']}: {s.get('reason')}" for s in statuses if s["status"] == "failed"]
+
+
+def write_metrics(out: Path, config: ExperimentConfig, statuses: list[dict]) -> list[dict]:
+    """Measure every checkpoint against its original; write ``metrics.csv`` (one row per value)."""
+    import soundfile
+
+    from .metrics import measure
+
+    rows = []
+    originals = {}
+    for status in statuses:
+        clip, loss, seed = status["clip"], status["loss"], status["seed"]
+        if clip not in originals:
+            originals[clip] = soundfile.read(str(out / "clips" / clip / "original.wav"), dtype="float64")[0]
+        for iteration in status["checkpoints"]:
+            path = run_path(out, clip, loss, seed) / checkpoint_name(iteration)
+            generated = soundfile.read(str(path), dtype="float64")[0]
+            values = measure(originals[clip], generated, config.sample_rate, speech=clip in config.speech)
+            rows.extend(dict(clip=clip, loss=loss, seed=seed, iteration=iteration, metric=name, value=value)
+                        for name, value in values.items())
+    write_metrics_csv(out / "metrics.csv", rows)
+    return rows
+
+
+def _claims_text(out: Path, config: ExperimentConfig) -> str:
+    from .claims import claims_table, format_table
+
+    rows = read_metrics_csv(out / "metrics.csv")
+    return format_table(claims_table(rows, config.losses), config.losses, len(config.seeds)) if rows else ""
+
+
+def _report(out: Path) -> Path:
+    from .report import build_report
+
+    return build_report(out)

@@ -1,0 +1,312 @@
+"""The run page: every checkpoint's audio and spectrogram beside the original's, and loss curves.
+
+Built only from the files in a run folder, so ``pal report RUN_DIR`` can rebuild it any time.
+All links are relative: the folder can be moved, zipped and opened from disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from scipy import signal
+
+from .errors import UserError
+from .files import atomic_write, atomic_write_text
+
+SPECTROGRAM_WINDOW = 256
+SPECTROGRAM_HOP = 64
+DYNAMIC_RANGE_DB = 80.0
+
+
+@dataclass
+class Checkpoint:
+    iteration: int
+    audio: str
+    image: str
+
+
+@dataclass
+class LossSection:
+    name: str
+    status: str
+    final_loss: float | None
+    seconds: float | None
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+
+
+@dataclass
+class ClipSection:
+    name: str
+    source: str
+    original_audio: str
+    original_image: str
+    curves_image: str
+    losses: list[LossSection] = field(default_factory=list)
+    metrics_image: str | None = None
+    mask_image: str | None = None
+
+
+def log_spectrogram_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Magnitude STFT in dB (Hann, 256-sample window, hop 64): ``(freqs_hz, times_s, db)``."""
+    freqs, times, stft = signal.stft(
+        samples, fs=sample_rate, window="hann", nperseg=SPECTROGRAM_WINDOW, noverlap=SPECTROGRAM_WINDOW - SPECTROGRAM_HOP
+    )
+    return freqs, times, 20.0 * np.log10(np.abs(stft) + 1e-10)
+
+
+def save_figure(figure, path: Path) -> None:
+    """Lay out, write atomically as PNG, and release a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
+    plt.close(figure)
+
+
+def label_time_frequency(axes, title: str) -> None:
+    """Title and axes of a time-frequency image (spectrogram, masking threshold), alike on the page."""
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel("time (s)", fontsize=8)
+    axes.set_ylabel("kHz", fontsize=8)
+    axes.tick_params(labelsize=7)
+
+
+def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: float, path: Path, title: str) -> None:
+    """One spectrogram image on the original's colour scale, so images compare by eye."""
+    import matplotlib.pyplot as plt
+
+    freqs, times, db = log_spectrogram_db(samples, sample_rate)
+    figure, axes = plt.subplots(figsize=(4.2, 2.4), dpi=90)
+    axes.pcolormesh(
+        times, freqs / 1000.0, db, vmin=reference_max_db - DYNAMIC_RANGE_DB, vmax=reference_max_db,
+        cmap="magma", shading="auto", rasterized=True,
+    )
+    label_time_frequency(axes, title)
+    save_figure(figure, path)
+
+
+def save_mask_image(samples: np.ndarray, sample_rate: int, path: Path, title: str) -> None:
+    """The masked loss's threshold for ``samples`` (23 ms resolution), in dB SPL, on the
+    spectrogram's axes so it reads under it: error below this level costs nothing."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from perceptual_audio_loss.masking import MaskedLoss
+
+    loss = MaskedLoss(sample_rate)
+    threshold_db = loss.mask(torch.from_numpy(samples).float()[None])[0].numpy()
+    times = np.arange(threshold_db.shape[1]) * loss.hop() / sample_rate
+    figure, axes = plt.subplots(figsize=(4.2, 2.4), dpi=90)
+    mesh = axes.pcolormesh(
+        np.append(times, times[-1] + loss.hop() / sample_rate), loss.band_edges_hz / 1000.0, threshold_db,
+        vmin=0.0, vmax=max(1.0, float(threshold_db.max())), cmap="viridis", shading="flat", rasterized=True,
+    )
+    colorbar = figure.colorbar(mesh, ax=axes, pad=0.02)
+    colorbar.set_label("dB SPL", fontsize=7)
+    colorbar.ax.tick_params(labelsize=6)
+    label_time_frequency(axes, title)
+    save_figure(figure, path)
+
+
+def save_loss_curves(curves: dict[str, list[np.ndarray]], path: Path, title: str) -> None:
+    """One panel per loss (their units differ), loss against iteration, a line per seed."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, max(1, len(curves)), figsize=(4.0 * max(1, len(curves)), 2.6), dpi=90, squeeze=False)
+    for axis, (name, seeds) in zip(axes[0], curves.items()):
+        for curve in seeds:
+            axis.plot(curve[:, 0], curve[:, 1], linewidth=1.0, alpha=0.8)
+        if all(np.all(curve[:, 1] > 0) for curve in seeds):
+            axis.set_yscale("log")
+        axis.set_title(f"{title}: {name}", fontsize=9)
+        axis.set_xlabel("iteration", fontsize=8)
+        axis.set_ylabel("loss", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    save_figure(figure, path)
+
+
+METRIC_LABELS = {
+    "snr_db": "SNR (dB, higher better)", "lsd_overall_db": "log-spectral distance (dB)",
+    "lsd_low_db": "LSD < 500 Hz (dB)", "lsd_mid_db": "LSD 500-2500 Hz (dB)", "lsd_high_db": "LSD > 2500 Hz (dB)",
+    "mrstft": "multi-resolution STFT distance", "noise_floor_db": "noise floor (dB)",
+    "stoi": "STOI (higher better)", "pesq_wb": "PESQ wideband (higher better)",
+}
+
+
+def save_metric_curves(rows: list[dict], losses: list[str], path: Path, title: str) -> None:
+    """Each measure against iteration: a line per loss (mean over seeds) in its 95 % interval band."""
+    import matplotlib.pyplot as plt
+
+    from .claims import mean_interval
+
+    names = [m for m in METRIC_LABELS if any(r["metric"] == m for r in rows)]
+    columns = 3
+    figure, axes = plt.subplots(-(-len(names) // columns), columns, figsize=(12, 2.6 * -(-len(names) // columns)),
+                                dpi=80, squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        for loss in losses:
+            iterations = sorted({r["iteration"] for r in rows if r["metric"] == name and r["loss"] == loss})
+            estimates = [mean_interval([r["value"] for r in rows if r["metric"] == name and r["loss"] == loss
+                                        and r["iteration"] == i]) for i in iterations]
+            means = np.array([e.mean for e in estimates])
+            half = np.nan_to_num(np.array([e.half_width for e in estimates]))
+            line = axis.plot(iterations, means, marker="o", markersize=3, linewidth=1.2, label=loss)[0]
+            axis.fill_between(iterations, means - half, means + half, color=line.get_color(), alpha=0.2)
+        axis.set_title(METRIC_LABELS[name], fontsize=9)
+        axis.set_xlabel("iteration", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(names):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    save_figure(figure, path)
+
+
+@dataclass
+class ListeningSection:
+    text: str  # what ``pal listen --results`` prints
+    image: str | None = None
+
+
+def collect_listening(run_dir: Path) -> ListeningSection | None:
+    """The listening test's results and a plot of the MUSHRA means, when ratings exist."""
+    from .listening.results import ALL_CLIPS, read_results, results_text, summarise_mushra
+
+    ratings, preferences = read_results(run_dir)
+    text = results_text(ratings, preferences)
+    if text is None:
+        return None
+    section = ListeningSection(text)
+    if ratings:
+        latest = max(row["checkpoint"] for row in ratings)
+        summary = summarise_mushra([row for row in ratings if row["checkpoint"] == latest])
+        save_mushra_plot(summary.table, summary.conditions, ALL_CLIPS, run_dir / "listening.png",
+                         f"MUSHRA scores at iteration {latest}")
+        section.image = "listening.png"
+    return section
+
+
+def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Path, title: str) -> None:
+    """Each condition's mean score with its 95 % interval: all clips in black, each clip beside it."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(1.2 + 1.1 * len(conditions), 3.0), dpi=90)
+    clips = [clip for clip in table if clip != overall]
+    offsets = np.linspace(-0.3, 0.3, len(clips) + 1)
+    for offset, clip in zip(offsets, [overall, *clips]):
+        means = [table[clip][c].mean for c in conditions]
+        errors = [0.0 if np.isnan(table[clip][c].half_width) else table[clip][c].half_width for c in conditions]
+        style = {"color": "black", "marker": "s", "markersize": 6} if clip == overall else {"marker": "o", "markersize": 3, "alpha": 0.7}
+        axes.errorbar(np.arange(len(conditions)) + offset, means, yerr=errors, linestyle="none", capsize=2, label=clip, **style)
+    axes.set_xticks(np.arange(len(conditions)), conditions, fontsize=7, rotation=20)
+    axes.set_ylim(0, 100)
+    axes.set_ylabel("score (0-100)", fontsize=8)
+    axes.set_title(title, fontsize=9)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=6, loc="lower left")
+    save_figure(figure, path)
+
+
+def read_run(run_dir: Path) -> tuple[dict, dict]:
+    """``config.json`` and the per-run statuses of ``runs.json`` keyed by (clip, loss, seed)."""
+    from .runfolder import read_json
+
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: not a run folder (no config.json)")
+    config = read_json(run_dir / "config.json")
+    runs = read_json(run_dir / "runs.json") if (run_dir / "runs.json").exists() else []
+    return config, {(r["clip"], r["loss"], r.get("seed", 0)): r for r in runs}
+
+
+def describe_status(status: dict) -> str:
+    """What the page says of a run: finished, failed (why), or interrupted."""
+    state = status.get("status", "running")
+    if state == "finished":
+        return "finished"
+    if state == "failed":
+        return f"failed: {status.get('reason')}"
+    return "interrupted (or still running): run the same `pal run` command again to resume it"
+
+
+def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_rows: list[dict]) -> ClipSection:
+    """The clip's images and sections: players for the first seed's checkpoints, curves for all."""
+    from .runfolder import checkpoint_iteration, read_losses_csv, run_path
+
+    sample_rate = config["sample_rate"]
+    seeds = config.get("seeds", [0])
+    clip_dir = run_dir / "clips" / clip
+    original, _ = soundfile.read(str(clip_dir / "original.wav"), dtype="float64")
+    reference_max_db = log_spectrogram_db(original, sample_rate)[2].max()
+    save_spectrogram(original, sample_rate, reference_max_db, clip_dir / "original.png", f"{clip}: original")
+    section = ClipSection(
+        clip, config.get("clip_sources", {}).get(clip, clip),
+        f"clips/{clip}/original.wav", f"clips/{clip}/original.png", f"clips/{clip}/losses.png",
+    )
+    if any(loss.startswith("masked") for loss in config["losses"]):
+        save_mask_image(original, sample_rate, clip_dir / "mask.png", f"{clip}: masking threshold")
+        section.mask_image = f"clips/{clip}/mask.png"
+    curves = {}
+    for loss in config["losses"]:
+        per_seed = [statuses.get((clip, loss, seed), {}) for seed in seeds]
+        described = [describe_status(status) for status in per_seed]
+        summary = "finished" if all(d == "finished" for d in described) else "; ".join(
+            f"seed {seed}: {d}" for seed, d in zip(seeds, described))
+        first = per_seed[0]
+        loss_section = LossSection(loss, summary, first.get("final_loss"), first.get("seconds"))
+        curves[loss] = [read_losses_csv(run_path(run_dir, clip, loss, seed) / "losses.csv") for seed in seeds
+                        if (run_path(run_dir, clip, loss, seed) / "losses.csv").exists()]
+        seed_dir = run_path(run_dir, clip, loss, seeds[0])
+        for wav in sorted(seed_dir.glob("iter-*.wav")):
+            iteration = checkpoint_iteration(wav)
+            audio, _ = soundfile.read(str(wav), dtype="float64")
+            image = wav.with_suffix(".png")
+            save_spectrogram(audio, sample_rate, reference_max_db, image, f"{loss}, iteration {iteration}")
+            relative = seed_dir.relative_to(run_dir).as_posix()
+            loss_section.checkpoints.append(Checkpoint(iteration, f"{relative}/{wav.name}", f"{relative}/{image.name}"))
+        section.losses.append(loss_section)
+    save_loss_curves(curves, clip_dir / "losses.png", clip)
+    rows = [r for r in metric_rows if r["clip"] == clip]
+    if rows:
+        save_metric_curves(rows, config["losses"], clip_dir / "metrics.png", f"{clip}: measures against the original")
+        section.metrics_image = f"clips/{clip}/metrics.png"
+    return section
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write ``report.html`` (and its images) for the run in ``run_dir``; return its path."""
+    import jinja2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run_dir = Path(run_dir)
+    from .claims import claims_table
+    from .runfolder import read_metrics_csv
+
+    config, statuses = read_run(run_dir)
+    metric_rows = read_metrics_csv(run_dir / "metrics.csv")
+    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows) for clip in config["clip_names"]]
+    claims = claims_table(metric_rows, config["losses"]) if metric_rows else []
+    unfinished = [f"{c.name}/{l.name}" for c in clips for l in c.losses if l.status != "finished"]
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("pal", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    page = environment.get_template("report.html").render(
+        config=config,
+        clips=clips,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        run_name=run_dir.resolve().name,
+        unfinished=unfinished,
+        claims=claims,
+        seeds=config.get("seeds", [0]),
+        listening=collect_listening(run_dir),
+    )
+    path = run_dir / "report.html"
+    atomic_write_text(path, page)
+    return path

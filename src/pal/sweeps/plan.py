@@ -1,0 +1,145 @@
+"""What a sweep runs: audio files, windows in them, and shards of (window, loss, seed) runs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, WINDOW, clip_name, prepare_clip, read_audio
+from ..errors import UserError
+from ..experiment import AUDIO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str  # unique in the sweep; the clip's folder name in its shard
+    source: str
+    offset_samples: int  # at the sweep's sample rate; negative when padded (the silence before)
+    padded: bool = False
+
+
+@dataclass
+class SweepSettings:
+    losses: list[str]
+    seeds: list[int]
+    windows_per_clip: int = 1
+    iterations: int = 1000
+    checkpoint_every: int = 250
+    runs_per_task: int = 8
+    threads_per_task: int = 1
+    device: str = "cpu"
+    speech: bool = False  # score every window for intelligibility (STOI, PESQ)
+    pad: bool = False
+    sample_rate: int = SAMPLE_RATE
+    window: int = WINDOW
+    loss_sources: dict = field(default_factory=dict)  # label -> resolved spec, as ExperimentConfig's
+
+
+@dataclass
+class Shard:
+    name: str
+    windows: list[str]
+    losses: list[str]
+    seeds: list[int]
+
+    @property
+    def runs(self) -> int:
+        return len(self.windows) * len(self.losses) * len(self.seeds)
+
+
+# -- what to sweep over -----------------------------------------------------------------------
+
+
+def find_audio(data: list[str]) -> list[Path]:
+    """Audio files from files, folders (searched recursively) and text files listing paths."""
+    found: list[Path] = []
+    for item in data:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
+        elif path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
+            found.append(path)
+        elif path.is_file():
+            found.extend(_listed(path))
+        else:
+            raise UserError(f"{item}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise UserError(f"no audio files in {', '.join(data)} ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    return unique
+
+
+def _listed(list_file: Path) -> list[Path]:
+    """A text file of paths, one per line (blank lines and # comments skipped), relative to it."""
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except (UnicodeDecodeError, OSError) as error:
+        raise UserError(f"{list_file}: neither audio nor a text list of paths ({error})") from None
+    paths = []
+    for number, line in enumerate(lines, 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        path = (list_file.parent / entry) if not os.path.isabs(entry) else Path(entry)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise UserError(f"{list_file}:{number}: {entry}: no such file or folder")
+    return paths
+
+
+def window_offsets(total_samples: int, window: int, count: int) -> list[int]:
+    """``count`` window starts spread evenly: window k is centred at (k + 1/2) / count of the
+    clip's usable span, so one window is the middle, as ``pal run`` takes it."""
+    usable = total_samples - window
+    return sorted({int(round(usable * (k + 0.5) / count)) for k in range(count)})
+
+
+def plan_windows(files: list[Path], settings: SweepSettings) -> tuple[list[Window], dict[str, np.ndarray]]:
+    """Every window of every file, prepared as a target: ``(windows, name -> samples)``."""
+    windows, targets, taken, short = [], {}, set(), []
+    for path in files:
+        samples, rate = read_audio(path)
+        length = int(round(len(samples) * settings.sample_rate / rate))
+        if length < settings.window and not settings.pad:
+            short.append(path)
+            continue
+        offsets = [None] if length < settings.window else window_offsets(length, settings.window, settings.windows_per_clip)
+        stem, count = clip_name(path), 1
+        while (stem if count == 1 else f"{stem}-{count}") in taken:
+            count += 1
+        stem = stem if count == 1 else f"{stem}-{count}"
+        taken.add(stem)
+        for index, offset in enumerate(offsets):
+            seconds = None if offset is None else offset / settings.sample_rate
+            name = f"{stem}.w{index}" if len(offsets) > 1 else stem
+            clip = prepare_clip(name, samples, rate, str(path), settings.sample_rate, settings.window, seconds, settings.pad)
+            windows.append(Window(name, str(path), clip.offset_samples, clip.padded))
+            targets[name] = clip.samples
+    if short:
+        raise UserError(f"{len(short)} file(s) shorter than the {settings.window}-sample window at "
+                        f"{settings.sample_rate} Hz (first: {short[0]}); remove them or pass --pad")
+    return windows, targets
+
+
+def plan_shards(windows: list[Window], settings: SweepSettings) -> list[Shard]:
+    """Cut window × loss × seed into shards of at most ``runs_per_task`` runs (at least one run),
+    whole windows first: a shard holds every loss and seed of its windows when it can."""
+    per_window = len(settings.losses) * len(settings.seeds)
+    names = [w.name for w in windows]
+    groups: list[tuple[list[str], list[str], list[int]]] = []
+    if settings.runs_per_task >= per_window:
+        step = settings.runs_per_task // per_window
+        groups = [(names[i : i + step], settings.losses, settings.seeds) for i in range(0, len(names), step)]
+    else:
+        seeds_step = max(1, settings.runs_per_task)
+        for name in names:
+            for loss in settings.losses:
+                for i in range(0, len(settings.seeds), seeds_step):
+                    groups.append(([name], [loss], settings.seeds[i : i + seeds_step]))
+    return [Shard(f"shard-{index:04d}", *group) for index, group in enumerate(groups)]

@@ -1,0 +1,76 @@
+"""One shard: a small batched experiment into its own run folder, wherever it runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import Clip
+from .plan import Shard, SweepSettings, Window
+
+SWEEP_FILE = "sweep.json"
+TARGETS_FILE = "targets.npz"
+SHARDS = "shards"
+DONE_FILE = "done.json"
+
+
+# -- one shard ----------------------------------------------------------------------------------
+
+
+def shard_folder(sweep_dir: Path, shard: Shard) -> Path:
+    return Path(sweep_dir) / SHARDS / shard.name
+
+
+def is_finished(sweep_dir: Path, shard: Shard) -> bool:
+    return (shard_folder(sweep_dir, shard) / DONE_FILE).is_file()
+
+
+def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) -> dict:
+    """Train one shard into its run folder (resuming a partial one); return what happened.
+
+    Runs in a worker: a local subprocess or a Ray task. Its torch threads are fixed, so a shard's
+    numbers are the same wherever it runs.
+    """
+    import torch
+
+    from ..config import ExperimentConfig
+    from ..experiment import run_experiment
+    from ..files import atomic_write_text
+
+    settings = SweepSettings(**settings)
+    shard = Shard(**shard)
+    torch.set_num_threads(settings.threads_per_task)
+    if is_finished(Path(sweep_dir), shard):
+        return {"shard": shard.name, "status": "skipped"}
+    folder = shard_folder(Path(sweep_dir), shard)
+    started = time.perf_counter()
+    config = ExperimentConfig(
+        clips=[clip.source for clip in clips], losses=shard.losses, iterations=settings.iterations,
+        checkpoint_every=settings.checkpoint_every, seeds=shard.seeds, device=settings.device,
+        sample_rate=settings.sample_rate, window=settings.window, pad=settings.pad,
+        speech=[clip.name for clip in clips] if settings.speech else [],
+        loss_sources={label: settings.loss_sources[label] for label in shard.losses if label in settings.loss_sources},
+    )
+    outcome = run_experiment(config, folder, progress=False, clips=clips, page=False)
+    (folder / "state.pt").unlink(missing_ok=True)  # finished: the training state is no longer needed
+    result = {"shard": shard.name, "status": "finished", "runs": shard.runs, "failed_runs": outcome.failed,
+              "seconds": round(time.perf_counter() - started, 3)}
+    atomic_write_text(folder / DONE_FILE, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def shard_clips(shard: Shard, windows: dict[str, Window], targets: dict[str, np.ndarray]) -> list[Clip]:
+    return [Clip(name, targets[name], windows[name].source, windows[name].offset_samples, windows[name].padded)
+            for name in shard.windows]
+
+
+def load_plan(sweep_dir: Path) -> tuple[dict, dict[str, Window], dict[str, np.ndarray], list[Shard]]:
+    """The plan a sweep saved: ``(sweep.json, windows by name, targets by name, shards)``."""
+    record = json.loads((Path(sweep_dir) / SWEEP_FILE).read_text())
+    windows = {w["name"]: Window(**w) for w in record["windows"]}
+    with np.load(Path(sweep_dir) / TARGETS_FILE) as archive:
+        targets = {name: archive[name] for name in archive.files}
+    return record, windows, targets, [Shard(**s) for s in record["shards"]]

@@ -1,0 +1,168 @@
+"""A sweep's results over the whole data set: one metrics table, the claims, paired comparisons.
+
+Built only from the shards' run folders and ``sweep.json``, so ``pal summarize`` can rebuild it
+at any time, also while shards are still missing (it says how many).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from scipy import stats
+
+from ..claims import CLAIMS, Estimate, claims_table, format_table, mean_interval
+from ..errors import UserError
+from ..files import atomic_write_text
+from .shard import DONE_FILE, SHARDS, SWEEP_FILE
+
+ALL_CLIPS = "all clips"
+
+
+@dataclass
+class PairedComparison:
+    metric: str
+    lower_is_better: bool
+    iteration: int
+    first: str
+    second: str
+    wins: int  # clips where ``first`` is better, on the mean over its windows and seeds
+    losses: int
+    ties: int
+    difference: Estimate  # first minus second, over clips
+
+    @property
+    def clips(self) -> int:
+        return self.wins + self.losses + self.ties
+
+    def p_value(self) -> float:
+        """Two-sided sign test over the clips that are not ties."""
+        decided = self.wins + self.losses
+        return stats.binomtest(self.wins, decided, 0.5).pvalue if decided else math.nan
+
+    def sentence(self) -> str:
+        return (f"{self.first} beats {self.second} on {self.wins} of {self.clips} clips "
+                f"({self.metric} at iteration {self.iteration}; mean difference {self.difference}; "
+                f"sign test p = {self.p_value():.3g})")
+
+
+def read_sweep(sweep_dir: Path) -> dict:
+    if not (sweep_dir / SWEEP_FILE).is_file():
+        raise UserError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
+    return json.loads((sweep_dir / SWEEP_FILE).read_text())
+
+
+def metric_rows(sweep_dir: Path, record: dict) -> tuple[list[dict], int]:
+    """Every finished shard's measures, one wide row per window × loss × seed × checkpoint."""
+    windows = {w["name"]: w for w in record["windows"]}
+    rate = record["settings"]["sample_rate"]
+    wide: dict[tuple, dict] = {}
+    finished = 0
+    for shard in record["shards"]:
+        folder = sweep_dir / SHARDS / shard["name"]
+        if not (folder / DONE_FILE).is_file():
+            continue
+        finished += 1
+        with (folder / "metrics.csv").open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                window = windows[row["clip"]]
+                key = (row["clip"], row["loss"], int(row["seed"]), int(row["iteration"]))
+                wide.setdefault(key, {
+                    "window": row["clip"], "source": window["source"],
+                    "offset_seconds": round(window["offset_samples"] / rate, 6),
+                    "loss": row["loss"], "seed": int(row["seed"]), "iteration": int(row["iteration"]),
+                    "shard": shard["name"],
+                })[row["metric"]] = float(row["value"])
+    return [wide[key] for key in sorted(wide)], finished
+
+
+def per_clip_rows(rows: list[dict], metrics: list[str]) -> list[dict]:
+    """Long rows averaged over each source clip's windows and seeds: the clip is the unit."""
+    sums: dict[tuple, list[float]] = defaultdict(list)
+    for row in rows:
+        for metric in metrics:
+            if metric in row and math.isfinite(row[metric]):
+                sums[(row["source"], row["loss"], row["iteration"], metric)].append(row[metric])
+    return [{"clip": ALL_CLIPS, "seed": source, "loss": loss, "iteration": iteration, "metric": metric,
+             "value": sum(values) / len(values)} for (source, loss, iteration, metric), values in sorted(sums.items())]
+
+
+def paired_comparisons(rows: list[dict], losses: list[str]) -> list[PairedComparison]:
+    """For each claim's metric at the last checkpoint, each pair of losses compared on the same
+    windows and seeds; differences averaged per clip, then counted and averaged over clips."""
+    if not rows:
+        return []
+    last = max(row["iteration"] for row in rows)
+    at_last = {(r["window"], r["seed"], r["loss"]): r for r in rows if r["iteration"] == last}
+    comparisons = []
+    for claim in CLAIMS:
+        if claim.metric == "iterations_to_final_lsd":
+            continue
+        for first, second in itertools.combinations(losses, 2):
+            per_clip: dict[str, list[float]] = defaultdict(list)
+            for (window, seed, loss), row in at_last.items():
+                other = at_last.get((window, seed, second))
+                if loss != first or other is None or claim.metric not in row or claim.metric not in other:
+                    continue
+                difference = row[claim.metric] - other[claim.metric]
+                if math.isfinite(difference):
+                    per_clip[row["source"]].append(difference)
+            if not per_clip:
+                continue
+            means = [sum(d) / len(d) for d in per_clip.values()]
+            better = [(-m if claim.lower_is_better else m) for m in means]
+            comparisons.append(PairedComparison(
+                claim.metric, claim.lower_is_better, last, first, second,
+                sum(b > 0 for b in better), sum(b < 0 for b in better), sum(b == 0 for b in better),
+                mean_interval(means)))
+    return comparisons
+
+
+COLUMNS_FIRST = ["window", "source", "offset_seconds", "loss", "seed", "iteration", "shard"]
+
+
+def metrics_csv_text(rows: list[dict]) -> str:
+    metrics = sorted({key for row in rows for key in row} - set(COLUMNS_FIRST))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS_FIRST + metrics, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def summarize(sweep_dir: Path) -> str:
+    """Write ``metrics.csv`` and ``index.html`` for the sweep; return the summary as text."""
+    import jinja2
+
+    sweep_dir = Path(sweep_dir)
+    record = read_sweep(sweep_dir)
+    losses = record["settings"]["losses"]
+    rows, finished = metric_rows(sweep_dir, record)
+    atomic_write_text(sweep_dir / "metrics.csv", metrics_csv_text(rows))
+    metrics = sorted({c.metric for c in CLAIMS} | {"lsd_overall_db"})
+    table = claims_table(per_clip_rows(rows, metrics), losses) if rows else []
+    comparisons = paired_comparisons(rows, losses)
+    sources = sorted({w["source"] for w in record["windows"]})
+    header = (f"sweep: {len(sources)} clip(s), {len(record['windows'])} window(s), {len(losses)} loss(es), "
+              f"{len(record['settings']['seeds'])} seed(s); {finished} of {len(record['shards'])} shard(s) finished")
+    text = "\n".join([
+        header,
+        format_table(table, losses, len(sources), unit="clip") if table else "no measures yet",
+        *("  " + c.sentence() for c in comparisons),
+    ])
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("pal", "templates"),
+                                     autoescape=jinja2.select_autoescape(["html"]))
+    page = environment.get_template("sweep.html").render(
+        record=record, losses=losses, claims=table, comparisons=comparisons, header=header,
+        shards=[dict(s, finished=(sweep_dir / SHARDS / s["name"] / DONE_FILE).is_file()) for s in record["shards"]],
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), sources=sources,
+    )
+    atomic_write_text(sweep_dir / "index.html", page)
+    return text

@@ -1,0 +1,31 @@
+"""The local executor's worker: ``python -m pal.sweeps.worker SWEEP_DIR SHARD``.
+
+Runs one shard from the plan saved in the sweep folder and prints its result as one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+from .shard import load_plan, run_shard, shard_clips
+
+
+def main(argv: list[str]) -> int:
+    """Worker entry point: run the named shard of the sweep in ``argv[0]``."""
+    sweep_dir, name = Path(argv[0]), argv[1]
+    record, windows, targets, shards = load_plan(sweep_dir)
+    shard = next(s for s in shards if s.name == name)
+    try:
+        result = run_shard(str(sweep_dir), vars(shard), shard_clips(shard, windows, targets), record["settings"])
+    except UserError as error:
+        sys.stderr.write(f"pal sweep: {name}: {error}\n")
+        return 2
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

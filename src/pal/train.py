@@ -1,0 +1,281 @@
+"""Fitting the seed's generators: one run alone, or every run of an experiment at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .generator import GeneratorStack, seeded_generator_and_latent
+from perceptual_audio_loss.losses import TargetLoss
+
+LEARNING_RATE = 1e-4
+BETAS = (0.0, 0.9)  # the seed's Adam settings (WGAN-GP style: Gulrajani et al., 2017)
+
+
+def output_channels(loss: nn.Module) -> int:
+    """What the generator must output for ``loss``: 1 sample, or e.g. 256 μ-law logits, per step."""
+    return getattr(loss, "output_channels", 1)
+
+
+def as_waveform(loss: nn.Module, output: torch.Tensor) -> torch.Tensor:
+    """A generator's output ``(channels, T)`` as audio ``(T,)``: decoded if the loss says how."""
+    if hasattr(loss, "decode"):
+        return loss.decode(output[None])[0]
+    return output.reshape(-1)
+
+
+def checkpoint_iterations(iterations: int, every: int) -> list[int]:
+    """Iterations at which audio is kept: every ``every`` updates, and always the last.
+
+    >>> checkpoint_iterations(1000, 250)
+    [250, 500, 750, 1000]
+    >>> checkpoint_iterations(10, 4)
+    [4, 8, 10]
+    """
+    marks = list(range(every, iterations + 1, every))
+    if not marks or marks[-1] != iterations:
+        marks.append(iterations)
+    return marks
+
+
+@dataclass
+class RunResult:
+    """What one (clip, loss) run produced: the loss per update and the checkpoint outputs."""
+
+    losses: list[float] = field(default_factory=list)
+    checkpoints: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def train_one(
+    target: torch.Tensor,
+    loss_fn: nn.Module,
+    seed: int,
+    iterations: int,
+    checkpoint_every: int,
+    device: torch.device | str = "cpu",
+    on_step: Callable[[int, float], None] | None = None,
+    on_checkpoint: Callable[[int, np.ndarray], None] | None = None,
+) -> RunResult:
+    """Train a freshly seeded generator to reproduce ``target`` (shape ``(1, 1, T)``).
+
+    A checkpoint at iteration ``i`` is the generator's output after ``i`` updates.
+    """
+    model, latent = seeded_generator_and_latent(seed, device, output_channels(loss_fn))
+    loss_fn = loss_fn.to(device)
+    target = target.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=BETAS)
+    marks = set(checkpoint_iterations(iterations, checkpoint_every))
+    result = RunResult()
+    for iteration in range(1, iterations + 1):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(latent), target)
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        result.losses.append(value)
+        if on_step is not None:
+            on_step(iteration, value)
+        if iteration in marks:
+            with torch.no_grad():
+                audio = as_waveform(loss_fn, model(latent)[0]).cpu().numpy()
+            result.checkpoints[iteration] = audio
+            if on_checkpoint is not None:
+                on_checkpoint(iteration, audio)
+    return result
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a batched experiment: which target, which loss, which seed."""
+
+    target: int
+    loss: str
+    seed: int
+
+
+@dataclass
+class BatchResult(RunResult):
+    """A run of a batch: as :class:`RunResult`, and why it stopped early if it did."""
+
+    failure: str | None = None
+
+
+SAVE_EVERY = 100  # iterations between training-state saves, besides every checkpoint
+STATE_FORMAT = 1
+
+
+def _build_groups(targets, runs, losses, device):
+    groups = []
+    for name in dict.fromkeys(run.loss for run in runs):
+        members = [i for i, run in enumerate(runs) if run.loss == name]
+        group_targets = targets[[runs[i].target for i in members]].to(device)
+        groups.append((members, TargetLoss(losses[name].to(device), group_targets)))
+    # Position of every run in the concatenation of the groups' per-item losses.
+    order = torch.tensor([i for members, _ in groups for i in members], device=device)
+    back_to_run_order = torch.empty_like(order)
+    back_to_run_order[order] = torch.arange(len(runs), device=device)
+    return groups, back_to_run_order
+
+
+class RunStacks(nn.Module):
+    """Every run's generator: one :class:`GeneratorStack` per output width, run ``i`` at ``slots[i]``."""
+
+    def __init__(self, runs: list[RunSpec], losses: dict[str, nn.Module], stack_mode: str):
+        super().__init__()
+        widths = [output_channels(losses[run.loss]) for run in runs]
+        seeded = [seeded_generator_and_latent(run.seed, out_channels=w) for run, w in zip(runs, widths)]
+        self.members = [[i for i, w in enumerate(widths) if w == width] for width in sorted(set(widths))]
+        self.stacks = nn.ModuleList(GeneratorStack([seeded[i][0] for i in m], stack_mode) for m in self.members)
+        self.slots = {run: (s, j) for s, members in enumerate(self.members) for j, run in enumerate(members)}
+        self.register_buffer("latents", torch.cat([latent for _, latent in seeded]))
+
+    def forward(self) -> list[torch.Tensor]:
+        """Each stack's outputs ``(members, width, T)``."""
+        return [stack(self.latents[members]) for stack, members in zip(self.stacks, self.members)]
+
+    def output(self, outputs: list[torch.Tensor], runs: list[int]) -> torch.Tensor:
+        """The outputs of ``runs`` (all of one width), stacked."""
+        stack = self.slots[runs[0]][0]
+        return outputs[stack][[self.slots[run][1] for run in runs]]
+
+    def finite_gradients(self) -> torch.Tensor:
+        finite = torch.ones(len(self.slots), dtype=torch.bool, device=self.latents.device)
+        for stack, members in zip(self.stacks, self.members):
+            for weight in stack.weights:
+                if weight.grad is not None:
+                    finite[members] &= torch.isfinite(weight.grad.view(stack.n_models, -1)).all(dim=1)
+        return finite
+
+    def freeze(self, inactive: torch.Tensor) -> None:
+        """Zero the gradients of stopped runs: with Adam's beta1 = 0 their weights then stay put."""
+        for stack, members in zip(self.stacks, self.members):
+            for weight in stack.weights:
+                if weight.grad is not None:
+                    weight.grad.view(stack.n_models, -1)[inactive[members]] = 0.0
+
+    def weights(self) -> list[torch.Tensor]:
+        return [weight for stack in self.stacks for weight in stack.weights]
+
+
+def train_batched(
+    targets: torch.Tensor,
+    runs: list[RunSpec],
+    losses: dict[str, nn.Module],
+    iterations: int,
+    checkpoint_every: int,
+    device: torch.device | str = "cpu",
+    on_progress: Callable[[int, torch.Tensor], None] | None = None,
+    on_checkpoint: Callable[[int, np.ndarray, list[bool]], None] | None = None,
+    on_save: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+    stack_mode: str = "auto",
+) -> list[BatchResult]:
+    """Train every run's generator at once, as one stacked model; same results as :func:`train_one`.
+
+    Each run's generator is seeded as :func:`train_one` seeds it. The objective is the sum of the
+    runs' losses, so each generator's gradient is exactly that of its own loss, and Adam, being
+    elementwise, updates each generator's slice of the stacked weights as its own Adam would.
+    The targets' features are computed once per run, not at every step. With the stack's
+    ``"looped"`` mode (the default on a CPU) every run's numbers are bit-identical to training it
+    alone with :func:`train_one`; ``"grouped"`` (the default on CUDA) equals it up to rounding.
+
+    A run whose loss or gradient stops being finite is stopped there, its reason recorded; the
+    others go on.
+
+    Args:
+        targets: ``(n_targets, 1, T)``; ``runs[i].target`` indexes it.
+        losses: a loss module for every loss name the runs use.
+        on_progress: called with ``(iteration, losses so far (iteration, n_runs) on the device)``
+            about a hundred times over the run.
+        on_checkpoint: called with ``(iteration, outputs (n_runs, T), active)`` at every checkpoint.
+        on_save: called with the training state (a dict of tensors and numbers that
+            ``torch.load(..., weights_only=True)`` reads) at every checkpoint, after
+            ``on_checkpoint``, and every :data:`SAVE_EVERY` iterations.
+        resume: a state from ``on_save``: training continues after its iteration, bit-identically.
+    """
+    stacks = RunStacks(runs, losses, stack_mode).to(device)
+    groups, back_to_run_order = _build_groups(targets, runs, losses, device)
+    optimizer = torch.optim.Adam(stacks.parameters(), lr=LEARNING_RATE, betas=BETAS)
+    history = torch.full((iterations, len(runs)), float("nan"), device=device)
+    failures: dict[int, str] = {}
+    first = 1
+    if resume is not None:
+        first = _restore(resume, stacks, optimizer, history, failures, len(runs)) + 1
+    active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
+
+    marks = set(checkpoint_iterations(iterations, checkpoint_every))
+    progress_every = max(1, iterations // 100)
+    results = [BatchResult() for _ in runs]
+    for iteration in range(first, iterations + 1):
+        optimizer.zero_grad(set_to_none=True)
+        outputs = stacks()
+        per_run = torch.cat([loss(stacks.output(outputs, members)) for members, loss in groups])[back_to_run_order]
+        finite_loss = torch.isfinite(per_run)
+        torch.where(active & finite_loss, per_run, torch.zeros_like(per_run)).sum().backward()
+        history[iteration - 1] = torch.where(active, per_run.detach(), history[iteration - 1])
+        healthy = finite_loss & stacks.finite_gradients()
+        if not bool((healthy | ~active).all()):
+            for index in torch.nonzero(active & ~healthy).view(-1).tolist():
+                if bool(finite_loss[index]):
+                    failures[index] = f"gradient became non-finite at iteration {iteration}"
+                else:
+                    failures[index] = f"loss became {float(per_run[index].detach())!r} at iteration {iteration}"
+            active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
+        stacks.freeze(~active)
+        optimizer.step()
+        if on_progress is not None and (iteration % progress_every == 0 or iteration == iterations):
+            on_progress(iteration, history[:iteration])
+        if iteration in marks:
+            with torch.no_grad():
+                outputs = stacks()
+                audio = torch.stack([as_waveform(losses[run.loss], stacks.output(outputs, [i])[0])
+                                     for i, run in enumerate(runs)]).cpu().numpy()
+            still_running = active.tolist()
+            for result, samples, running in zip(results, audio, still_running):
+                if running:
+                    result.checkpoints[iteration] = samples
+            if on_checkpoint is not None:
+                on_checkpoint(iteration, audio, still_running)
+        if on_save is not None and (iteration in marks or iteration % SAVE_EVERY == 0):
+            on_save(_state(iteration, stacks, optimizer, history, failures))
+    for index, (result, column) in enumerate(zip(results, history.cpu().T)):
+        result.failure = failures.get(index)
+        done = int(result.failure.rsplit(" ", 1)[-1]) if result.failure else iterations
+        result.losses = column[:done].tolist()
+    return results
+
+
+def _state(iteration, stacks, optimizer, history, failures) -> dict:
+    return {
+        "format": STATE_FORMAT,
+        "iteration": iteration,
+        "weights": [w.detach().cpu().clone() for w in stacks.weights()],
+        "optimizer": optimizer.state_dict(),
+        "latents": stacks.latents.cpu().clone(),
+        "history": history[:iteration].cpu().clone(),
+        "failures": [[index, reason] for index, reason in sorted(failures.items())],
+        "rng": torch.get_rng_state(),
+    }
+
+
+def _restore(state, stacks, optimizer, history, failures, n_runs) -> int:
+    """Load a saved state into freshly built objects; return its iteration."""
+    weights = stacks.weights()
+    if state.get("format") != STATE_FORMAT or len(state["weights"]) != len(weights):
+        raise ValueError("the saved training state does not fit this run")
+    if state["latents"].shape[0] != n_runs:
+        raise ValueError("the saved training state has a different number of runs")
+    with torch.no_grad():
+        for weight, saved in zip(weights, state["weights"]):
+            weight.copy_(saved)
+        stacks.latents.copy_(state["latents"])
+        done = state["iteration"]
+        history[:done] = state["history"].to(history.device)
+    optimizer.load_state_dict(state["optimizer"])
+    failures.update({int(index): str(reason) for index, reason in state["failures"]})
+    torch.set_rng_state(state["rng"])
+    return done

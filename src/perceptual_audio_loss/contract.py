@@ -1,0 +1,100 @@
+"""The contract every loss in this library keeps, and the helpers that keep it.
+
+A loss here is an ``nn.Module`` called as ``loss(input, target)`` where:
+
+- ``input`` and ``target`` have the same shape, ``(batch, time)`` or ``(batch, channels, time)``.
+  Each channel is an independent signal; a batch item's loss is the **mean over its channels**.
+- They may be float16, bfloat16, float32 or float64. The loss computes in float32 (float64 for
+  float64 input) with autocast switched off inside, and returns the input's dtype, so it works
+  under ``torch.autocast`` on CPU and CUDA.
+- ``reduction`` is ``"mean"`` (over the batch), ``"sum"`` or ``"none"`` (shape ``(batch,)``).
+- Silent inputs and targets, and targets silent in one channel only, give a finite value and a
+  finite gradient.
+
+A loss whose target can be prepared once (features, thresholds) also follows
+:class:`PreparedTargetLoss`: ``against(input, target_features(target))`` equals
+``loss(input, target)``, and costs only the input's half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Protocol, runtime_checkable
+
+import torch
+
+REDUCTIONS = ("mean", "sum", "none")
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+@runtime_checkable
+class PreparedTargetLoss(Protocol):
+    """A loss that can transform a fixed target once and be evaluated against it many times.
+
+    ``target_features(target)`` takes the target as ``forward`` does and returns an opaque
+    prepared value (a tensor or a tuple of tensors) made without a graph;
+    ``against(input, prepared, reduction=None)`` returns what ``forward(input, target)`` would,
+    ``reduction`` overriding the module's own for that call.
+    """
+
+    def target_features(self, target: torch.Tensor) -> Any: ...
+
+    def against(self, input: torch.Tensor, prepared: Any, reduction: str | None = None) -> torch.Tensor: ...
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def signals(x: Any, name: str) -> tuple[torch.Tensor, int]:
+    """``(batch, time)`` or ``(batch, channels, time)`` as ``(batch * channels, time)`` and the batch size.
+
+    Raises ``TypeError`` for a non-tensor or a non-float tensor and ``ValueError`` for a shape
+    the contract does not take, naming the argument.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
+    if x.dim() not in (2, 3) or x.shape[-1] == 0 or x.shape[0] == 0:
+        raise ValueError(f"{name} must be (batch, time) or (batch, channels, time) with samples, "
+                         f"got shape {tuple(x.shape)}")
+    return x.reshape(-1, x.shape[-1]), x.shape[0]
+
+
+def matching_signals(input: Any, target: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Both sides as signals; they must have the same shape."""
+    x, batch = signals(input, "input")
+    y, _ = signals(target, "target")
+    if input.shape != target.shape:
+        raise ValueError(f"input {tuple(input.shape)} and target {tuple(target.shape)} differ in shape")
+    return x, y, batch
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; everything narrower is computed in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """Autocast off for the loss's own arithmetic (FFTs and logs lose too much in 16 bits)."""
+    with torch.autocast(device_type=device.type, enabled=False):
+        yield
+
+
+def reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce a per-batch-item loss as ``torch.nn`` losses do."""
+    if reduction == "mean":
+        return per_item.mean()
+    if reduction == "sum":
+        return per_item.sum()
+    return per_item
+
+
+def finish(per_signal: torch.Tensor, batch: int, reduction: str, dtype: torch.dtype) -> torch.Tensor:
+    """Per-signal values ``(batch * channels,)`` -> channels averaged, reduced, in ``dtype``."""
+    per_item = per_signal.reshape(batch, -1).mean(1)
+    return reduce(per_item, reduction).to(dtype)

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+import soundfile
+
+
+@pytest.fixture
+def write_audio(tmp_path):
+    """Write a test signal: ``write_audio(name, samples, rate, subtype=None)`` -> path."""
+
+    def write(name, samples, rate=22050, subtype=None, format=None):
+        path = tmp_path / name
+        soundfile.write(str(path), samples, rate, subtype=subtype, format=format)
+        return path
+
+    return write
+
+
+def sine(hz, seconds, rate, amplitude=0.5):
+    t = np.arange(int(seconds * rate)) / rate
+    return amplitude * np.sin(2 * np.pi * hz * t)
+
+
+@pytest.fixture(scope="session")
+def listening_run(tmp_path_factory):
+    """A finished two-clip, two-loss run (2 iterations) for the listening test to serve."""
+    from pal.cli import main
+
+    out = tmp_path_factory.mktemp("listen") / "run"
+    assert main(["run", "speech", "drums", "--losses", "mse,perceptual", "--iterations", "2",
+                 "--checkpoint-every", "1", "--out", str(out), "--no-progress"]) == 0
+    return out

@@ -1,0 +1,167 @@
+"""Every registered library loss against the contract of ``perceptual_audio_loss.contract``.
+
+A loss gets these tests by being registered. Each property is checked against an independent
+computation: channels against the loss of each channel alone, reduced dtypes against float32 on
+the same (rounded) samples, reductions against the per-item values, prepared targets against the
+plain call.
+"""
+
+import pytest
+import torch
+
+from perceptual_audio_loss import LOSSES, MaskedLoss, PerceptualLoss, PreparedTargetLoss, build_loss
+
+RATE = 11025
+LENGTH = 2048
+NAMES = sorted(LOSSES)
+REDUCED = [torch.float16, torch.bfloat16]
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def loss(request):
+    return build_loss(request.param, RATE)
+
+
+def pair(shape, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    target = 0.3 * torch.randn(*shape, generator=generator)
+    return target + 0.1 * torch.randn(*shape, generator=generator), target
+
+
+def per_item(loss, input, target):
+    """The loss's per-item values, whatever its own reduction."""
+    return torch.stack([loss(input[i : i + 1], target[i : i + 1]).reshape(()) for i in range(input.shape[0])])
+
+
+def relative(a, b):
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+
+def value_and_gradient(loss, input, target):
+    input = input.detach().clone().requires_grad_()
+    value = loss(input, target)
+    value.backward()
+    return value.detach(), input.grad
+
+
+def test_every_library_loss_is_registered():
+    assert {"mse", "l1", "perceptual", "perceptual-mse", "masked", "masked+perceptual"} <= set(NAMES)
+
+
+def test_batch_of_time_equals_batch_of_one_channel(loss):
+    x, y = pair((2, LENGTH))
+    torch.testing.assert_close(loss(x, y), loss(x[:, None], y[:, None]), rtol=1e-6, atol=1e-7)
+
+
+def test_channels_are_independent_signals_averaged(loss):
+    x, y = pair((2, 2, LENGTH))
+    expected = torch.stack([per_item(loss, x[:, c], y[:, c]) for c in range(2)]).mean(0)
+    torch.testing.assert_close(per_item(loss, x, y), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_an_item_does_not_depend_on_its_batch_mates(loss):
+    x, y = pair((3, 1, LENGTH))
+    together = loss(x, y)
+    assert together.item() == pytest.approx(per_item(loss, x, y).mean().item(), rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_reductions_reduce_the_per_item_values(reduction):
+    x, y = pair((3, 2, LENGTH))
+    for name in NAMES:
+        items = per_item(build_loss(name, RATE), x, y)
+        result = build_loss(name, RATE, reduction=reduction)(x, y)
+        expected = {"mean": items.mean(), "sum": items.sum(), "none": items}[reduction]
+        assert result.shape == expected.shape, name
+        torch.testing.assert_close(result, expected, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_an_unknown_reduction_is_refused_by_name():
+    for name in NAMES:
+        with pytest.raises(ValueError, match="reduction"):
+            build_loss(name, RATE, reduction="average")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_every_float_dtype_in_and_out(loss, dtype):
+    x, y = pair((2, 2, LENGTH))
+    x, y = x.to(dtype), y.to(dtype)
+    value, gradient = value_and_gradient(loss, x, y)
+    assert value.dtype == dtype and gradient.dtype == dtype
+    assert torch.isfinite(value).all() and torch.isfinite(gradient).all()
+    # Against float32 on the very same samples: only the result's rounding differs.
+    reference, reference_gradient = value_and_gradient(loss, x.float(), y.float())
+    tolerance = 1e-2 if dtype in REDUCED else 1e-4
+    assert relative(value, reference) < tolerance
+    assert relative(gradient, reference_gradient) < tolerance
+
+
+def test_autocast_is_off_inside_the_loss(loss):
+    x, y = pair((2, 2, LENGTH))
+    plain = loss(x, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = loss(x, y)
+    assert inside.dtype == torch.float32
+    torch.testing.assert_close(inside, plain, rtol=1e-6, atol=1e-7)
+
+
+SILENT_CASES = ["silent target", "silent input", "both silent", "one target channel silent"]
+
+
+@pytest.mark.parametrize("case", SILENT_CASES)
+def test_silence_gives_a_finite_value_and_gradient(loss, case):
+    x, y = pair((2, 2, LENGTH))
+    if case in ("silent target", "both silent"):
+        y = torch.zeros_like(y)
+    if case in ("silent input", "both silent"):
+        x = torch.zeros_like(x)
+    if case == "one target channel silent":
+        y[:, 1] = 0.0
+    value, gradient = value_and_gradient(loss, x, y)
+    assert torch.isfinite(value).all() and torch.isfinite(gradient).all()
+
+
+def test_a_prepared_target_gives_the_plain_value(loss):
+    if not isinstance(loss, PreparedTargetLoss):
+        pytest.skip("this loss has no prepared-target protocol")
+    x, y = pair((2, 2, LENGTH))
+    prepared = loss.target_features(y)
+    torch.testing.assert_close(loss.against(x, prepared), loss(x, y), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(loss.against(x, prepared, reduction="none"), per_item(loss, x, y), rtol=1e-5, atol=1e-7)
+
+
+def test_bad_arguments_are_named(loss):
+    x, _ = pair((1, LENGTH))
+    with pytest.raises(TypeError, match="target"):
+        loss(x, x.numpy())
+    with pytest.raises(TypeError, match="input"):
+        loss(x.long(), x)
+    with pytest.raises(ValueError, match="input"):
+        loss(x[0], x[0])
+    with pytest.raises(ValueError, match="differ"):
+        loss(x, x[:, :-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [PerceptualLoss, MaskedLoss], ids=["perceptual", "masked"])
+def test_stereo_44100_under_bfloat16_autocast_matches_float32(make):
+    """The issue's case: (4, 2, 44100) bfloat16 under CPU autocast, within 1e-2 of float32."""
+    loss = make(44100)
+    x, y = pair((4, 2, 44100), seed=3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value, gradient = value_and_gradient(loss, x.bfloat16(), y.bfloat16())
+    reference, reference_gradient = value_and_gradient(loss, x.bfloat16().float(), y.bfloat16().float())
+    assert torch.isfinite(value) and torch.isfinite(gradient).all()
+    assert relative(value, reference) < 1e-2 and relative(gradient, reference_gradient) < 1e-2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_autocast_matches_float32(loss, dtype):
+    loss = loss.to("cuda")
+    x, y = pair((2, 2, LENGTH))
+    x, y = x.to("cuda", dtype), y.to("cuda", dtype)
+    with torch.autocast("cuda", dtype=dtype):
+        value, gradient = value_and_gradient(loss, x, y)
+    reference, reference_gradient = value_and_gradient(loss, x.float(), y.float())
+    assert relative(value, reference) < 1e-2 and relative(gradient, reference_gradient) < 1e-2
