@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: demo test test-library bench browser clean
+.PHONY: demo test test-library bench zounds-venv gpu-check browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pal run --out runs/demo --force
 
-# Side-by-side speed and memory of the fast paths against the seed's way (see BENCHMARKS.md).
+# Side-by-side speed and memory against zounds 1.57.0 itself (see BENCHMARKS.md); `pal bench
+# --matrix` is the cost table over losses, rates, lengths and batches.
 bench: $(STAMP)
-	$(BIN)/pal bench --iterations 50
+	$(BIN)/pal bench
+
+# zounds 1.57.0, the seed's original code, in its own venv: the baseline of `pal bench`.
+zounds-venv:
+	tools/zounds/make-venv
+
+# Every CUDA test, the cost matrix on CUDA and the default experiment on CUDA, in one summary;
+# says so in one line and succeeds on a machine without CUDA.
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu-check
 
 browser:
 	scripts/ensure-chromium
@@ -37,7 +47,7 @@ test-library:
 	$(LIBRARY_VENV)/bin/python -m pytest -p no:cacheprovider tests/library --pyargs perceptual_audio_loss
 
 test: $(STAMP) browser test-library
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/app src/pal
 
 clean:
 	rm -rf $(VENV) $(LIBRARY_VENV) runs .pytest_cache

@@ -11,6 +11,20 @@ GAUSSIAN_POINTS = 100
 GAUSSIAN_STD = 3.0
 
 
+def nyquist_hz(sample_rate: float) -> float:
+    """Half the sample rate, as the seed's code takes it: an integral rate is halved by integer
+    division (zounds 1.57.0's ``SampleRate.nyquist`` is ``samples_per_second // 2``), so at the
+    seed's 11025 Hz the top band and the filter design's frequency axis end at 5512 Hz, not 5512.5.
+    That half hertz moves the seed's loss by up to 2e-4 (``tests/library/test_zounds_golden.py``).
+
+    >>> nyquist_hz(11025), nyquist_hz(44100), nyquist_hz(22050.5)
+    (5512.0, 22050.0, 11025.25)
+    """
+    if float(sample_rate).is_integer():
+        return float(int(sample_rate) // 2)
+    return sample_rate / 2.0
+
+
 def band_edges_hz(centres_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each band spans one ERB centred on its centre frequency."""
     half_width = erb_hz(centres_hz) / 2.0
@@ -23,7 +37,7 @@ def design_band_filter(start_hz: float, stop_hz: float, sample_rate: float, taps
     The desired response is 0 at DC, a Gaussian window (100 points, std 3) spread evenly over
     ``[max(0, start), min(nyquist, stop))``, and 0 at Nyquist: the seed's design.
     """
-    nyquist = sample_rate / 2.0
+    nyquist = nyquist_hz(sample_rate)
     grid = np.linspace(max(0.0, start_hz), min(nyquist, stop_hz), GAUSSIAN_POINTS, endpoint=False)
     freqs = np.concatenate([[0.0], grid / nyquist, [1.0]])
     # firwin2 refuses a repeated 0 (bands whose ERB reaches below DC) and wants the grid strictly
@@ -56,7 +70,7 @@ def filter_bank(
     """
     if taps < 3:
         raise ValueError(f"taps must be at least 3, got {taps}")
-    nyquist = sample_rate / 2.0
+    nyquist = nyquist_hz(sample_rate)
     high_hz = nyquist if high_hz is None else high_hz
     if high_hz > nyquist:
         raise ValueError(f"high_hz {high_hz} is above the Nyquist frequency {nyquist}")
