@@ -47,7 +47,7 @@ sox -R "$LV/sense_and_sensibility_01_austen_64kb-0890.wav" -b 16 -c 1 "$OUT_DIR/
   trim 35656s 32000s "${finish[@]}"
 
 # 2. piano-bach-prelude.flac ----------------------------------------------------------------------
-python3 "$HERE/midi/write-midi.py" "$WORK"
+python3 "$HERE/midi/write-midi" "$WORK"
 fluidsynth -ni -q -R 0 -C 0 -g 1.0 -r 44100 -o audio.file.format=float -T wav \
   -F "$WORK/bach.wav" "$MUSESCORE_SF" "$WORK/bach-prelude-bwv846.mid"
 # 2 s from 2.35 s: the middle window (2.979-3.721 s) spans the bar line into bar 2 (C5, E5 of
