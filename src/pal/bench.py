@@ -1,13 +1,25 @@
-"""``pal bench``: speed and memory of the fast paths against the seed's way, side by side in one run.
+"""``pal bench``: our losses' speed and memory, side by side with zounds 1.57.0 and with their peers.
 
-Timings are ratios taken on the same machine in the same run, the variants interleaved so a
-drift of the machine's speed hits them alike; peak memory is each variant's own process's peak
-resident set. Prints a table and a last line ``BENCH_JSON {...}`` for machines to read.
+Three parts:
+
+- the default: the seed loss per call and with its target prepared once, against zounds 1.57.0's
+  own ``PerceptualLoss`` (the seed's original code, run by ``tools/zounds/harness.py`` in
+  ``.venv-zounds``), and the seed experiment as a whole process against the seed's way with
+  zounds' loss (``tools/zounds/seed_experiment.py``); the variants take turns round by round;
+- ``--matrix``: forward+backward time and peak memory of the library's losses and their peers
+  (auraloss's MR-STFT, a DAC-style multi-scale mel loss, L1, MSE) over sample rates, lengths and
+  batch sizes, each CPU cell in a fresh process so its memory is its own;
+- ``--sweep``: ``pal sweep`` throughput with one and two workers.
+
+The in-project ``method="direct"`` path appears only as a correctness reference (the float32 FFT
+path's value and gradient against it), never as a speed baseline. Prints tables and a last line
+``BENCH_JSON {...}`` for machines to read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import statistics
@@ -22,8 +34,12 @@ import torch
 
 SAMPLE_RATE = 11025
 WINDOW = 8192
-SEED_CLIPS = ("speech", "piano", "band", "hiphop", "drums")
-SEED_LOSSES = ("mse", "perceptual")
+EXPERIMENT_CLIPS = ("speech", "piano", "drums")
+EXPERIMENT_LOSSES = ("mse", "perceptual")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ZOUNDS_TOOLS = REPO_ROOT / "tools" / "zounds"
+DEFAULT_ZOUNDS_VENV = REPO_ROOT / ".venv-zounds"
+MISSING_ZOUNDS = "zounds baseline skipped: {venv} is missing; build it with `make zounds-venv`"
 
 
 def peak_rss_mib() -> float:
@@ -31,49 +47,28 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def seed_targets() -> torch.Tensor:
+def seed_targets(names=EXPERIMENT_CLIPS) -> torch.Tensor:
+    """The built-in clips' target windows as ``pal run`` prepares them: ``(clips, 1, 8192)``."""
     from .audio import prepare_clip
     from .clips import builtin_clip
 
-    windows = [prepare_clip(name, *builtin_clip(name), name).samples for name in SEED_CLIPS]
+    windows = [prepare_clip(name, *builtin_clip(name), name).samples for name in names]
     return torch.from_numpy(np.stack(windows)).unsqueeze(1)
 
 
-def loss_variants(device: torch.device) -> dict:
-    """The three ways to take the seed loss's gradient for one clip, as zero-argument steps; and,
-    apart, ours beside the masked loss (timed apart: right after the direct path's large buffers
-    are freed, the masked loss's small allocations fault pages in and it reads 5-10x slower)."""
-    from perceptual_audio_loss.losses import TargetLoss
-    from perceptual_audio_loss.perceptual import PerceptualLoss
+def zounds_python(venv: Path) -> Path | None:
+    """The zounds venv's python, if it and the harness are there."""
+    python = venv / "bin" / "python"
+    return python if python.exists() and (ZOUNDS_TOOLS / "harness.py").exists() else None
 
-    target = seed_targets()[:1].to(device)
-    generator = torch.Generator().manual_seed(0)
-    start = (0.3 * torch.randn(1, 1, WINDOW, generator=generator)).to(device)
-    direct = PerceptualLoss(SAMPLE_RATE, method="direct").to(device)
-    cached_direct = TargetLoss(direct, target)
-    cached_fft = TargetLoss(PerceptualLoss(SAMPLE_RATE, method="fft").to(device), target)
-    from perceptual_audio_loss.masking import MaskedLoss
 
-    cached_masked = TargetLoss(MaskedLoss(SAMPLE_RATE).to(device), target)
-
-    def step(compute):
-        x = start.clone().requires_grad_(True)
-        value = compute(x)
-        value.sum().backward()
-        return value.detach().sum().item(), x.grad
-
-    return {
-        "direct, target recomputed (the seed's way)": lambda: step(lambda x: direct(x, target)),
-        "direct, target cached": lambda: step(cached_direct),
-        "fft, target cached (ours)": lambda: step(cached_fft),
-    }, {
-        "fft, target cached (ours)": lambda: step(cached_fft),
-        "masked loss, target cached": lambda: step(cached_masked),
-    }
+def thread_env(threads: int) -> dict:
+    """The environment for a child process that should use ``threads`` torch threads."""
+    return os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 def time_interleaved(steps: dict, repeats: int) -> dict:
-    """Median seconds per call of each step, the steps taking turns, after one warm-up each."""
+    """Every call's seconds for each step, the steps taking turns, after one warm-up each."""
     for step in steps.values():
         step()
     seconds = {name: [] for name in steps}
@@ -84,25 +79,148 @@ def time_interleaved(steps: dict, repeats: int) -> dict:
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             seconds[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in seconds.items()}
+    return seconds
 
 
-def bench_loss(device: torch.device, repeats: int) -> dict:
-    steps, masked_pair = loss_variants(device)
-    medians = time_interleaved(steps, repeats)
-    pair = time_interleaved(masked_pair, repeats)
-    names = list(steps)
-    reference_value, reference_grad = steps[names[0]]()
-    fast_value, fast_grad = steps[names[2]]()
+def gradient_step(compute, start: torch.Tensor):
+    """A zero-argument forward+backward of ``compute`` from a fresh copy of ``start``."""
+
+    def step():
+        x = start.clone().requires_grad_(True)
+        value = compute(x)
+        value.backward()
+        return value.detach().item(), x.grad
+
+    return step
+
+
+# --- the seed loss against zounds 1.57.0 --------------------------------------------------------
+
+
+def loss_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """The speech clip's window as target, seeded noise as input: ``(1, 1, 8192)`` each."""
+    target = seed_targets(("speech",))
+    start = 0.3 * torch.randn(1, 1, WINDOW, generator=torch.Generator().manual_seed(0))
+    return start, target
+
+
+def our_loss_steps(start: torch.Tensor, target: torch.Tensor) -> dict:
+    from perceptual_audio_loss import MaskedLoss, PerceptualLoss
+
+    ours = PerceptualLoss(SAMPLE_RATE)
+    prepared = ours.target_features(target)
+    masked = MaskedLoss(SAMPLE_RATE)
+    masked_prepared = masked.target_features(target)
     return {
-        "seconds": medians,
-        "speedup_vs_recomputed": medians[names[0]] / medians[names[2]],
-        "speedup_vs_cached_direct": medians[names[1]] / medians[names[2]],
-        "masked_seconds": pair["masked loss, target cached"],
-        "masked_vs_perceptual": pair["masked loss, target cached"] / pair["fft, target cached (ours)"],
-        "value_relative_difference": abs(fast_value - reference_value) / abs(reference_value),
-        "gradient_relative_difference": ((fast_grad - reference_grad).norm() / reference_grad.norm()).item(),
+        "ours, loss(x, y) per call": gradient_step(lambda x: ours(x, target), start),
+        "ours, loss.against(x, prepared)": gradient_step(lambda x: ours.against(x, prepared), start),
+        "masked loss, against(x, prepared)": gradient_step(lambda x: masked.against(x, masked_prepared), start),
     }
+
+
+def zounds_call_ms(python: Path, folder: Path, repeats: int, threads: int) -> list[float]:
+    """zounds' forward+backward per call, in ms, from the harness in its own venv."""
+    command = [str(python), str(ZOUNDS_TOOLS / "harness.py"), "time", "--input", str(folder / "input.npy"),
+               "--target", str(folder / "target.npy"), "--repeats", str(repeats)]
+    finished = subprocess.run(command, capture_output=True, text=True, env=thread_env(threads), check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"zounds harness failed:\n{finished.stderr[-2000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])["ms"]
+
+
+def correctness_reference(start: torch.Tensor, target: torch.Tensor) -> dict:
+    """Our default (FFT) path against the in-project float32 direct ``conv1d`` path: a correctness
+    reference only, never a speed baseline."""
+    from perceptual_audio_loss import PerceptualLoss
+
+    fast_value, fast_grad = gradient_step(lambda x: PerceptualLoss(SAMPLE_RATE)(x, target), start)()
+    direct = PerceptualLoss(SAMPLE_RATE, method="direct")
+    value, grad = gradient_step(lambda x: direct(x, target), start)()
+    return {"value_relative_difference": abs(fast_value - value) / abs(value),
+            "gradient_relative_difference": ((fast_grad - grad).norm() / grad.norm()).item()}
+
+
+def bench_loss(zounds: Path | None, rounds: int, repeats: int, threads: int) -> dict:
+    """Round by round: zounds' harness (a subprocess), then ours in this process, same arrays."""
+    start, target = loss_inputs()
+    steps = our_loss_steps(start, target)
+    calls = {name: [] for name in steps} | ({"zounds 1.57.0, loss(x, y) per call": []} if zounds else {})
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        np.save(folder / "input.npy", start.numpy().reshape(-1))
+        np.save(folder / "target.npy", target.numpy().reshape(-1))
+        for _ in range(rounds):
+            if zounds:
+                calls["zounds 1.57.0, loss(x, y) per call"] += [ms / 1000 for ms in zounds_call_ms(zounds, folder, repeats, threads)]
+            for name, seconds in time_interleaved(steps, repeats).items():
+                calls[name] += seconds
+    medians = {name: statistics.median(seconds) for name, seconds in calls.items()}
+    report = {"seconds": medians, "calls": {name: len(seconds) for name, seconds in calls.items()},
+              "reference": correctness_reference(start, target)}
+    if zounds:
+        baseline = medians["zounds 1.57.0, loss(x, y) per call"]
+        report["zounds_over_ours"] = {"per call": baseline / medians["ours, loss(x, y) per call"],
+                                      "target prepared": baseline / medians["ours, loss.against(x, prepared)"]}
+    return report
+
+
+# --- the whole experiment, each variant a whole process --------------------------------------
+
+
+def run_process(command: list[str], env: dict, log: Path) -> dict:
+    """Wall seconds and peak RSS of ``command`` as a whole process (start-up included)."""
+    with open(log, "w") as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed:\n{log.read_text()[-2000:]}")
+    return {"seconds": wall, "peak_rss_mib": usage.ru_maxrss / 1024.0}
+
+
+def experiment_commands(zounds: Path, folder: Path, iterations: int, round_index: int) -> dict:
+    names = ",".join(EXPERIMENT_CLIPS)
+    ours_out = folder / f"ours-{round_index}"
+    return {
+        "ours: pal run": [sys.executable, "-m", "pal.cli", "run", *EXPERIMENT_CLIPS, "--losses", ",".join(EXPERIMENT_LOSSES),
+                          "--iterations", str(iterations), "--checkpoint-every", str(iterations), "--device", "cpu",
+                          "--out", str(ours_out), "--force", "--no-progress"],
+        "zounds 1.57.0, the seed's way": [str(zounds), str(ZOUNDS_TOOLS / "seed_experiment.py"), "--targets",
+                                          str(folder / "targets.npy"), "--names", names, "--losses",
+                                          ",".join(EXPERIMENT_LOSSES), "--iterations", str(iterations),
+                                          "--out", str(folder / f"zounds-{round_index}")],
+    }
+
+
+def training_seconds(name: str, folder: Path, log: Path, round_index: int) -> float:
+    """Training alone: ours from the run folder's records, zounds' from its last printed line."""
+    if name.startswith("ours"):
+        from .runfolder import read_json
+
+        return read_json(folder / f"ours-{round_index}" / "runs.json")[0]["seconds"]
+    return json.loads(log.read_text().strip().splitlines()[-1])["train_seconds"]
+
+
+def bench_experiment(zounds: Path, iterations: int, rounds: int, threads: int) -> dict:
+    """``pal run`` on 3 clips x 2 losses against the seed's way with zounds' loss, alternating."""
+    results: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        np.save(folder / "targets.npy", seed_targets().numpy()[:, 0])
+        for round_index in range(rounds):
+            for name, command in experiment_commands(zounds, folder, iterations, round_index).items():
+                log = folder / f"log-{round_index}-{len(results.get(name, []))}-{name[:4]}.txt"
+                row = run_process(command, thread_env(threads), log)
+                row["train_seconds"] = training_seconds(name, folder, log, round_index)
+                results.setdefault(name, []).append(row)
+    summary = {name: {key: statistics.median(row[key] for row in rows) for key in ("seconds", "train_seconds")}
+               | {"peak_rss_mib": max(row["peak_rss_mib"] for row in rows)} for name, rows in results.items()}
+    ours, theirs = summary["ours: pal run"], summary["zounds 1.57.0, the seed's way"]
+    summary["zounds_over_ours"] = {"whole process": theirs["seconds"] / ours["seconds"],
+                                   "training": theirs["train_seconds"] / ours["train_seconds"]}
+    return summary
 
 
 def bench_crossover(device: torch.device, repeats: int) -> list[dict]:
@@ -113,69 +231,10 @@ def bench_crossover(device: torch.device, repeats: int) -> list[dict]:
     rows = []
     for taps in (8, 16, 32, 64, 128, 512):
         modules = {m: PerceptualLoss(SAMPLE_RATE, n_bands=128, taps=taps, method=m).to(device) for m in ("direct", "fft")}
-        medians = time_interleaved({m: (lambda mod=mod: mod.features(x)) for m, mod in modules.items()}, repeats)
-        rows.append({"taps": taps, "direct_s": medians["direct"], "fft_s": medians["fft"]})
+        seconds = time_interleaved({m: (lambda mod=mod: mod.features(x)) for m, mod in modules.items()}, repeats)
+        rows.append({"taps": taps, "direct_s": statistics.median(seconds["direct"]),
+                     "fft_s": statistics.median(seconds["fft"])})
     return rows
-
-
-# --- the whole experiment, one process per variant --------------------------------------------
-
-
-def worker_reference(iterations: int, device: str) -> dict:
-    """The seed's pipeline: one generator at a time, direct filtering, target recomputed."""
-    from perceptual_audio_loss.perceptual import PerceptualLoss
-    from .train import train_one
-
-    targets = seed_targets()
-    losses = {"mse": torch.nn.MSELoss(), "perceptual": PerceptualLoss(SAMPLE_RATE, method="direct")}
-    started = time.perf_counter()
-    for target in targets:
-        for name in SEED_LOSSES:
-            train_one(target[None], losses[name], 0, iterations, iterations, device)
-    return {"train_seconds": time.perf_counter() - started}
-
-
-def worker_ours(iterations: int, device: str) -> dict:
-    """The real ``pal run`` on the five built-in clips, writing its run folder and page."""
-    from .config import ExperimentConfig
-    from .experiment import run_experiment
-
-    config = ExperimentConfig(iterations=iterations, checkpoint_every=max(1, iterations // 4), device=device)
-    with tempfile.TemporaryDirectory() as folder:
-        started = time.perf_counter()
-        run_experiment(config, Path(folder) / "run", progress=False)
-        total = time.perf_counter() - started
-        train = json.loads((Path(folder) / "run" / "runs.json").read_text())[0]["seconds"]
-    return {"train_seconds": train, "total_seconds": total}
-
-
-WORKERS = {"reference": worker_reference, "ours": worker_ours}
-
-
-def run_worker(name: str, iterations: int, device: str) -> dict:
-    command = [sys.executable, "-m", "pal.bench", "--worker", name,
-               "--iterations", str(iterations), "--device", device]
-    finished = subprocess.run(command, capture_output=True, text=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"benchmark worker {name} failed:\n{finished.stderr[-2000:]}")
-    return json.loads(finished.stdout.strip().splitlines()[-1])
-
-
-def bench_experiment(iterations: int, rounds: int, device: str) -> dict:
-    results = {name: [] for name in WORKERS}
-    for _ in range(rounds):
-        for name in WORKERS:
-            results[name].append(run_worker(name, iterations, device))
-    summary = {}
-    for name, runs in results.items():
-        train = statistics.median(r["train_seconds"] for r in runs)
-        summary[name] = {
-            "train_seconds": train,
-            "seconds_per_iteration": train / iterations,
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-        }
-    summary["speedup"] = summary["reference"]["train_seconds"] / summary["ours"]["train_seconds"]
-    return summary
 
 
 def machine() -> str:
@@ -191,29 +250,209 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} threads{gpu}, torch {torch.__version__}"
 
 
+# --- the cost matrix: our losses and their peers over rates, lengths and batches ----------------
+
+MATRIX_LOSSES = {
+    "perceptual": "PerceptualLoss(rate): the seed's configuration, 512 Bark bands, 512 taps, stride 1",
+    # Same filter duration (2048 taps = 46 ms at 44.1 kHz, the seed's 512 taps at 11025 Hz) and the
+    # same feature frame rate (stride 4: 11025 frames/s at 44.1 kHz) as the seed, with a quarter of
+    # its bands: 128 Bark-spaced bands are still ~5 per critical band (~25 Bark up to 22 kHz).
+    "perceptual-44k": "PerceptualLoss(rate, n_bands=128, taps=2048, stride=4): for 44.1/48 kHz",
+    "masked": "MaskedLoss(rate), target transformed every call",
+    "mrstft": "auraloss.freq.MultiResolutionSTFTLoss(), its defaults",
+    "mel": "pal.mel_loss.MultiScaleMelLoss(rate): DAC's recipe, windows 32..2048, 5..320 mel bands",
+    "l1": "torch.nn.L1Loss()",
+    "mse": "torch.nn.MSELoss()",
+}
+MATRIX_RATES = (11025, 16000, 44100, 48000)
+MATRIX_SECONDS = (0.75, 1.0, 4.0)
+MATRIX_BATCHES = (1, 8)
+# The CPU subset: two rates, two lengths, both batches; it runs in a few minutes on 2 cores.
+CPU_RATES = (11025, 44100)
+CPU_SECONDS = (1.0, 4.0)
+QUICK = {"losses": ("l1", "mel"), "rates": (11025,), "seconds": (0.75,), "batches": (1,), "repeats": 1}
+# On the CPU a cell whose feature maps exceed this many elements per signal batch is skipped: the
+# seed configuration at 44.1 kHz x 1 s x 8 already holds 180 M features (720 MB) per map and takes
+# tens of seconds per call on 2 cores.
+CPU_FEATURE_LIMIT = 1.0e8
+MATRIX_SCHEMA = "pal-bench-matrix/1"
+
+
+def matrix_loss(name: str, rate: int) -> torch.nn.Module:
+    from perceptual_audio_loss import MaskedLoss, PerceptualLoss
+
+    if name == "perceptual":
+        return PerceptualLoss(rate)
+    if name == "perceptual-44k":
+        return PerceptualLoss(rate, n_bands=128, taps=2048, stride=4)
+    if name == "masked":
+        return MaskedLoss(rate)
+    if name == "mrstft":
+        import auraloss
+
+        return auraloss.freq.MultiResolutionSTFTLoss()
+    if name == "mel":
+        from .mel_loss import MultiScaleMelLoss
+
+        return MultiScaleMelLoss(rate)
+    return {"l1": torch.nn.L1Loss, "mse": torch.nn.MSELoss}[name]()
+
+
+def feature_elements(name: str, samples: int, batch: int) -> float:
+    """Elements of one feature map of the perceptual configurations (0 for the others)."""
+    bands, stride = {"perceptual": (512, 1), "perceptual-44k": (128, 4)}.get(name, (0, 1))
+    return bands * batch * samples / stride
+
+
+def cpu_skip_reason(name: str, samples: int, batch: int) -> str | None:
+    elements = feature_elements(name, samples, batch)
+    if elements > CPU_FEATURE_LIMIT:
+        return f"CPU: {elements / 1e6:.0f} M features per map, over the {CPU_FEATURE_LIMIT / 1e6:.0f} M limit"
+    return None
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_cell(name: str, rate: int, seconds: float, batch: int, device: str, repeats: int) -> dict:
+    """Median forward+backward ms of ``loss(x, y)`` and the peak memory it adds above the set-up.
+
+    CPU: the resident set's high-water mark (reset through ``/proc/self/clear_refs`` after set-up)
+    less the resident set then; CUDA: ``max_memory_allocated`` less what was allocated then.
+    """
+    samples = int(round(rate * seconds))
+    generator = torch.Generator().manual_seed(0)
+    x0 = (0.1 * torch.randn(batch, 1, samples, generator=generator)).to(device)
+    y = (0.1 * torch.randn(batch, 1, samples, generator=generator)).to(device)
+    loss = matrix_loss(name, rate).to(device)
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        base = _rss_kib("VmRSS") * 1024
+    step = gradient_step(lambda x: loss(x, y), x0)
+    ms = [s * 1000 for s in time_interleaved({name: step}, repeats)[name]]
+    peak = torch.cuda.max_memory_allocated() if cuda else _rss_kib("VmHWM") * 1024
+    return {"ms": statistics.median(ms), "peak_mib": max(0, peak - base) / 2**20,
+            "memory_measure": "cuda max_memory_allocated increase" if cuda else "peak RSS increase"}
+
+
+def cell_in_subprocess(cell: dict, device: str, repeats: int, threads: int) -> dict:
+    command = [sys.executable, "-m", "pal.bench", "--matrix-cell", json.dumps(cell), "--device", device,
+               "--repeats", str(repeats), "--threads", str(threads)]
+    finished = subprocess.run(command, capture_output=True, text=True, env=thread_env(threads), check=False)
+    if finished.returncode != 0:
+        return {"error": (finished.stderr.strip().splitlines() or ["exit %d" % finished.returncode])[-1]}
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def matrix_grid(device: str, quick: bool, losses, rates, seconds, batches) -> list[dict]:
+    cpu = not device.startswith("cuda")
+    losses = losses or (QUICK["losses"] if quick else tuple(MATRIX_LOSSES))
+    rates = rates or (QUICK["rates"] if quick else CPU_RATES if cpu else MATRIX_RATES)
+    seconds = seconds or (QUICK["seconds"] if quick else CPU_SECONDS if cpu else MATRIX_SECONDS)
+    batches = batches or (QUICK["batches"] if quick else MATRIX_BATCHES)
+    return [{"loss": name, "sample_rate": rate, "seconds": length, "batch": batch}
+            for rate in rates for length in seconds for batch in batches for name in losses]
+
+
+def bench_matrix(device: str, repeats: int, threads: int, grid: list[dict]) -> dict:
+    """Every cell of ``grid``: a fresh process per cell on the CPU, this process on CUDA."""
+    cells = []
+    for cell in grid:
+        samples = int(round(cell["sample_rate"] * cell["seconds"]))
+        row = cell | {"samples": samples, "ms": None, "peak_mib": None, "skipped": None}
+        reason = None if device.startswith("cuda") else cpu_skip_reason(cell["loss"], samples, cell["batch"])
+        if reason:
+            row["skipped"] = reason
+        elif device.startswith("cuda"):
+            try:
+                row |= measure_cell(cell["loss"], cell["sample_rate"], cell["seconds"], cell["batch"], device, repeats)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                row["skipped"] = "CUDA out of memory"
+        else:
+            result = cell_in_subprocess(cell, device, repeats, threads)
+            if "error" in result:
+                row["skipped"] = f"failed: {result['error']}"
+            else:
+                row |= result
+        cells.append(row)
+        print(f"  {row['loss']:15s} {row['sample_rate']:6d} Hz {row['seconds']:5.2f} s x{row['batch']}: "
+              + (f"{row['ms']:9.1f} ms {row['peak_mib']:8.1f} MiB" if row["ms"] is not None else row["skipped"]),
+              file=sys.stderr, flush=True)
+    return {"schema": MATRIX_SCHEMA, "machine": machine(), "device": device, "torch": torch.__version__,
+            "threads": threads, "repeats": repeats, "losses": {name: MATRIX_LOSSES[name] for name in
+                                                               dict.fromkeys(c["loss"] for c in grid)},
+            "cells": cells}
+
+
+def print_matrix(report: dict) -> None:
+    losses = list(report["losses"])
+    print(f"machine: {report['machine']}")
+    print(f"forward+backward of loss(x, y), median of {report['repeats']} calls, ms / peak MiB "
+          f"({report['cells'][0]['memory_measure'] if report['cells'] and 'memory_measure' in report['cells'][0] else 'memory'}); "
+          f"'-' skipped ({report['device']})")
+    print(f"{'rate':>6s} {'s':>5s} {'b':>2s} " + " ".join(f"{name:>15s}" for name in losses))
+    rows: dict[tuple, dict] = {}
+    for cell in report["cells"]:
+        rows.setdefault((cell["sample_rate"], cell["seconds"], cell["batch"]), {})[cell["loss"]] = cell
+    for (rate, length, batch), by_loss in rows.items():
+        entries = []
+        for name in losses:
+            cell = by_loss.get(name)
+            entries.append(f"{'-':>15s}" if cell is None or cell["ms"] is None
+                           else f"{cell['ms']:8.1f}/{cell['peak_mib']:6.0f}")
+        print(f"{rate:6d} {length:5.2f} {batch:2d} " + " ".join(entries))
+    skipped = [c for c in report["cells"] if c["skipped"]]
+    for cell in skipped:
+        print(f"skipped {cell['loss']} {cell['sample_rate']} Hz {cell['seconds']} s x{cell['batch']}: {cell['skipped']}")
+    for name, description in report["losses"].items():
+        print(f"  {name}: {description}")
+
+
+# --- printing -----------------------------------------------------------------------------------
+
+
 def print_report(report: dict) -> None:
     loss = report["loss"]
     print(f"machine: {report['machine']}")
-    print(f"\nloss forward+backward, seed settings, one {WINDOW}-sample clip ({report['device']}):")
+    print(f"\nseed loss forward+backward, {SAMPLE_RATE} Hz, one {WINDOW}-sample clip, batch 1 "
+          f"(cpu, {report['threads']} torch threads; medians of {max(loss['calls'].values())} calls):")
     for name, seconds in loss["seconds"].items():
         print(f"  {name:44s} {seconds * 1000:9.1f} ms")
-    print(f"  speed-up vs the seed's way: {loss['speedup_vs_recomputed']:.1f}x; "
-          f"vs direct with cached target: {loss['speedup_vs_cached_direct']:.1f}x; "
-          f"the masked loss ({loss['masked_seconds'] * 1000:.1f} ms, timed beside ours) "
-          f"costs {loss['masked_vs_perceptual']:.2f}x ours")
-    print(f"  loss value relative difference {loss['value_relative_difference']:.2e}, "
-          f"gradient {loss['gradient_relative_difference']:.2e}")
-    print("\nfilter bank, 128 bands: direct vs fft (features only)")
+    if "zounds_over_ours" in loss:
+        ratio = loss["zounds_over_ours"]
+        print(f"  zounds / ours: {ratio['per call']:.1f}x per call; {ratio['target prepared']:.1f}x with the target "
+              f"prepared once (zounds has no such path: its per-call time is the baseline for both)")
+    else:
+        print("  " + report["zounds_missing"])
+    reference = loss["reference"]
+    print(f"  correctness reference (in-project method=\"direct\", float32): value relative difference "
+          f"{reference['value_relative_difference']:.2e}, gradient {reference['gradient_relative_difference']:.2e}")
+    print("\nfilter bank, 128 bands: direct vs fft (features only; the basis of method=\"auto\")")
     for row in report["crossover"]:
         print(f"  taps {row['taps']:4d}: direct {row['direct_s'] * 1000:7.2f} ms, fft {row['fft_s'] * 1000:7.2f} ms")
-    experiment = report["experiment"]
-    print(f"\nseed experiment, {len(SEED_CLIPS)} clips x {len(SEED_LOSSES)} losses x "
-          f"{report['iterations']} iterations ({report['device']}):")
-    for name in WORKERS:
-        row = experiment[name]
-        print(f"  {name:10s} {row['train_seconds']:8.2f} s training, {row['seconds_per_iteration'] * 1000:8.1f} ms "
-              f"per iteration (all runs), peak memory {row['peak_rss_mib']:7.0f} MiB")
-    print(f"  speed-up: {experiment['speedup']:.1f}x")
+    experiment = report.get("experiment")
+    if experiment:
+        print(f"\nseed experiment, {len(EXPERIMENT_CLIPS)} clips ({', '.join(EXPERIMENT_CLIPS)}) x "
+              f"{len(EXPERIMENT_LOSSES)} losses x {report['iterations']} iterations, each a whole process "
+              f"(cpu, medians of {report['rounds']} round(s)):")
+        for name, row in experiment.items():
+            if name != "zounds_over_ours":
+                print(f"  {name:32s} {row['seconds']:7.1f} s whole process, {row['train_seconds']:7.1f} s training, "
+                      f"peak {row['peak_rss_mib']:5.0f} MiB")
+        ratio = experiment["zounds_over_ours"]
+        print(f"  zounds / ours: {ratio['whole process']:.1f}x whole process, {ratio['training']:.1f}x training "
+              f"(ours also scores every checkpoint and writes the page)")
     print("BENCH_JSON " + json.dumps(report))
 
 
@@ -272,34 +511,69 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="pal bench")
-    parser.add_argument("--iterations", type=int, default=50, help="iterations per run in the experiment section")
-    parser.add_argument("--rounds", type=int, default=1, help="times each experiment variant runs")
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls of each loss variant")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--iterations", type=int, default=150, help="iterations per run in the experiment section")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the loss comparison; the experiment "
+                        "runs min(rounds, 2) times each (default 3)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per variant per round, or per matrix cell")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads for ours and for every child process (default: torch's)")
+    parser.add_argument("--device", default=None, help="--matrix only: cpu (default) or cuda")
+    zounds_flags = parser.add_mutually_exclusive_group()
+    zounds_flags.add_argument("--zounds", action="store_true", default=None,
+                              help="compare with zounds 1.57.0 (the default when .venv-zounds exists)")
+    zounds_flags.add_argument("--no-zounds", dest="zounds", action="store_false")
+    parser.add_argument("--zounds-venv", type=Path, default=DEFAULT_ZOUNDS_VENV, help=argparse.SUPPRESS)
+    parser.add_argument("--no-experiment", action="store_true", help="skip the whole-experiment comparison")
+    parser.add_argument("--matrix", action="store_true", help="the cost table of losses x rates x lengths x batches")
+    parser.add_argument("--out", type=Path, help="--matrix: write the table as JSON here")
+    parser.add_argument("--quick", action="store_true", help="--matrix: a tiny grid (l1, mel; 11025 Hz, 0.75 s, batch 1)")
+    parser.add_argument("--losses", type=lambda s: tuple(s.split(",")), help="--matrix: losses (default all)")
+    parser.add_argument("--rates", type=lambda s: tuple(int(v) for v in s.split(",")), help="--matrix: Hz, comma-separated")
+    parser.add_argument("--seconds", type=lambda s: tuple(float(v) for v in s.split(",")), help="--matrix: lengths")
+    parser.add_argument("--batches", type=lambda s: tuple(int(v) for v in s.split(",")), help="--matrix: batch sizes")
+    parser.add_argument("--matrix-cell", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="only the sweep throughput: 1 against 2 workers")
     parser.add_argument("--executors", default="local,ray", help="for --sweep: local, ray or both (default)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.matrix_cell:
+        cell = json.loads(args.matrix_cell)
+        print(json.dumps(measure_cell(cell["loss"], cell["sample_rate"], cell["seconds"], cell["batch"],
+                                      args.device or "cpu", args.repeats)))
+        return 0
     if args.sweep:
         report = {"machine": machine(), "sweep": bench_sweep(args.iterations, args.rounds, args.executors.split(","))}
         print_sweep(report["sweep"])
         print("BENCH_JSON " + json.dumps(report))
         return 0
-    from .config import resolve_device
+    if args.matrix:
+        from .config import resolve_device
 
-    device = resolve_device(args.device)
-    if args.worker:
-        result = WORKERS[args.worker](args.iterations, str(device))
-        print(json.dumps(result | {"peak_rss_mib": peak_rss_mib()}))
+        device = str(resolve_device(args.device or "cpu"))
+        unknown = set(args.losses or ()) - set(MATRIX_LOSSES)
+        if unknown:
+            parser.error(f"unknown losses {sorted(unknown)}; choose from {', '.join(MATRIX_LOSSES)}")
+        grid = matrix_grid(device, args.quick, args.losses, args.rates, args.seconds, args.batches)
+        report = bench_matrix(device, 1 if args.quick else args.repeats, args.threads, grid)
+        print_matrix(report)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1) + "\n")
+            print(f"wrote {args.out}")
         return 0
-    report = {
-        "machine": machine(),
-        "device": str(device),
-        "iterations": args.iterations,
-        "loss": bench_loss(device, args.repeats),
-        "crossover": bench_crossover(device, args.repeats),
-        "experiment": bench_experiment(args.iterations, args.rounds, str(device)),
-    }
+    if args.device not in (None, "cpu"):
+        parser.error("the zounds comparison runs on the CPU (zounds' harness is CPU-only); --device is for --matrix")
+    zounds = zounds_python(args.zounds_venv) if args.zounds is not False else None
+    report = {"machine": machine(), "device": "cpu", "threads": args.threads, "iterations": args.iterations,
+              "rounds": min(args.rounds, 2)}
+    if zounds is None and args.zounds is not False:
+        report["zounds_missing"] = MISSING_ZOUNDS.format(venv=args.zounds_venv)
+    elif zounds is None:
+        report["zounds_missing"] = "zounds baseline skipped (--no-zounds)"
+    report["loss"] = bench_loss(zounds, args.rounds, args.repeats, args.threads)
+    report["crossover"] = bench_crossover(torch.device("cpu"), args.repeats)
+    if zounds and not args.no_experiment:
+        report["experiment"] = bench_experiment(zounds, args.iterations, report["rounds"], args.threads)
     print_report(report)
     return 0
 
