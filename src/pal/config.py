@@ -11,7 +11,7 @@ import torch
 from .audio import SAMPLE_RATE, WINDOW
 from .clips import BUILTIN_CLIPS
 from .errors import UserError
-from .losses import LossSpec, resolve_losses
+from .losses import LossSpec, parse_loss_spec
 
 # The fields that decide a run's numbers; a run folder is resumed only under the same ones.
 # The device is not among them: a run may continue elsewhere, bit-identity then not promised.
@@ -61,15 +61,14 @@ class ExperimentConfig:
 
         An entry already in ``loss_sources`` (a sweep's shard, a second call) keeps its record.
         """
-        if len(self.loss_sources) == len(self.losses) and all(label in self.loss_sources for label in self.losses):
-            return
-        sources = self.loss_sources
-        specs = resolve_losses([label for label in self.losses if label not in sources])
-        resolved = iter(specs)
-        records = [sources[label] if label in sources else next(resolved).record() for label in self.losses]
+        if not self.losses:
+            raise UserError("--losses names no loss")
+        records = [self.loss_sources[label] if label in self.loss_sources else parse_loss_spec(label).record()
+                   for label in self.losses]
         labels = [record["label"] for record in records]
-        if len(set(labels)) != len(labels):
-            raise UserError(f"--losses names a loss twice: {','.join(labels)}")
+        for label in labels:
+            if labels.count(label) > 1:
+                raise UserError(f"--losses names the loss {label!r} twice")
         self.losses = labels
         self.loss_sources = {record["label"]: record for record in records}
 

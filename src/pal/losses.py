@@ -153,13 +153,13 @@ def parse_loss_spec(spec: str) -> LossSpec:
         options = _options(rest, spec)
         return LossSpec(_label(head, "", options), "registered", head, options=options)
     if not rest or "=" in rest[0]:
-        if head.endswith(".py") or "/" in head:
+        if _names_a_file(head):
             raise UserError(f"loss {spec!r}: name the class or factory in the file, as {head}:NAME")
         raise UnknownLossSpec(spec)
     attribute, options = rest[0], _options(rest[1:], spec)
     if not _NAME.match(attribute):
         raise UserError(f"loss {spec!r}: {attribute!r} is not a Python name")
-    if head.endswith(".py") or os.sep in head or "/" in head:
+    if _names_a_file(head):
         path = Path(head).expanduser().resolve()
         if not path.is_file():
             raise UserError(f"loss {spec!r}: no such file {head}")
@@ -171,6 +171,10 @@ def parse_loss_spec(spec: str) -> LossSpec:
     source = getattr(module, "__file__", None)
     digest = _file_sha256(Path(source)) if source else ""
     return LossSpec(_label(head, attribute, options), "module", head, attribute, options, digest)
+
+
+def _names_a_file(head: str) -> bool:
+    return head.endswith(".py") or "/" in head or os.sep in head
 
 
 class UnknownLossSpec(UserError):
@@ -285,15 +289,3 @@ def probe(loss: nn.Module, spec: LossSpec, window: int, sample_rate: float) -> N
     except Exception as error:
         raise UserError(f"loss {spec.label!r} raised {type(error).__name__} on a noise pair: "
                         f"{str(error).splitlines()[0] if str(error) else ''}") from None
-
-
-def resolve_losses(specs: list[str]) -> list[LossSpec]:
-    """Every ``--losses`` entry resolved; labels must be distinct."""
-    if not specs:
-        raise UserError("--losses names no loss")
-    resolved = [parse_loss_spec(spec) for spec in specs]
-    labels = [spec.label for spec in resolved]
-    for label in labels:
-        if labels.count(label) > 1:
-            raise UserError(f"--losses names the loss {label!r} twice")
-    return resolved

@@ -304,9 +304,13 @@ class PerceptualLoss(nn.Module):
             target: as :meth:`forward` takes it. output: ``(batch * channels, n_bands, frames)``.
         """
         items, _ = signals(target, "target")
-        with torch.no_grad(), full_precision(target.device):
-            items = items.to(compute_dtype(target.dtype))
-            return torch.cat([self._signal_features(item[None]) for item in items])
+        with full_precision(target.device):
+            return self._prepare(items.to(compute_dtype(target.dtype)))
+
+    @torch.no_grad()
+    def _prepare(self, y: torch.Tensor) -> torch.Tensor:
+        """Features of target signals ``(signals, time)``, one signal at a time, without a graph."""
+        return torch.cat([self._signal_features(item[None]) for item in y])
 
     def against(
         self, input: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
@@ -348,9 +352,7 @@ class PerceptualLoss(nn.Module):
             if target.requires_grad:  # both sides learnable: the plain differentiable path
                 per_signal = self.compare(self._signal_features(x), self._signal_features(y), "none")
             else:
-                with torch.no_grad():
-                    prepared = torch.cat([self._signal_features(item[None]) for item in y])
-                per_signal = self._against_signals(x, prepared)
+                per_signal = self._against_signals(x, self._prepare(y))
         return finish(per_signal, batch, self.reduction, input.dtype)
 
 
