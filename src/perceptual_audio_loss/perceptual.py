@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import _compiled, _native
 from .contract import (
     check_reduction,
     compute_dtype,
@@ -162,6 +163,10 @@ class PerceptualLoss(nn.Module):
             inverse FFT per band; equal to the direct path within float32 rounding, about
             1e-6 of the feature scale) or ``"auto"`` (FFT unless the filters are short for
             the stride; the rule is fixed, so the choice never depends on timing).
+        compiled: run the FFT path's elementwise work on compiled, multi-threaded kernels (float32
+            on the CPU; built with the system's C compiler at first use, see
+            :mod:`perceptual_audio_loss._native`). ``False``, or no working compiler, runs the same
+            steps as torch operations; the two agree within float32 rounding, not bit for bit.
 
     Shape:
         input, target: ``(batch, time)`` or ``(batch, channels, time)``, same shape, any float
@@ -195,6 +200,7 @@ class PerceptualLoss(nn.Module):
         similarity: str = "cosine",
         reduction: str = "mean",
         method: str = "auto",
+        compiled: bool = True,
     ):
         super().__init__()
         if method not in METHODS:
@@ -214,7 +220,11 @@ class PerceptualLoss(nn.Module):
         self.similarity = similarity
         self.reduction = reduction
         self.method = choose_method(method, taps, stride)
+        if not isinstance(compiled, bool):
+            raise TypeError(f"compiled must be True or False, got {compiled!r}")
+        self.compiled = compiled
         self._spectra: dict[tuple, torch.Tensor] = {}
+        self._workspace = _compiled.Workspace()
         self.register_buffer("filters", torch.from_numpy(filters).float().unsqueeze(1))
         self.register_buffer("band_centres_hz", torch.from_numpy(centres).float())
         weights = band_weights(centres, weighting)
@@ -308,9 +318,29 @@ class PerceptualLoss(nn.Module):
             return self._prepare(items.to(compute_dtype(target.dtype)))
 
     @torch.no_grad()
-    def _prepare(self, y: torch.Tensor) -> torch.Tensor:
-        """Features of target signals ``(signals, time)``, one signal at a time, without a graph."""
+    def _prepare(self, y: torch.Tensor, scratch: bool = False) -> torch.Tensor:
+        """Features of target signals ``(signals, time)``, one signal at a time, without a graph.
+
+        ``scratch``: the map is used and dropped within this call (the compiled path then reuses
+        one array from call to call).
+        """
+        plan = self._compiled_plan(y)
+        if plan is not None:
+            return _compiled.features(y, self._filter_spectra(plan.n_fft, y.device, y.dtype),
+                                      self.band_weights.to(y.dtype), plan, scratch)
         return torch.cat([self._signal_features(item[None]) for item in y])
+
+    def _compiled_plan(self, x: torch.Tensor) -> _compiled.Plan | None:
+        """The compiled kernels' plan for signals like ``x``, or ``None`` where the torch path runs
+        (the direct method, a dtype other than float32, a device other than the CPU, no compiler)."""
+        if not self.compiled or self.method != "fft" or not _native.NativeKernels.accepts(x):
+            return None
+        kernels = _native.native_kernels()
+        if kernels is None:
+            return None
+        frames = x.shape[-1] + self.taps + 1
+        n_fft = _compiled.decimated_fft_length(frames, self.stride, fft_length)
+        return _compiled.Plan(n_fft, frames, self.stride, self.similarity, kernels, self._workspace)
 
     def against(
         self, input: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
@@ -338,6 +368,11 @@ class PerceptualLoss(nn.Module):
         target_features = target_features.to(device=x.device, dtype=x.dtype)
         if self.method != "fft":
             return self.compare(self._signal_features(x), target_features, "none")
+        plan = self._compiled_plan(x)
+        if plan is not None:
+            spectra = self._filter_spectra(plan.n_fft, x.device, x.dtype)
+            weights = self.band_weights.to(x.dtype)
+            return _compiled.CompiledDistance.apply(x, target_features.contiguous(), spectra, weights, plan)
         n_fft = fft_length(frames)
         spectra = self._filter_spectra(n_fft, x.device, x.dtype)
         weights = self.band_weights.to(device=x.device, dtype=x.dtype)
@@ -352,7 +387,7 @@ class PerceptualLoss(nn.Module):
             if target.requires_grad:  # both sides learnable: the plain differentiable path
                 per_signal = self.compare(self._signal_features(x), self._signal_features(y), "none")
             else:
-                per_signal = self._against_signals(x, self._prepare(y))
+                per_signal = self._against_signals(x, self._prepare(y, scratch=True))
         return finish(per_signal, batch, self.reduction, input.dtype)
 
 
