@@ -111,11 +111,40 @@ def our_loss_steps(start: torch.Tensor, target: torch.Tensor) -> dict:
     prepared = ours.target_features(target)
     masked = MaskedLoss(SAMPLE_RATE)
     masked_prepared = masked.target_features(target)
+    torch_path = PerceptualLoss(SAMPLE_RATE, compiled=False)
     return {
         "ours, loss(x, y) per call": gradient_step(lambda x: ours(x, target), start),
         "ours, loss.against(x, prepared)": gradient_step(lambda x: ours.against(x, prepared), start),
+        "ours without a compiler, per call": gradient_step(lambda x: torch_path(x, target), start),
+        "ours without a compiler, prepared": gradient_step(lambda x: torch_path.against(x, prepared), start),
         "masked loss, against(x, prepared)": gradient_step(lambda x: masked.against(x, masked_prepared), start),
     }
+
+
+FULL_BAND_RATE = 44100
+
+
+def full_band_steps() -> dict:
+    """``PerceptualLoss(44100)`` (the seed's configuration) on one second, target transformed
+    every call: the compiled kernels against the torch path, which is the code before them."""
+    from perceptual_audio_loss import PerceptualLoss
+
+    generator = torch.Generator().manual_seed(1)
+    target = torch.randn(1, 1, FULL_BAND_RATE, generator=generator)
+    start = 0.3 * torch.randn(1, 1, FULL_BAND_RATE, generator=generator)
+    compiled, torch_path = PerceptualLoss(FULL_BAND_RATE), PerceptualLoss(FULL_BAND_RATE, compiled=False)
+    return {"compiled kernels": gradient_step(lambda x: compiled(x, target), start),
+            "torch path (the code before them)": gradient_step(lambda x: torch_path(x, target), start)}
+
+
+def bench_full_band(rounds: int, repeats: int) -> dict:
+    calls = {}
+    for _ in range(rounds):
+        for name, seconds in time_interleaved(full_band_steps(), max(1, repeats // 3)).items():
+            calls.setdefault(name, []).extend(seconds)
+    medians = {name: statistics.median(seconds) for name, seconds in calls.items()}
+    return {"seconds": medians, "calls": len(next(iter(calls.values()))),
+            "speed_up": medians["torch path (the code before them)"] / medians["compiled kernels"]}
 
 
 def zounds_call_ms(python: Path, folder: Path, repeats: int, threads: int) -> list[float]:
@@ -160,24 +189,42 @@ def bench_loss(zounds: Path | None, rounds: int, repeats: int, threads: int) -> 
     if zounds:
         baseline = medians["zounds 1.57.0, loss(x, y) per call"]
         report["zounds_over_ours"] = {"per call": baseline / medians["ours, loss(x, y) per call"],
-                                      "target prepared": baseline / medians["ours, loss.against(x, prepared)"]}
+                                      "target prepared": baseline / medians["ours, loss.against(x, prepared)"],
+                                      "per call without a compiler": baseline / medians["ours without a compiler, per call"],
+                                      "prepared without a compiler": baseline / medians["ours without a compiler, prepared"]}
     return report
 
 
 # --- the whole experiment, each variant a whole process --------------------------------------
 
 
+# Linux hands a forked child its parent's peak RSS (the copied address space keeps its high-water
+# mark, and exec carries it into ru_maxrss), so a child of this process, grown by the loss
+# timings, would report at least our own peak. The command is therefore started by a small
+# launcher whose own peak is a few MiB: it forks, execs the command, and writes the child's
+# ru_maxrss (KiB) to the file named in its first argument.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_process(command: list[str], env: dict, log: Path) -> dict:
     """Wall seconds and peak RSS of ``command`` as a whole process (start-up included)."""
+    peak = log.with_suffix(".peak")
     with open(log, "w") as output:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
+        returncode = subprocess.run([sys.executable, "-c", _LAUNCHER, str(peak), *command], stdout=output,
+                                    stderr=subprocess.STDOUT, env=env, check=False).returncode
         wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed:\n{log.read_text()[-2000:]}")
-    return {"seconds": wall, "peak_rss_mib": usage.ru_maxrss / 1024.0}
+    return {"seconds": wall, "peak_rss_mib": int(peak.read_text()) / 1024.0}
 
 
 def experiment_commands(zounds: Path, folder: Path, iterations: int, round_index: int) -> dict:
@@ -433,11 +480,20 @@ def print_report(report: dict) -> None:
         ratio = loss["zounds_over_ours"]
         print(f"  zounds / ours: {ratio['per call']:.1f}x per call; {ratio['target prepared']:.1f}x with the target "
               f"prepared once (zounds has no such path: its per-call time is the baseline for both)")
+        print(f"  without a compiler (the torch path): {ratio['per call without a compiler']:.1f}x per call; "
+              f"{ratio['prepared without a compiler']:.1f}x prepared")
     else:
         print("  " + report["zounds_missing"])
     reference = loss["reference"]
     print(f"  correctness reference (in-project method=\"direct\", float32): value relative difference "
           f"{reference['value_relative_difference']:.2e}, gradient {reference['gradient_relative_difference']:.2e}")
+    full_band = report.get("full_band")
+    if full_band:
+        print(f"\nPerceptualLoss({FULL_BAND_RATE}), one second, batch 1, target transformed every call "
+              f"(medians of {full_band['calls']} calls):")
+        for name, seconds in full_band["seconds"].items():
+            print(f"  {name:44s} {seconds * 1000:9.1f} ms")
+        print(f"  speed-up of the compiled kernels: {full_band['speed_up']:.2f}x")
     print("\nfilter bank, 128 bands: direct vs fft (features only; the basis of method=\"auto\")")
     for row in report["crossover"]:
         print(f"  taps {row['taps']:4d}: direct {row['direct_s'] * 1000:7.2f} ms, fft {row['fft_s'] * 1000:7.2f} ms")
@@ -571,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     elif zounds is None:
         report["zounds_missing"] = "zounds baseline skipped (--no-zounds)"
     report["loss"] = bench_loss(zounds, args.rounds, args.repeats, args.threads)
+    report["full_band"] = bench_full_band(args.rounds, args.repeats)
     report["crossover"] = bench_crossover(torch.device("cpu"), args.repeats)
     if zounds and not args.no_experiment:
         report["experiment"] = bench_experiment(zounds, args.iterations, report["rounds"], args.threads)

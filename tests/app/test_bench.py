@@ -99,3 +99,12 @@ def test_gpu_check_without_cuda_says_so_in_one_line():
                               env=env, check=False)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip().splitlines() == ["gpu-check: no CUDA device on this machine; nothing to check."]
+
+
+def test_a_child_process_peak_is_its_own_not_ours(tmp_path):
+    """Linux gives a forked child its parent's peak RSS; run_process must report the child's."""
+    grown = torch.ones(300 * 2**20 // 4)  # this process: 300 MiB more than the child will use
+    grown += 1  # touch every page
+    child = "import numpy; a = numpy.ones(64 * 2**20 // 8); a += 1"
+    peak = bench.run_process([sys.executable, "-c", child], {}, tmp_path / "child.log")["peak_rss_mib"]
+    assert 64 < peak < 250
