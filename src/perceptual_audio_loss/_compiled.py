@@ -76,9 +76,8 @@ class Workspace:
                 return slot["arrays"]
         arrays = [torch.empty(shape, dtype=dtype) for _ in range(count)]
         slots.insert(0, {"key": key, "arrays": arrays, "owner": None})
-        same = [slot for slot in slots if slot["key"][0] == purpose]
-        for stale in same[self.SLOTS:]:
-            slots.remove(stale)
+        stale = {id(slot) for slot in [slot for slot in slots if slot["key"][0] == purpose][self.SLOTS:]}
+        slots[:] = [slot for slot in slots if id(slot) not in stale]
         return arrays
 
     def hold(self, arrays: list[torch.Tensor], context) -> None:

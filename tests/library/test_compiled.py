@@ -122,6 +122,18 @@ def test_two_calls_before_one_backward_keep_their_own_arrays():
 
 
 @needs_native
+def test_more_graphs_alive_than_the_workspace_keeps():
+    """Four graphs at once: the workspace keeps two sets and the others get arrays of their own."""
+    loss = PerceptualLoss(SAMPLE_RATE, n_bands=32, taps=128)
+    pairs = [pair(600, seed=20 + i) for i in range(4)]
+    alone = [value_and_gradient(loss, x, t, reduction="sum")[1] for x, t in pairs]
+    inputs = [x.clone().requires_grad_(True) for x, _ in pairs]
+    sum(loss.against(x, loss.target_features(t), "sum") for x, (_, t) in zip(inputs, pairs)).backward()
+    assert all(torch.equal(x.grad, expected) for x, expected in zip(inputs, alone))
+    assert len(loss._workspace._slots()) <= 3 * loss._workspace.SLOTS
+
+
+@needs_native
 def test_a_retained_graph_keeps_its_arrays_across_later_calls():
     loss = PerceptualLoss(SAMPLE_RATE, n_bands=32, taps=128)
     x, target = pair(800, seed=11)
