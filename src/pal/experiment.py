@@ -37,7 +37,7 @@ from .runfolder import (
     write_json,
     write_losses_csv,
 )
-from .train import RunSpec, train_batched
+from .train import Diverged, RunSpec, train_batched
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
 
@@ -209,7 +209,9 @@ def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[dict]:
         write_losses_csv(run_dir / "losses.csv", result.losses)
         statuses.append(dict(
             clip=clips[run.target].name, loss=run.loss, seed=run.seed,
-            status="failed" if result.failure else "finished", reason=result.failure,
+            status="failed" if isinstance(result.outcome, Diverged) else "finished",
+            reason=result.outcome.describe() if isinstance(result.outcome, Diverged) else None,
+            stopped_at=result.outcome.iteration if isinstance(result.outcome, Diverged) else None,
             final_loss=result.losses[-1] if result.losses else None, seconds=seconds,
             checkpoints=checkpoint_iterations_on_disk(run_dir),
         ))

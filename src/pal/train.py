@@ -97,15 +97,39 @@ class RunSpec:
     seed: int
 
 
+@dataclass(frozen=True)
+class Finished:
+    """The run did every iteration."""
+
+    iterations: int
+
+    def describe(self) -> str:
+        return f"finished after {self.iterations} iterations"
+
+
+@dataclass(frozen=True)
+class Diverged:
+    """The run stopped at ``iteration``: its loss or its gradient stopped being finite there."""
+
+    iteration: int
+    reason: str  # "loss became nan", "gradient became non-finite", ...
+
+    def describe(self) -> str:
+        return f"{self.reason} at iteration {self.iteration}"
+
+
+Outcome = Finished | Diverged
+
+
 @dataclass
 class BatchResult(RunResult):
-    """A run of a batch: as :class:`RunResult`, and why it stopped early if it did."""
+    """A run of a batch: as :class:`RunResult`, and how it ended."""
 
-    failure: str | None = None
+    outcome: Outcome = Finished(0)
 
 
 SAVE_EVERY = 100  # iterations between training-state saves, besides every checkpoint
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: a failure is [run, iteration, reason]; 1 wrote [run, "reason at iteration N"]
 
 
 def _build_groups(targets, runs, losses, device):
@@ -201,7 +225,7 @@ def train_batched(
     groups, back_to_run_order = _build_groups(targets, runs, losses, device)
     optimizer = torch.optim.Adam(stacks.parameters(), lr=LEARNING_RATE, betas=BETAS)
     history = torch.full((iterations, len(runs)), float("nan"), device=device)
-    failures: dict[int, str] = {}
+    failures: dict[int, Diverged] = {}
     first = 1
     if resume is not None:
         first = _restore(resume, stacks, optimizer, history, failures, len(runs)) + 1
@@ -221,9 +245,9 @@ def train_batched(
         if not bool((healthy | ~active).all()):
             for index in torch.nonzero(active & ~healthy).view(-1).tolist():
                 if bool(finite_loss[index]):
-                    failures[index] = f"gradient became non-finite at iteration {iteration}"
+                    failures[index] = Diverged(iteration, "gradient became non-finite")
                 else:
-                    failures[index] = f"loss became {float(per_run[index].detach())!r} at iteration {iteration}"
+                    failures[index] = Diverged(iteration, f"loss became {float(per_run[index].detach())!r}")
             active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
         stacks.freeze(~active)
         optimizer.step()
@@ -243,8 +267,8 @@ def train_batched(
         if on_save is not None and (iteration in marks or iteration % SAVE_EVERY == 0):
             on_save(_state(iteration, stacks, optimizer, history, failures))
     for index, (result, column) in enumerate(zip(results, history.cpu().T)):
-        result.failure = failures.get(index)
-        done = int(result.failure.rsplit(" ", 1)[-1]) if result.failure else iterations
+        result.outcome = failures.get(index, Finished(iterations))
+        done = result.outcome.iteration if isinstance(result.outcome, Diverged) else iterations
         result.losses = column[:done].tolist()
     return results
 
@@ -257,7 +281,7 @@ def _state(iteration, stacks, optimizer, history, failures) -> dict:
         "optimizer": optimizer.state_dict(),
         "latents": stacks.latents.cpu().clone(),
         "history": history[:iteration].cpu().clone(),
-        "failures": [[index, reason] for index, reason in sorted(failures.items())],
+        "failures": [[index, failure.iteration, failure.reason] for index, failure in sorted(failures.items())],
         "rng": torch.get_rng_state(),
     }
 
@@ -265,7 +289,7 @@ def _state(iteration, stacks, optimizer, history, failures) -> dict:
 def _restore(state, stacks, optimizer, history, failures, n_runs) -> int:
     """Load a saved state into freshly built objects; return its iteration."""
     weights = stacks.weights()
-    if state.get("format") != STATE_FORMAT or len(state["weights"]) != len(weights):
+    if state.get("format") not in (1, STATE_FORMAT) or len(state["weights"]) != len(weights):
         raise ValueError("the saved training state does not fit this run")
     if state["latents"].shape[0] != n_runs:
         raise ValueError("the saved training state has a different number of runs")
@@ -276,6 +300,15 @@ def _restore(state, stacks, optimizer, history, failures, n_runs) -> int:
         done = state["iteration"]
         history[:done] = state["history"].to(history.device)
     optimizer.load_state_dict(state["optimizer"])
-    failures.update({int(index): str(reason) for index, reason in state["failures"]})
+    failures.update({int(entry[0]): _saved_failure(entry, state["format"]) for entry in state["failures"]})
     torch.set_rng_state(state["rng"])
     return done
+
+
+def _saved_failure(entry: list, format: int) -> Diverged:
+    """A failure as the training state holds it. Format 1 (before 2026-11-26) kept only the text
+    "<reason> at iteration <i>"; it is read once here so that those folders still resume."""
+    if format == 1:
+        reason, _, iteration = str(entry[1]).rpartition(" at iteration ")
+        return Diverged(int(iteration), reason)
+    return Diverged(int(entry[1]), str(entry[2]))

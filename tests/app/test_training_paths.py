@@ -7,7 +7,7 @@ import torch
 from perceptual_audio_loss import PerceptualLoss, build_loss
 from perceptual_audio_loss.losses import TargetLoss
 from pal.generator import GeneratorStack, seeded_generator_and_latent
-from pal.train import RunSpec, train_batched, train_one
+from pal.train import Diverged, Finished, RunSpec, _saved_failure, train_batched, train_one
 
 SAMPLE_RATE = 11025
 
@@ -99,3 +99,32 @@ def test_batched_training_on_cuda_matches_the_cpu():
         assert gpu_run.losses[0] == pytest.approx(cpu_run.losses[0], rel=1e-4)
         scale = np.abs(cpu_run.checkpoints[2]).max()
         assert np.abs(gpu_run.checkpoints[2] - cpu_run.checkpoints[2]).max() < 1e-2 * scale
+
+
+class NanFromCall(torch.nn.Module):
+    """MSE per item that turns NaN from its ``after``-th call on: a run that diverges on cue."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after, self.calls = after, 0
+
+    def forward(self, input, target):
+        self.calls += 1
+        value = ((input - target) ** 2).flatten(1).mean(1)
+        return value * float("nan") if self.calls > self.after else value
+
+
+def test_a_run_that_diverges_has_a_typed_outcome_and_its_losses_stop_there():
+    losses = {"mse": SHORT_LOSSES["mse"], "nan": NanFromCall(after=3)}
+    runs = [RunSpec(0, "mse", 0), RunSpec(1, "nan", 0)]
+    finished, diverged = train_batched(short_targets(), runs, losses, iterations=6, checkpoint_every=2)
+    assert finished.outcome == Finished(6) and len(finished.losses) == 6
+    assert diverged.outcome == Diverged(4, "loss became nan")
+    assert diverged.outcome.describe() == "loss became nan at iteration 4"
+    assert len(diverged.losses) == 4 and sorted(diverged.checkpoints) == [2]
+
+
+def test_a_saved_failure_reads_back_in_both_state_formats():
+    assert _saved_failure([3, 17, "gradient became non-finite"], 2) == Diverged(17, "gradient became non-finite")
+    # format 1 (before typed outcomes) kept the text only
+    assert _saved_failure([3, "loss became inf at iteration 250"], 1) == Diverged(250, "loss became inf")
