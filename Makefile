@@ -22,7 +22,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pal bench
 
-# zounds 1.57.0, the seed's original code, in its own venv: the baseline of `pal bench`.
+# zounds 1.57.0, the post's original code, in its own venv: the baseline of `pal bench`.
 zounds-venv:
 	tools/zounds/make-venv
 

@@ -2,10 +2,10 @@
 
 Three parts:
 
-- the default: the seed loss per call and with its target prepared once, against zounds 1.57.0's
-  own ``PerceptualLoss`` (the seed's original code, run by ``tools/zounds/harness.py`` in
-  ``.venv-zounds``), and the seed experiment as a whole process against the seed's way with
-  zounds' loss (``tools/zounds/seed_experiment.py``); the variants take turns round by round;
+- the default: the perceptual loss per call and with its target prepared once, against zounds 1.57.0's
+  own ``PerceptualLoss`` (the post's original code, run by ``tools/zounds/harness.py`` in
+  ``.venv-zounds``), and the 2018 experiment as a whole process against the 2018 way with
+  zounds' loss (``tools/zounds/post_experiment.py``); the variants take turns round by round;
 - ``--matrix``: forward+backward time and peak memory of the library's losses and their peers
   (auraloss's MR-STFT, a DAC-style multi-scale mel loss, L1, MSE) over sample rates, lengths and
   batch sizes, each CPU cell in a fresh process so its memory is its own;
@@ -47,7 +47,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def seed_targets(names=EXPERIMENT_CLIPS) -> torch.Tensor:
+def post_targets(names=EXPERIMENT_CLIPS) -> torch.Tensor:
     """The built-in clips' target windows as ``pal run`` prepares them: ``(clips, 1, 8192)``."""
     from .audio import prepare_clip
     from .clips import builtin_clip
@@ -94,12 +94,12 @@ def gradient_step(compute, start: torch.Tensor):
     return step
 
 
-# --- the seed loss against zounds 1.57.0 --------------------------------------------------------
+# --- the perceptual loss against zounds 1.57.0 --------------------------------------------------------
 
 
 def loss_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     """The speech clip's window as target, seeded noise as input: ``(1, 1, 8192)`` each."""
-    target = seed_targets(("speech",))
+    target = post_targets(("speech",))
     start = 0.3 * torch.randn(1, 1, WINDOW, generator=torch.Generator().manual_seed(0))
     return start, target
 
@@ -125,7 +125,7 @@ FULL_BAND_RATE = 44100
 
 
 def full_band_steps() -> dict:
-    """``PerceptualLoss(44100)`` (the seed's configuration) on one second, target transformed
+    """``PerceptualLoss(44100)`` (the post's configuration) on one second, target transformed
     every call: the compiled kernels against the torch path, which is the code before them."""
     from perceptual_audio_loss import PerceptualLoss
 
@@ -234,7 +234,7 @@ def experiment_commands(zounds: Path, folder: Path, iterations: int, round_index
         "ours: pal run": [sys.executable, "-m", "pal.cli", "run", *EXPERIMENT_CLIPS, "--losses", ",".join(EXPERIMENT_LOSSES),
                           "--iterations", str(iterations), "--checkpoint-every", str(iterations), "--device", "cpu",
                           "--out", str(ours_out), "--force", "--no-progress"],
-        "zounds 1.57.0, the seed's way": [str(zounds), str(ZOUNDS_TOOLS / "seed_experiment.py"), "--targets",
+        "zounds 1.57.0, the 2018 way": [str(zounds), str(ZOUNDS_TOOLS / "post_experiment.py"), "--targets",
                                           str(folder / "targets.npy"), "--names", names, "--losses",
                                           ",".join(EXPERIMENT_LOSSES), "--iterations", str(iterations),
                                           "--out", str(folder / f"zounds-{round_index}")],
@@ -251,11 +251,11 @@ def training_seconds(name: str, folder: Path, log: Path, round_index: int) -> fl
 
 
 def bench_experiment(zounds: Path, iterations: int, rounds: int, threads: int) -> dict:
-    """``pal run`` on 3 clips x 2 losses against the seed's way with zounds' loss, alternating."""
+    """``pal run`` on 3 clips x 2 losses against the 2018 way with zounds' loss, alternating."""
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        np.save(folder / "targets.npy", seed_targets().numpy()[:, 0])
+        np.save(folder / "targets.npy", post_targets().numpy()[:, 0])
         for round_index in range(rounds):
             for name, command in experiment_commands(zounds, folder, iterations, round_index).items():
                 log = folder / f"log-{round_index}-{len(results.get(name, []))}-{name[:4]}.txt"
@@ -264,7 +264,7 @@ def bench_experiment(zounds: Path, iterations: int, rounds: int, threads: int) -
                 results.setdefault(name, []).append(row)
     summary = {name: {key: statistics.median(row[key] for row in rows) for key in ("seconds", "train_seconds")}
                | {"peak_rss_mib": max(row["peak_rss_mib"] for row in rows)} for name, rows in results.items()}
-    ours, theirs = summary["ours: pal run"], summary["zounds 1.57.0, the seed's way"]
+    ours, theirs = summary["ours: pal run"], summary["zounds 1.57.0, the 2018 way"]
     summary["zounds_over_ours"] = {"whole process": theirs["seconds"] / ours["seconds"],
                                    "training": theirs["train_seconds"] / ours["train_seconds"]}
     return summary
@@ -300,9 +300,9 @@ def machine() -> str:
 # --- the cost matrix: our losses and their peers over rates, lengths and batches ----------------
 
 MATRIX_LOSSES = {
-    "perceptual": "PerceptualLoss(rate): the seed's configuration, 512 Bark bands, 512 taps, stride 1",
-    # Same filter duration (2048 taps = 46 ms at 44.1 kHz, the seed's 512 taps at 11025 Hz) and the
-    # same feature frame rate (stride 4: 11025 frames/s at 44.1 kHz) as the seed, with a quarter of
+    "perceptual": "PerceptualLoss(rate): the post's configuration, 512 Bark bands, 512 taps, stride 1",
+    # Same filter duration (2048 taps = 46 ms at 44.1 kHz, the post's 512 taps at 11025 Hz) and the
+    # same feature frame rate (stride 4: 11025 frames/s at 44.1 kHz) as the post, with a quarter of
     # its bands: 128 Bark-spaced bands are still ~5 per critical band (~25 Bark up to 22 kHz).
     "perceptual-44k": "PerceptualLoss(rate, n_bands=128, taps=2048, stride=4): for 44.1/48 kHz",
     "masked": "MaskedLoss(rate), target transformed every call",
@@ -472,7 +472,7 @@ def print_matrix(report: dict) -> None:
 def print_report(report: dict) -> None:
     loss = report["loss"]
     print(f"machine: {report['machine']}")
-    print(f"\nseed loss forward+backward, {SAMPLE_RATE} Hz, one {WINDOW}-sample clip, batch 1 "
+    print(f"\nperceptual loss forward+backward, {SAMPLE_RATE} Hz, one {WINDOW}-sample clip, batch 1 "
           f"(cpu, {report['threads']} torch threads; medians of {max(loss['calls'].values())} calls):")
     for name, seconds in loss["seconds"].items():
         print(f"  {name:44s} {seconds * 1000:9.1f} ms")
@@ -499,7 +499,7 @@ def print_report(report: dict) -> None:
         print(f"  taps {row['taps']:4d}: direct {row['direct_s'] * 1000:7.2f} ms, fft {row['fft_s'] * 1000:7.2f} ms")
     experiment = report.get("experiment")
     if experiment:
-        print(f"\nseed experiment, {len(EXPERIMENT_CLIPS)} clips ({', '.join(EXPERIMENT_CLIPS)}) x "
+        print(f"\n2018 experiment, {len(EXPERIMENT_CLIPS)} clips ({', '.join(EXPERIMENT_CLIPS)}) x "
               f"{len(EXPERIMENT_LOSSES)} losses x {report['iterations']} iterations, each a whole process "
               f"(cpu, medians of {report['rounds']} round(s)):")
         for name, row in experiment.items():

@@ -1,4 +1,4 @@
-"""The seed post's claims as a table: each loss's mean over seeds with a 95 % interval, and the winner.
+"""The 2018 post's claims as a table: each loss's mean over seeds with a 95 % interval, and the winner.
 
 Input is the run's metric rows (clip, loss, seed, iteration, metric, value); nothing here trains
 or reads audio, so the table can be rebuilt from ``metrics.csv`` alone.
@@ -134,7 +134,7 @@ def format_table(table: list[ClaimRow], losses: list[str], seeds: int, unit: str
         if row.iteration is not None:
             last[row.clip] = max(last.get(row.clip, 0), row.iteration)
     first = min((r.iteration for r in table if r.iteration is not None), default=None)
-    lines = [f"claims of the seed post, mean ± 95 % interval over {seeds} {unit}(s)"
+    lines = [f"claims of the 2018 post, mean ± 95 % interval over {seeds} {unit}(s)"
              + ("" if seeds > 1 else f" (one {unit}: an anecdote, no interval)")]
     for row in table:
         wanted = row.iteration is None or row.iteration == last.get(row.clip) or (

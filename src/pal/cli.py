@@ -35,7 +35,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .audio import SAMPLE_RATE, WINDOW
 
-    parser = OneLineParser(prog="pal", description="Perceptual audio loss: the seed experiment and its page.")
+    parser = OneLineParser(prog="pal", description="Perceptual audio loss: the 2018 experiment and its page.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     # Flags default to None so that a --config file's values stand unless a flag is given.
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     summarize = commands.add_parser("summarize", help="rebuild a sweep's metrics table and page from its shards")
     summarize.add_argument("sweep_dir", type=Path)
 
-    bench = commands.add_parser("bench", help="speed and memory against the seed's way (pal bench --help)",
+    bench = commands.add_parser("bench", help="speed and memory against the 2018 way (pal bench --help)",
                                 add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser

@@ -1,4 +1,4 @@
-"""The seed experiment: one generator per (clip, loss), all trained at once, into a run folder.
+"""The 2018 experiment: one generator per (clip, loss), all trained at once, into a run folder.
 
 The folder's layout is in :mod:`pal.runfolder`. Everything the user can get
 wrong is checked before the folder is touched; a run killed at any moment resumes from its last

@@ -1,4 +1,4 @@
-"""The seed experiment's generator: a tiny upsampling network from one latent to one clip."""
+"""The 2018 experiment's generator: a tiny upsampling network from one latent to one clip."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 LATENT_DIM = 128
 CHANNELS = 32
-# (upsampling factor, kernel size) per block: 1 -> 8192 samples. The seed's settings.
+# (upsampling factor, kernel size) per block: 1 -> 8192 samples. The post's settings.
 BLOCKS = ((4, 3), (4, 15), (4, 25), (4, 25), (4, 25), (4, 25), (2, 25))
 LEAKY_SLOPE = 0.2
 
@@ -81,7 +81,7 @@ class Generator(nn.Module):
         return run_blocks(x, [conv.weight for conv in self.convs], self.scale_factors)
 
     def reference_forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """The seed's computation, literally: ``interpolate`` then ``Conv1d``."""
+        """The post's computation, literally: ``interpolate`` then ``Conv1d``."""
         x = latent.view(latent.shape[0], self.latent_dim, 1)
         last = len(self.convs) - 1
         for i, (factor, conv) in enumerate(zip(self.scale_factors, self.convs)):

@@ -1,4 +1,4 @@
-"""Objective measures of a generation against its original, one per claim of the seed post.
+"""Objective measures of a generation against its original, one per claim of the 2018 post.
 
 All take 1-D numpy arrays at the same sample rate. Plain numpy and scipy, except STOI and PESQ,
 which come from ``pystoi`` and ``pesq`` and are imported only when asked for.

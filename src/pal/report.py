@@ -109,7 +109,7 @@ def save_mask_image(samples: np.ndarray, sample_rate: int, path: Path, title: st
     from perceptual_audio_loss.masking import MaskedLoss
 
     loss = MaskedLoss(sample_rate)
-    threshold_db = loss.mask(torch.from_numpy(samples).float()[None])[0].numpy()
+    threshold_db = loss.threshold_db(torch.from_numpy(samples).float()[None])[0].numpy()
     times = np.arange(threshold_db.shape[1]) * loss.hop() / sample_rate
     figure, axes = plt.subplots(figsize=(4.2, 2.4), dpi=90)
     mesh = axes.pcolormesh(

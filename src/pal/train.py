@@ -1,4 +1,4 @@
-"""Fitting the seed's generators: one run alone, or every run of an experiment at once."""
+"""Fitting the post's generators: one run alone, or every run of an experiment at once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .generator import GeneratorStack, seeded_generator_and_latent
 from perceptual_audio_loss.losses import TargetLoss
 
 LEARNING_RATE = 1e-4
-BETAS = (0.0, 0.9)  # the seed's Adam settings (WGAN-GP style: Gulrajani et al., 2017)
+BETAS = (0.0, 0.9)  # the post's Adam settings (WGAN-GP style: Gulrajani et al., 2017)
 
 
 def output_channels(loss: nn.Module) -> int:

@@ -35,7 +35,7 @@ class Workspace:
     """The large per-call arrays (the backward's ``p`` and ``q``, a per-call target's features),
     kept from call to call and handed out again once no graph can still read them.
 
-    A fresh 18 MB array per call (the seed settings) is a fresh set of pages for the kernel to
+    A fresh 18 MB array per call (the post's settings) is a fresh set of pages for the kernel to
     fault in, and that measured as up to half the call. An array saved for a backward is reused
     only when its graph is gone or its backward has run (``saved_tensors`` then raises), so a
     graph kept with ``retain_graph=True`` keeps its own arrays. Per thread, at most

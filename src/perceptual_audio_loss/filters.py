@@ -1,4 +1,4 @@
-"""FIR filter bank design: one band-pass filter per auditory band (the seed's design)."""
+"""FIR filter bank design: one band-pass filter per auditory band (the post's design)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ GAUSSIAN_STD = 3.0
 
 
 def nyquist_hz(sample_rate: float) -> float:
-    """Half the sample rate, as the seed's code takes it: an integral rate is halved by integer
+    """Half the sample rate, as the post's code takes it: an integral rate is halved by integer
     division (zounds 1.57.0's ``SampleRate.nyquist`` is ``samples_per_second // 2``), so at the
-    seed's 11025 Hz the top band and the filter design's frequency axis end at 5512 Hz, not 5512.5.
-    That half hertz moves the seed's loss by up to 2e-4 (``tests/library/test_zounds_golden.py``).
+    post's 11025 Hz the top band and the filter design's frequency axis end at 5512 Hz, not 5512.5.
+    That half hertz moves the post's loss by up to 2e-4 (``tests/library/test_zounds_golden.py``).
 
     >>> nyquist_hz(11025), nyquist_hz(44100), nyquist_hz(22050.5)
     (5512.0, 22050.0, 11025.25)
@@ -35,7 +35,7 @@ def design_band_filter(start_hz: float, stop_hz: float, sample_rate: float, taps
     """One band-pass FIR: ``firwin2`` with a Gaussian-shaped gain over ``[start, stop)``.
 
     The desired response is 0 at DC, a Gaussian window (100 points, std 3) spread evenly over
-    ``[max(0, start), min(nyquist, stop))``, and 0 at Nyquist: the seed's design.
+    ``[max(0, start), min(nyquist, stop))``, and 0 at Nyquist: the post's design.
     """
     nyquist = nyquist_hz(sample_rate)
     grid = np.linspace(max(0.0, start_hz), min(nyquist, stop_hz), GAUSSIAN_POINTS, endpoint=False)

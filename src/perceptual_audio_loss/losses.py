@@ -147,13 +147,13 @@ def _l1(sample_rate: float, reduction: str = "mean") -> nn.Module:
 
 @register_loss("perceptual")
 def _perceptual(sample_rate: float, **options) -> nn.Module:
-    """The seed's loss; every :class:`PerceptualLoss` argument can be passed."""
+    """The post's loss; every :class:`PerceptualLoss` argument can be passed."""
     return PerceptualLoss(sample_rate, **options)
 
 
 @register_loss("perceptual-mse")
 def _perceptual_mse(sample_rate: float, **options) -> nn.Module:
-    """The seed's features compared by mean squared difference instead of cosine similarity."""
+    """The post's features compared by mean squared difference instead of cosine similarity."""
     return PerceptualLoss(sample_rate, **{"similarity": "mse", **options})
 
 
@@ -163,7 +163,7 @@ def _masked(sample_rate: float, **options) -> nn.Module:
     return MaskedLoss(sample_rate, **options)
 
 
-# The masked loss's gradient at an untrained generator is about 1000-2000 times the seed loss's
+# The masked loss's gradient at an untrained generator is about 1000-2000 times the perceptual loss's
 # (measured on the speech and piano clips, seeds 0 and 1); this weight makes them about equal.
 MASKED_BLEND_WEIGHT = 1e-3
 
@@ -171,7 +171,7 @@ MASKED_BLEND_WEIGHT = 1e-3
 @register_loss("masked+perceptual")
 def _masked_perceptual(sample_rate: float, masked_weight: float = MASKED_BLEND_WEIGHT,
                        reduction: str = "mean") -> nn.Module:
-    """The seed loss plus the masked loss at ``masked_weight``: the seed loss gives a gradient
+    """The perceptual loss plus the masked loss at ``masked_weight``: the perceptual loss gives a gradient
     everywhere, the masked loss says which errors the ear would hear."""
     parts = [(PerceptualLoss(sample_rate, reduction="none"), 1.0),
              (MaskedLoss(sample_rate, reduction="none"), masked_weight)]

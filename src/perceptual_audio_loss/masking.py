@@ -222,10 +222,10 @@ class MaskedLoss(nn.Module):
     # -- the masking threshold of a target --------------------------------------------------
 
     @torch.no_grad()
-    def masks(self, target: torch.Tensor) -> list[torch.Tensor]:
-        """Masking thresholds, one per resolution (longest window first), ``(items, frames, bands)``.
-
-        Intensities re 0 dB SPL. ``target`` is ``(items, time)``.
+    def _threshold_intensities(self, target: torch.Tensor) -> list[torch.Tensor]:
+        """Masking thresholds as intensities re 0 dB SPL, one per resolution (longest window
+        first), ``(items, frames, bands)``: the layout the loss computes in. ``target`` is
+        ``(items, time)``; :meth:`threshold_db` is the public view.
         """
         target = target.detach().float()
         spectra = [resolution.spectrum(target) for resolution in self.resolutions]
@@ -239,15 +239,15 @@ class MaskedLoss(nn.Module):
             thresholds.append(torch.maximum(_temporal(simultaneous, resolution), resolution.quiet))
         return thresholds
 
-    def mask(self, target: torch.Tensor, resolution: int = 0) -> torch.Tensor:
-        """The masking threshold in dB SPL, ``(batch, bands, frames)``, at one resolution.
+    def threshold_db(self, target: torch.Tensor, resolution: int = 0) -> torch.Tensor:
+        """The masking threshold in dB SPL, ``(batch, [channels,] bands, frames)``, at one resolution.
 
         Resolution 0 is the longest window (about 23 ms), 1 the shortest. Band edges are in
         :attr:`band_edges_hz`; frame ``t`` is centred on sample ``t * hop`` (:meth:`hop`).
         """
         items, _ = signals(target, "target")
         with full_precision(target.device):
-            threshold_db = 10.0 * torch.log10(self.masks(items)[resolution]).transpose(1, 2)
+            threshold_db = 10.0 * torch.log10(self._threshold_intensities(items)[resolution]).transpose(1, 2)
         return threshold_db.reshape(*target.shape[:-1], *threshold_db.shape[1:])
 
     def hop(self, resolution: int = 0) -> int:
@@ -296,7 +296,7 @@ class MaskedLoss(nn.Module):
         items, _ = signals(target, "target")
         with torch.no_grad(), full_precision(target.device):
             items = items.detach().to(compute_dtype(target.dtype))
-            return MaskedTarget(items, tuple(self.masks(items)))
+            return MaskedTarget(items, tuple(self._threshold_intensities(items)))
 
     def against(self, input: torch.Tensor, target: "MaskedTarget", reduction: str | None = None) -> torch.Tensor:
         """The loss of ``input`` against a target prepared by :meth:`target_features`."""
@@ -343,7 +343,7 @@ class MaskedLoss(nn.Module):
         with full_precision(input.device):
             items, target_items = items.to(compute_dtype(input.dtype)), target_items.float()
             ratios = [self._over_bands_and_frames(ratio) / self.band_width_bark.sum()
-                      for ratio in self._noise_to_mask(items - target_items.to(items.dtype), self.masks(target_items))]
+                      for ratio in self._noise_to_mask(items - target_items.to(items.dtype), self._threshold_intensities(target_items))]
             return (10.0 * torch.log10(torch.stack(ratios).mean(0))).reshape(batch, -1).mean(1)
 
 

@@ -1,4 +1,4 @@
-"""The seed's perceptual loss: auditory filter bank, half-wave rectification, log, weighting."""
+"""The post's perceptual loss: auditory filter bank, half-wave rectification, log, weighting."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ FAST_ODD_FACTORS = (1, 3, 5, 7, 9, 15)
 def fft_length(n: int) -> int:
     """The shortest fast real-FFT length of at least ``n``: a power of two times 1, 3, 5, 7, 9 or 15.
 
-    Not blindly the next power of two (16384 for the seed's 8705 outputs, almost twice the work).
+    Not blindly the next power of two (16384 for the post's 8705 outputs, almost twice the work).
 
     >>> fft_length(8192 + 512 + 1)
     9216
@@ -144,7 +144,7 @@ class PerceptualLoss(nn.Module):
     ``log(1 + log_factor * x)`` and multiplied per band by a frequency weighting. The two feature
     maps are compared per batch item: ``"cosine"`` gives minus their cosine similarity (so the
     minimum, -1, is reached when the features are proportional), ``"mse"`` their mean squared
-    difference. The defaults reproduce the loss of the seed experiment (zounds' ``PerceptualLoss``
+    difference. The defaults reproduce the loss of the 2018 experiment (zounds' ``PerceptualLoss``
     as configured in the post of June 2018).
 
     Args:
@@ -182,7 +182,7 @@ class PerceptualLoss(nn.Module):
 
     References
     ----------
-    Vinyard (2018), "Perceptual Audio Loss" (the seed post); band spacing, bandwidth and weighting
+    Vinyard (2018), "Perceptual Audio Loss" (the 2018 post); band spacing, bandwidth and weighting
     constants are sourced in :mod:`perceptual_audio_loss.scales`.
     """
 

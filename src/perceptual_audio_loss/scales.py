@@ -73,7 +73,7 @@ def a_weighting_db(hz):
     ``A(f) = 20 log10 R_A(f) + 2.00`` with
     ``R_A(f) = 12200² f⁴ / ((f² + 20.6²) sqrt((f² + 107.7²)(f² + 737.9²)) (f² + 12200²))``.
     IEC 61672-1 Annex E gives the top pole as 12194 Hz; 12200 Hz is the rounded textbook
-    value the seed used. The +2.00 dB normalises the curve to about 0 dB at 1 kHz.
+    value the post used. The +2.00 dB normalises the curve to about 0 dB at 1 kHz.
 
     References
     ----------
@@ -95,7 +95,7 @@ def a_weighting_db(hz):
 def band_weights(centres_hz: np.ndarray, weighting: str = "a") -> np.ndarray:
     """Per-band multiplicative weights for the perceptual loss.
 
-    ``"a"``: the seed's A-weighting in dB, shifted so the least-weighted band gets 1,
+    ``"a"``: the post's A-weighting in dB, shifted so the least-weighted band gets 1,
     ``1 + (A(f_c) - min A)``; ``"none"``: all ones.
     """
     if weighting == "none":
@@ -153,7 +153,7 @@ def hz_to_critical_band_rate(hz):
 
     This is the Bark of the masking model (:mod:`perceptual_audio_loss.masking`); it follows
     Zwicker's measured table to 20 kHz (24.7 Bark at 22.05 kHz), where ``6 asinh(f / 600)``,
-    the seed's filter-bank spacing, runs on to 26.
+    the post's filter-bank spacing, runs on to 26.
 
     References
     ----------

@@ -169,7 +169,7 @@ def test_gradient_matches_finite_differences():
 def noise_under_the_mask(loss, target, low_hz, high_hz, below_db):
     """Noise whose energy in every band inside ``[low_hz, high_hz]`` is ``below_db`` under the
     lowest threshold that band has at any resolution and frame."""
-    lowest = torch.stack([mask[0].min(0).values for mask in loss.masks(as_batch(target))]).min(0).values.numpy()
+    lowest = torch.stack([mask[0].min(0).values for mask in loss._threshold_intensities(as_batch(target))]).min(0).values.numpy()
     edges, full_scale = loss.band_edges_hz, 10 ** (96.0 / 10)
     noise = np.zeros(len(target))
     for band, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
@@ -311,7 +311,7 @@ def test_a_clip_shorter_than_the_long_window(loss):
 
 def test_mask_has_a_threshold_per_band_and_frame(loss):
     target = as_batch(TONE[:8192], np.zeros(8192))[:, None]
-    mask = loss.mask(target)
+    mask = loss.threshold_db(target)
     bands, frames = len(loss.band_edges_hz) - 1, 8192 // loss.hop() + 1
     assert mask.shape == (2, 1, bands, frames)
     quiet = threshold_in_quiet_db(np.linspace(loss.band_edges_hz[:-1], loss.band_edges_hz[1:], 17)).min(0)

@@ -10,7 +10,7 @@ SMALL = dict(n_bands=12, taps=32)
 
 
 def reference_features(x: np.ndarray, loss: PerceptualLoss) -> np.ndarray:
-    """Slow path: numpy cross-correlation band by band, then the formula of the seed."""
+    """Slow path: numpy cross-correlation band by band, then the formula of the post."""
     filters = loss.filters.squeeze(1).double().numpy()
     taps = filters.shape[1]
     padded = np.pad(x, taps)

@@ -1,4 +1,4 @@
-"""Our PerceptualLoss against zounds 1.57.0's own, the code the seed experiment ran.
+"""Our PerceptualLoss against zounds 1.57.0's own, the code the 2018 experiment ran.
 
 The fixture (data/zounds_golden.npz; data/README.md says how tools/zounds/make-golden made it)
 holds zounds' loss values and input gradients, computed in float64, for ten (input, target)

@@ -1,4 +1,4 @@
-"""Reference values from zounds 1.57.0's own ``PerceptualLoss``, configured as the seed was.
+"""Reference values from zounds 1.57.0's own ``PerceptualLoss``, configured as the post was.
 
 Run with the python of the venv that ``tools/zounds/make-venv`` builds; it never imports
 ``perceptual_audio_loss`` (that needs a newer numpy than zounds runs on)::
@@ -25,7 +25,7 @@ import numpy as np
 import scipy.signal
 import torch
 
-# The seed experiment's settings (JohnVinyard/experiments, audio-loss/audio_loss.py, 2018):
+# The 2018 experiment's settings (JohnVinyard/experiments, audio-loss/audio_loss.py, 2018):
 # zounds.SR11025(), BarkScale(FrequencyBand(1, nyquist), n_bands=512), and
 # PerceptualLoss(scale, samplerate, lap=1, log_factor=10, basis_size=512,
 #                frequency_weighting=AWeighting(), cosine_similarity=True).
@@ -40,7 +40,7 @@ def nudge_repeated_zero(firwin2):
     """``firwin2`` that accepts ``freq`` starting ``0, 0``, as scipy 1.1 did.
 
     zounds puts the lowest bands' grids at ``max(0, start_hz)``, so a band whose ERB reaches below
-    DC asks for 0 twice. scipy 1.1 (the seed's) moved repeated values apart by machine epsilon
+    DC asks for 0 twice. scipy 1.1 (the post's) moved repeated values apart by machine epsilon
     before interpolating; scipy >= 1.2 refuses a repeated 0. Moving the second 0 up by epsilon
     gives the same filter (scipy 1.1 also moved the first to -eps, which changes only the DC gain,
     by half the Gaussian's edge value, exp(-136)).
@@ -77,8 +77,8 @@ def import_zounds():
     return zounds
 
 
-def seed_loss(dtype: torch.dtype = torch.float32) -> torch.nn.Module:
-    """zounds' ``PerceptualLoss`` exactly as the seed experiment built it, in ``dtype``.
+def post_loss(dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """zounds' ``PerceptualLoss`` exactly as the 2018 experiment built it, in ``dtype``.
 
     zounds keeps its filters and band weights as plain attributes, not buffers, so ``.double()``
     would not reach them: they are widened here by hand (from the float32 values zounds rounds
@@ -113,7 +113,7 @@ def value_and_grad(loss, x: np.ndarray, y: np.ndarray, dtype: torch.dtype) -> tu
 def golden(args: argparse.Namespace) -> None:
     pairs = np.load(args.inputs)
     inputs, targets = pairs["inputs"], pairs["targets"]
-    loss64, loss32 = seed_loss(torch.float64), seed_loss(torch.float32)
+    loss64, loss32 = post_loss(torch.float64), post_loss(torch.float32)
     value64, value32, grad64 = [], [], []
     for x, y in zip(inputs, targets):
         value, grad = value_and_grad(loss64, x, y, torch.float64)
@@ -126,7 +126,7 @@ def golden(args: argparse.Namespace) -> None:
 
 def timing(args: argparse.Namespace) -> None:
     """Forward + backward of ``loss(x, y)`` per call, float32 as zounds runs, after one warm-up."""
-    loss = seed_loss(torch.float32)
+    loss = post_loss(torch.float32)
     x = torch.tensor(np.load(args.input).reshape(1, -1), dtype=torch.float32, requires_grad=True)
     y = torch.tensor(np.load(args.target).reshape(1, -1), dtype=torch.float32)
     loss(x, y).backward()

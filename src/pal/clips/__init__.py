@@ -1,4 +1,4 @@
-"""Built-in clips: five synthetic stand-ins for the seed post's recordings."""
+"""Built-in clips: five synthetic stand-ins for the 2018 post's recordings."""
 
 from .builtin import BUILTIN_CLIPS, builtin_clip
 

@@ -1,19 +1,19 @@
-"""The seed experiment done the seed's way with zounds 1.57.0's own loss: the baseline of ``pal bench``.
+"""The 2018 experiment done the 2018 way with zounds 1.57.0's own loss: the baseline of ``pal bench``.
 
 One (clip, loss) at a time, a freshly seeded generator trained against one fixed target with
-zounds' ``PerceptualLoss`` (configured as the seed did, by ``harness.seed_loss``) or torch's MSE,
+zounds' ``PerceptualLoss`` (configured as the post did, by ``harness.post_loss``) or torch's MSE,
 the target's features recomputed at every step as zounds does. Run with the venv that
 ``tools/zounds/make-venv`` builds; it never imports ``perceptual_audio_loss`` or ``pal``::
 
-    .venv-zounds/bin/python tools/zounds/seed_experiment.py --targets windows.npy \\
+    .venv-zounds/bin/python tools/zounds/post_experiment.py --targets windows.npy \\
         --names speech,piano,drums --iterations 150 --out /tmp/seed-run
 
 ``windows.npy`` holds the target windows ``(clips, samples)``, in ``--names`` order. Writes
 ``OUT/<clip>-<loss>.npy``: the checkpoints ``(n, samples)`` at the iterations listed in
 ``OUT/checkpoints.json``, and prints one JSON line with the training seconds.
 
-The generator copies the facts of ``src/pal/generator.py`` (the seed's architecture) and is run
-literally, as the seed ran it: nearest upsampling then a bias-free ``Conv1d``, seven times.
+The generator copies the facts of ``src/pal/generator.py`` (the post's architecture) and is run
+literally, as the post ran it: nearest upsampling then a bias-free ``Conv1d``, seven times.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import seed_loss  # noqa: E402  (zounds' loss as the seed configured it)
+from harness import post_loss  # noqa: E402  (zounds' loss as the post configured it)
 
-# The seed's generator (as src/pal/generator.py records it): a 128-d latent, 32 channels, and
+# The post's generator (as src/pal/generator.py records it): a 128-d latent, 32 channels, and
 # (upsampling factor, kernel size) per block, 1 -> 8192 samples; leaky ReLU(0.2) between blocks.
 LATENT_DIM = 128
 CHANNELS = 32
 BLOCKS = ((4, 3), (4, 15), (4, 25), (4, 25), (4, 25), (4, 25), (2, 25))
 LEAKY_SLOPE = 0.2
-# The seed's optimiser: Adam, lr 1e-4, betas (0, 0.9) (WGAN-GP style: Gulrajani et al., 2017).
+# The post's optimiser: Adam, lr 1e-4, betas (0, 0.9) (WGAN-GP style: Gulrajani et al., 2017).
 LEARNING_RATE = 1e-4
 BETAS = (0.0, 0.9)
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     names = args.names.split(",")
     if len(names) != len(targets):
         parser.error(f"{len(names)} names for {len(targets)} target windows")
-    builders = {"mse": nn.MSELoss, "perceptual": seed_loss}
+    builders = {"mse": nn.MSELoss, "perceptual": post_loss}
     marks = checkpoint_iterations(args.iterations, args.checkpoint_every or args.iterations)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
