@@ -10,7 +10,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from scipy import stats
+from .stats import Estimate, mean_interval
 
 WITHIN_DB = 1.0  # "iterations to reach within 1 dB of the final log-spectral distance"
 
@@ -34,20 +34,6 @@ CLAIMS = (
 
 
 @dataclass
-class Estimate:
-    mean: float
-    half_width: float  # of the 95 % interval; NaN with a single seed
-    n: int
-
-    def __str__(self) -> str:
-        if math.isnan(self.mean):
-            return "n/a"
-        if math.isnan(self.half_width):
-            return f"{self.mean:.3g}"
-        return f"{self.mean:.3g} ± {self.half_width:.2g}"
-
-
-@dataclass
 class ClaimRow:
     claim: Claim
     clip: str
@@ -56,19 +42,6 @@ class ClaimRow:
     winner: str | None = None
     margin: float = math.nan
     separated: bool = False  # the winner's interval does not overlap the runner-up's
-
-
-def mean_interval(values: list[float]) -> Estimate:
-    """Mean and the half-width of its 95 % Student-t interval (NaN half-width for n = 1)."""
-    finite = [v for v in values if math.isfinite(v)]
-    n = len(finite)
-    if n == 0:
-        return Estimate(math.nan, math.nan, 0)
-    mean = sum(finite) / n
-    if n == 1:
-        return Estimate(mean, math.nan, 1)
-    variance = sum((v - mean) ** 2 for v in finite) / (n - 1)
-    return Estimate(mean, stats.t.ppf(0.975, n - 1) * math.sqrt(variance / n), n)
 
 
 def iterations_to_final(points: list[tuple[int, float]], within: float = WITHIN_DB) -> float:

@@ -153,7 +153,7 @@ def save_metric_curves(rows: list[dict], losses: list[str], path: Path, title: s
     """Each measure against iteration: a line per loss (mean over seeds) in its 95 % interval band."""
     import matplotlib.pyplot as plt
 
-    from .claims import mean_interval
+    from .stats import mean_interval
 
     names = [m for m in METRIC_LABELS if any(r["metric"] == m for r in rows)]
     columns = 3

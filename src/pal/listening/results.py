@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scipy import stats
 
-from ..claims import Estimate, mean_interval
+from ..stats import Estimate, binomial_p_value, mean_interval, wilson_interval
 from .design import REFERENCE
 
 # ITU-R BS.1534-3, 4.1.2 (post-screening): exclude an assessor who rates the hidden reference
@@ -66,17 +65,11 @@ class PreferenceRow:
 
     def share_interval(self) -> tuple[float, float, float]:
         """Share preferring ``first`` and its 95 % Wilson interval."""
-        n = self.total
-        if n == 0:
-            return math.nan, math.nan, math.nan
-        p, z = self.first_count / n, stats.norm.ppf(0.975)
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return p, centre - half, centre + half
+        return wilson_interval(self.first_count, self.total)
 
     def p_value(self) -> float:
         """Two-sided exact binomial test against no preference."""
-        return stats.binomtest(self.first_count, self.total, 0.5).pvalue if self.total else math.nan
+        return binomial_p_value(self.first_count, self.total)
 
 
 def summarise_preferences(preferences: list[dict]) -> list[PreferenceRow]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from scipy import stats
 
-from ..claims import CLAIMS, Estimate, claims_table, format_table, mean_interval
+from ..claims import CLAIMS, claims_table, format_table
+from ..stats import Estimate, binomial_p_value, mean_interval
 from ..errors import UserError
 from ..files import atomic_write_text
 from .shard import DONE_FILE, SHARDS, SWEEP_FILE
@@ -44,8 +44,7 @@ class PairedComparison:
 
     def p_value(self) -> float:
         """Two-sided sign test over the clips that are not ties."""
-        decided = self.wins + self.losses
-        return stats.binomtest(self.wins, decided, 0.5).pvalue if decided else math.nan
+        return binomial_p_value(self.wins, self.wins + self.losses)
 
     def sentence(self) -> str:
         return (f"{self.first} beats {self.second} on {self.wins} of {self.clips} clips "
