@@ -37,9 +37,8 @@ from .runfolder import (
     write_json,
     write_losses_csv,
 )
+from .discovery import audio_under, no_audio_message, unique_names
 from .train import Diverged, RunSpec, train_batched
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
 
 
 @dataclass
@@ -57,9 +56,9 @@ def expand_sources(sources: list[str]) -> list[str]:
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            found = [str(p) for p in audio_under(path)]
             if not found:
-                raise UserError(f"{source}: folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+                raise UserError(no_audio_message(f"{source}: folder holds"))
             expanded.extend(found)
         else:
             expanded.append(source)
@@ -78,14 +77,8 @@ def load_clips(config: ExperimentConfig) -> list[Clip]:
             clips.append(prepare_clip(source, samples, rate, f"built-in clip {source!r}", **options))
         else:
             clips.append(load_clip(source, **options))
-    taken: set[str] = set()
-    for clip in clips:
-        name, count = clip.name, 1
-        while name in taken:
-            count += 1
-            name = f"{clip.name}-{count}"
+    for clip, name in zip(clips, unique_names([clip.name for clip in clips])):
         clip.name = name
-        taken.add(name)
     return clips
 
 

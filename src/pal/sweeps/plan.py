@@ -10,7 +10,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, WINDOW, clip_name, prepare_clip, read_audio
 from ..errors import UserError
-from ..experiment import AUDIO_SUFFIXES
+from ..discovery import audio_under, is_audio_file, no_audio_message, unique_names
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ def find_audio(data: list[str]) -> list[Path]:
     for item in data:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
-        elif path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
+            found.extend(audio_under(path))
+        elif is_audio_file(path):
             found.append(path)
         elif path.is_file():
             found.extend(_listed(path))
@@ -68,7 +68,7 @@ def find_audio(data: list[str]) -> list[Path]:
             raise UserError(f"{item}: no such file or folder")
     unique = list(dict.fromkeys(p.resolve() for p in found))
     if not unique:
-        raise UserError(f"no audio files in {', '.join(data)} ({', '.join(sorted(AUDIO_SUFFIXES))})")
+        raise UserError(no_audio_message(", ".join(data)))
     return unique
 
 
@@ -85,7 +85,7 @@ def _listed(list_file: Path) -> list[Path]:
             continue
         path = (list_file.parent / entry) if not os.path.isabs(entry) else Path(entry)
         if path.is_dir():
-            paths.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
+            paths.extend(audio_under(path))
         elif path.is_file():
             paths.append(path)
         else:
@@ -102,19 +102,14 @@ def window_offsets(total_samples: int, window: int, count: int) -> list[int]:
 
 def plan_windows(files: list[Path], settings: SweepSettings) -> tuple[list[Window], dict[str, np.ndarray]]:
     """Every window of every file, prepared as a target: ``(windows, name -> samples)``."""
-    windows, targets, taken, short = [], {}, set(), []
-    for path in files:
+    windows, targets, short = [], {}, []
+    for path, stem in zip(files, unique_names([clip_name(path) for path in files])):
         samples, rate = read_audio(path)
         length = int(round(len(samples) * settings.sample_rate / rate))
         if length < settings.window and not settings.pad:
             short.append(path)
             continue
         offsets = [None] if length < settings.window else window_offsets(length, settings.window, settings.windows_per_clip)
-        stem, count = clip_name(path), 1
-        while (stem if count == 1 else f"{stem}-{count}") in taken:
-            count += 1
-        stem = stem if count == 1 else f"{stem}-{count}"
-        taken.add(stem)
         for index, offset in enumerate(offsets):
             seconds = None if offset is None else offset / settings.sample_rate
             name = f"{stem}.w{index}" if len(offsets) > 1 else stem
