@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import socket
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -96,84 +97,45 @@ def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
                 rows.append((token, session, clip.name, position, condition, 1))
                 items.append({"token": token, "url": f"/audio/{token}", "label": LABELS[position]})
             screens.append({"clip": clip.name, "reference": f"/audio/{reference}", "items": items})
-        with store.connect(database, write=True) as connection:
-            connection.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)",
-                               (session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, store.now()))
-            connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", rows)
+        store.add_session(database, session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, rows)
         return {"session": session, "mode": stimuli.mode, "screens": screens}
 
     @app.get("/audio/{token}")
     def audio(token: str) -> Response:
         if not TOKEN.fullmatch(token):
             raise HTTPException(404, "no such sound")
-        with store.connect(database) as connection:
-            row = connection.execute("SELECT clip, condition FROM items WHERE token = ?", (token,)).fetchone()
-        if row is None or (row["clip"], row["condition"]) not in sounds:
+        sound = store.item_sound(database, token)
+        if sound is None or sound not in sounds:
             raise HTTPException(404, "no such sound")
-        return Response(sounds[row["clip"], row["condition"]], media_type="audio/wav",
-                        headers={"Cache-Control": "private, max-age=3600"})
+        return Response(sounds[sound], media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.post("/api/played", status_code=204)
     def played(request: Played) -> Response:
-        with store.connect(database, write=True) as connection:
-            if connection.execute("SELECT 1 FROM items WHERE token = ? AND session = ?",
-                                  (request.token, request.session)).fetchone() is None:
-                raise HTTPException(404, "no such item in this session")
-            connection.execute("INSERT OR IGNORE INTO plays VALUES (?)", (request.token,))
+        with refusals_as_http():
+            store.mark_played(database, request.session, request.token)
         return Response(status_code=204)
 
     @app.post("/api/ratings", status_code=201)
     def rate(request: MushraScores) -> dict:
-        with store.connect(database, write=True) as connection:
-            items = _screen(connection, request.session, request.clip, "mushra")
-            unknown = set(request.scores) - set(items)
-            if unknown:
-                raise HTTPException(422, f"unknown condition {sorted(unknown)[0]!r} for clip {request.clip!r}")
-            if set(request.scores) != set(items):
-                raise HTTPException(422, "every item of the screen needs a score")
-            _check_fresh_and_played(connection, request.session, request.clip, items, "ratings")
-            submitted = store.now()
-            connection.executemany("INSERT INTO ratings VALUES (?, ?, ?, ?, ?)", [
-                (request.session, request.clip, items[token], float(score), submitted)
-                for token, score in request.scores.items()])
-        return {"stored": len(request.scores)}
+        with refusals_as_http():
+            return {"stored": store.add_ratings(database, request.session, request.clip, request.scores)}
 
     @app.post("/api/preferences", status_code=201)
     def prefer(request: PreferenceChoice) -> dict:
-        with store.connect(database, write=True) as connection:
-            items = _screen(connection, request.session, request.clip, "preference")
-            if request.preferred not in items:
-                raise HTTPException(422, f"unknown condition {request.preferred!r} for clip {request.clip!r}")
-            _check_fresh_and_played(connection, request.session, request.clip, items, "preferences")
-            other = next(condition for token, condition in items.items() if token != request.preferred)
-            connection.execute("INSERT INTO preferences VALUES (?, ?, ?, ?, ?)",
-                               (request.session, request.clip, items[request.preferred], other, store.now()))
+        with refusals_as_http():
+            store.add_preference(database, request.session, request.clip, request.preferred)
         return {"stored": 1}
 
     return app
 
 
-def _screen(connection, session: str, clip: str, mode: str) -> dict[str, str]:
-    """The rated items (token -> condition) of ``session``'s screen for ``clip``, or an HTTP error."""
-    row = connection.execute("SELECT mode FROM sessions WHERE id = ?", (session,)).fetchone()
-    if row is None:
-        raise HTTPException(404, "no such session")
-    if row["mode"] != mode:
-        raise HTTPException(409, f"this session is a {row['mode']} test")
-    items = dict(connection.execute("SELECT token, condition FROM items WHERE session = ? AND clip = ? AND rated = 1",
-                                    (session, clip)).fetchall())
-    if not items:
-        raise HTTPException(422, f"unknown clip {clip!r}")
-    return items
-
-
-def _check_fresh_and_played(connection, session: str, clip: str, items: dict[str, str], table: str) -> None:
-    if connection.execute(f"SELECT 1 FROM {table} WHERE session = ? AND clip = ?", (session, clip)).fetchone():
-        raise HTTPException(409, f"clip {clip!r} is already rated in this session")
-    played = {row[0] for row in connection.execute(
-        f"SELECT token FROM plays WHERE token IN ({','.join('?' * len(items))})", list(items))}
-    if played != set(items):
-        raise HTTPException(409, "play every item before rating")
+@contextmanager
+def refusals_as_http():
+    """The store's refusals as HTTP errors with its status and message."""
+    try:
+        yield
+    except store.Refused as refusal:
+        raise HTTPException(refusal.status, refusal.message) from None
 
 
 def check_port_free(host: str, port: int) -> None:

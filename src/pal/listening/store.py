@@ -1,4 +1,4 @@
-"""Ratings in SQLite, in the run folder: ``listening.sqlite``.
+"""Ratings in SQLite, in the run folder: ``listening.sqlite``. Every SQL statement is here.
 
 One connection per operation, WAL journal and ``synchronous=FULL``: two raters writing at once
 each get their own transaction, and a rating acknowledged to a browser survives the server being
@@ -91,3 +91,84 @@ def read_preferences(path: Path) -> list[dict]:
     """Every preference: ``session, rater, checkpoint, clip, preferred, other``."""
     return _rows(path, "SELECT p.session, s.rater, s.checkpoint, p.clip, p.preferred, p.other FROM preferences p "
                        "JOIN sessions s ON s.id = p.session ORDER BY s.created, p.session, p.clip")
+
+
+class Refused(Exception):
+    """A write the store will not make: ``status`` is the HTTP status the server answers with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def add_session(path: Path, session: str, rater: str, mode: str, checkpoint: int, items: list[tuple]) -> None:
+    """A new session and its items ``(token, session, clip, position, condition, rated)``."""
+    with connect(path, write=True) as connection:
+        connection.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (session, rater, mode, checkpoint, now()))
+        connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", items)
+
+
+def item_sound(path: Path, token: str) -> tuple[str, str] | None:
+    """``(clip, condition)`` of the item behind ``token``, or ``None``."""
+    with connect(path) as connection:
+        row = connection.execute("SELECT clip, condition FROM items WHERE token = ?", (token,)).fetchone()
+    return None if row is None else (row["clip"], row["condition"])
+
+
+def mark_played(path: Path, session: str, token: str) -> None:
+    with connect(path, write=True) as connection:
+        if connection.execute("SELECT 1 FROM items WHERE token = ? AND session = ?", (token, session)).fetchone() is None:
+            raise Refused(404, "no such item in this session")
+        connection.execute("INSERT OR IGNORE INTO plays VALUES (?)", (token,))
+
+
+def add_ratings(path: Path, session: str, clip: str, scores: dict[str, float]) -> int:
+    """One MUSHRA screen's scores (item token -> score), each item played, once per screen."""
+    with connect(path, write=True) as connection:
+        items = _screen(connection, session, clip, "mushra")
+        unknown = set(scores) - set(items)
+        if unknown:
+            raise Refused(422, f"unknown condition {sorted(unknown)[0]!r} for clip {clip!r}")
+        if set(scores) != set(items):
+            raise Refused(422, "every item of the screen needs a score")
+        _check_fresh_and_played(connection, session, clip, items, "ratings")
+        submitted = now()
+        connection.executemany("INSERT INTO ratings VALUES (?, ?, ?, ?, ?)", [
+            (session, clip, items[token], float(score), submitted) for token, score in scores.items()])
+    return len(scores)
+
+
+def add_preference(path: Path, session: str, clip: str, preferred: str) -> None:
+    """One preference screen's choice (the preferred item's token), both items played, once."""
+    with connect(path, write=True) as connection:
+        items = _screen(connection, session, clip, "preference")
+        if preferred not in items:
+            raise Refused(422, f"unknown condition {preferred!r} for clip {clip!r}")
+        _check_fresh_and_played(connection, session, clip, items, "preferences")
+        other = next(condition for token, condition in items.items() if token != preferred)
+        connection.execute("INSERT INTO preferences VALUES (?, ?, ?, ?, ?)",
+                           (session, clip, items[preferred], other, now()))
+
+
+def _screen(connection, session: str, clip: str, mode: str) -> dict[str, str]:
+    """The rated items (token -> condition) of ``session``'s screen for ``clip``."""
+    row = connection.execute("SELECT mode FROM sessions WHERE id = ?", (session,)).fetchone()
+    if row is None:
+        raise Refused(404, "no such session")
+    if row["mode"] != mode:
+        raise Refused(409, f"this session is a {row['mode']} test")
+    items = dict(connection.execute("SELECT token, condition FROM items WHERE session = ? AND clip = ? AND rated = 1",
+                                    (session, clip)).fetchall())
+    if not items:
+        raise Refused(422, f"unknown clip {clip!r}")
+    return items
+
+
+def _check_fresh_and_played(connection, session: str, clip: str, items: dict[str, str], table: str) -> None:
+    if connection.execute(f"SELECT 1 FROM {table} WHERE session = ? AND clip = ?", (session, clip)).fetchone():
+        raise Refused(409, f"clip {clip!r} is already rated in this session")
+    played = {row[0] for row in connection.execute(
+        f"SELECT token FROM plays WHERE token IN ({','.join('?' * len(items))})", list(items))}
+    if played != set(items):
+        raise Refused(409, "play every item before rating")
