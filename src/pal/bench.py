@@ -244,9 +244,9 @@ def experiment_commands(zounds: Path, folder: Path, iterations: int, round_index
 def training_seconds(name: str, folder: Path, log: Path, round_index: int) -> float:
     """Training alone: ours from the run folder's records, zounds' from its last printed line."""
     if name.startswith("ours"):
-        from .runfolder import read_json
+        from .runfolder import RunFolder
 
-        return read_json(folder / f"ours-{round_index}" / "runs.json")[0]["seconds"]
+        return RunFolder(folder / f"ours-{round_index}").read_runs()[0]["seconds"]
     return json.loads(log.read_text().strip().splitlines()[-1])["train_seconds"]
 
 

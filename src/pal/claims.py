@@ -1,7 +1,7 @@
 """The 2018 post's claims as a table: each loss's mean over seeds with a 95 % interval, and the winner.
 
 Input is the run's metric rows (clip, loss, seed, iteration, metric, value); nothing here trains
-or reads audio, so the table can be rebuilt from ``metrics.csv`` alone.
+or reads audio, so the table can be rebuilt from the metrics table alone.
 """
 
 from __future__ import annotations

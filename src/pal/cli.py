@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "or start an unfinished one again")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
 
-    report = commands.add_parser("report", help="rebuild a run folder's report.html from its files")
+    report = commands.add_parser("report", help="rebuild a run folder's page from its files")
     report.add_argument("run_dir", type=Path)
 
     listen = commands.add_parser("listen", help="serve a blind listening test (MUSHRA or A/B preference) over a "
@@ -171,6 +171,7 @@ def command_listen(args: argparse.Namespace) -> int:
 def command_sweep(args: argparse.Namespace) -> int:
     from .config import checked_settings
     from .sweeps import SweepSettings, run_sweep
+    from .sweeps.shard import SWEEP_PAGE
 
     seeds = checked_settings({"seeds": args.seeds}, "--seeds")["seeds"]
     settings = SweepSettings(
@@ -181,7 +182,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,
                         progress=not args.no_progress)
     print(outcome.summary)
-    print(f"page: {args.out / 'index.html'}")
+    print(f"page: {args.out / SWEEP_PAGE}")
     if outcome.failed:
         sys.stderr.write(f"pal: {len(outcome.failed)} of {outcome.shards} shard(s) failed "
                          f"({', '.join(sorted(outcome.failed))}); run the same command again to redo them\n")
@@ -191,11 +192,12 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 def command_summarize(args: argparse.Namespace) -> int:
     from .sweeps import summarize
+    from .sweeps.shard import SWEEP_PAGE
 
     if not args.sweep_dir.is_dir():
         raise UserError(f"{args.sweep_dir}: no such sweep folder")
     print(summarize(args.sweep_dir))
-    print(f"page: {args.sweep_dir / 'index.html'}")
+    print(f"page: {args.sweep_dir / SWEEP_PAGE}")
     return 0
 
 

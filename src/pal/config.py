@@ -21,7 +21,7 @@ IDENTITY_FIELDS = ("clips", "losses", "iterations", "checkpoint_every", "seeds",
 
 @dataclass
 class ExperimentConfig:
-    """Everything that decides a run's results; written as ``config.json``."""
+    """Everything that decides a run's results; recorded in the run folder (:mod:`pal.runfolder`)."""
 
     clips: list[str] = field(default_factory=lambda: list(BUILTIN_CLIPS))
     losses: list[str] = field(default_factory=lambda: ["mse", "perceptual"])

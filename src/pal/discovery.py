@@ -2,8 +2,8 @@
 
 - :data:`AUDIO_SUFFIXES`: the file types read as audio.
 - :func:`audio_under`: the audio files below a folder, in a stable order, skipping the folders
-  ``pal`` itself writes (a run folder holds ``config.json`` and ``runs.json``, a sweep folder
-  ``sweep.json``), so that an output folder inside a data folder is never read as input.
+  ``pal`` itself writes (a run folder holds its configuration and its runs' records, a sweep
+  folder its plan), so that an output folder inside a data folder is never read as input.
 - :func:`unique_names`: ``speech``, ``speech-2``, ``speech-3`` ... for names that repeat.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import runfolder
+
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"})
-# A folder holding all of one of these is an output of pal, not data.
-OUTPUT_MARKERS = (("config.json", "runs.json"), ("sweep.json",))
 
 
 def is_audio_file(path: Path) -> bool:
@@ -22,7 +22,10 @@ def is_audio_file(path: Path) -> bool:
 
 def is_output_folder(folder: Path) -> bool:
     """Whether ``folder`` is a run or sweep folder written by pal (recognised by its records)."""
-    return any(all((folder / name).is_file() for name in marker) for marker in OUTPUT_MARKERS)
+    from .sweeps.shard import SWEEP_FILE  # here: the sweeps package itself finds audio through this module
+
+    markers = ((runfolder.CONFIG, runfolder.RUNS), (SWEEP_FILE,))
+    return any(all((folder / name).is_file() for name in marker) for marker in markers)
 
 
 def audio_under(folder: Path) -> list[Path]:

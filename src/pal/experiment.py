@@ -23,20 +23,7 @@ from .clips import BUILTIN_CLIPS, builtin_clip
 from .config import ExperimentConfig, resolve_device
 from .errors import UserError
 from .losses import build_loss, probe
-from .runfolder import (
-    checkpoint_iterations_on_disk,
-    checkpoint_name,
-    run_path,
-    read_metrics_csv,
-    write_metrics_csv,
-    fingerprint,
-    load_state,
-    open_run_folder,
-    read_json,
-    save_state,
-    write_json,
-    write_losses_csv,
-)
+from .runfolder import RunFolder, fingerprint, run_label, open_run_folder, read_json, write_json, write_losses_csv
 from .discovery import audio_under, no_audio_message, unique_names
 from .train import Diverged, RunSpec, train_batched
 
@@ -44,7 +31,7 @@ from .train import Diverged, RunSpec, train_batched
 @dataclass
 class ExperimentOutcome:
     report: Path
-    failed: list[str]  # "clip/loss/seed-N: reason" for every run that stopped early
+    failed: list[str]  # "<run label>: reason" for every run that stopped early
     resumed_from: int  # the iteration a resumed run continued after; 0 for a new one
     already_finished: bool = False
     claims: str = ""  # the claims table, as text
@@ -127,11 +114,11 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
 
     On a folder holding an unfinished run of the same configuration, continue it. ``clips``, when
     given, are the prepared targets (a sweep's windows), used instead of loading ``config.clips``;
-    without ``page`` no ``report.html`` is written (``pal report`` builds it later).
+    without ``page`` no page is written (``pal report`` builds it later).
     """
     config.validate()
     clips = load_clips(config) if clips is None else clips
-    report = _report if page else (lambda out: out / "report.html")
+    report = _report if page else (lambda out: RunFolder(out).page)
     device = resolve_device(config.device)
     losses = {}
     for spec in config.loss_specs():
@@ -144,25 +131,27 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
         raise UserError(f"{out}: cannot prepare the run folder ({error.strerror or error})") from None
 
     runs = [RunSpec(c, name, seed) for c in range(len(clips)) for name in config.losses for seed in config.seeds]
-    labels = [f"{clips[run.target].name}/{run.loss}/seed-{run.seed}" for run in runs]
-    run_dirs = [run_path(out, clips[run.target].name, run.loss, run.seed) for run in runs]
+    labels = [run_label(clips[run.target].name, run.loss, run.seed) for run in runs]
+    folder = RunFolder(out)
+    run_dirs = [folder.run(clips[run.target].name, run.loss, run.seed) for run in runs]
     running = [dict(clip=clips[run.target].name, loss=run.loss, seed=run.seed, status="running") for run in runs]
     if mode == "finished":
-        return ExperimentOutcome(report(out), _failed(read_json(out / "runs.json")), config.iterations, True,
+        return ExperimentOutcome(report(out), _failed(folder.read_runs()), config.iterations, True,
                                  _claims_text(out, config))
     _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error=mode == "new")
-    state = load_state(out / "state.pt") if mode == "resume" else None
+    state = folder.load_state() if mode == "resume" else None
 
     def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
         # Peak-normalised, as the post saved its checkpoints: a listener (and the measures)
         # compare shapes, not the levels a scale-free loss like cosine similarity leaves open.
-        # The raw peak is kept in peaks.json, so the raw output is the file times that peak.
-        for run_dir, samples, still in zip(run_dirs, audio, running):
+        # The raw peak is kept beside it, so the raw output is the file times that peak.
+        for run, samples, still in zip(runs, audio, running):
             if still:
                 peak = float(np.max(np.abs(samples)))
-                write_wav(run_dir / checkpoint_name(iteration), samples / peak if peak > 0 else samples,
+                where = (clips[run.target].name, run.loss, run.seed)
+                write_wav(folder.checkpoint(*where, iteration), samples / peak if peak > 0 else samples,
                           config.sample_rate)
-                peaks_path = run_dir / "peaks.json"
+                peaks_path = folder.peaks(*where)
                 peaks = read_json(peaks_path) if peaks_path.exists() else {}
                 write_json(peaks_path, peaks | {str(iteration): peak})
 
@@ -174,7 +163,7 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
         results = train_batched(
             targets, runs, losses, config.iterations, config.checkpoint_every, device,
             on_progress=bars.update, on_checkpoint=save_checkpoint,
-            on_save=lambda training_state: save_state(out / "state.pt", training_state), resume=state,
+            on_save=folder.save_state, resume=state,
         )
     except OSError as error:
         raise UserError(f"{out}: writing the run failed ({error.strerror or error}); what was saved is kept: "
@@ -199,24 +188,24 @@ def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[dict]:
     """Record every run's losses and status, then measure its checkpoints."""
     statuses = []
     for run, run_dir, result in zip(runs, run_dirs, results):
-        write_losses_csv(run_dir / "losses.csv", result.losses)
+        write_losses_csv(RunFolder(out).losses(clips[run.target].name, run.loss, run.seed), result.losses)
         statuses.append(dict(
             clip=clips[run.target].name, loss=run.loss, seed=run.seed,
             status="failed" if isinstance(result.outcome, Diverged) else "finished",
             reason=result.outcome.describe() if isinstance(result.outcome, Diverged) else None,
             stopped_at=result.outcome.iteration if isinstance(result.outcome, Diverged) else None,
             final_loss=result.losses[-1] if result.losses else None, seconds=seconds,
-            checkpoints=checkpoint_iterations_on_disk(run_dir),
+            checkpoints=RunFolder(out).checkpoints_on_disk(clips[run.target].name, run.loss, run.seed),
         ))
     write_metrics(out, config, statuses)
-    write_json(out / "runs.json", statuses)  # last: "finished" only once everything else is written
+    RunFolder(out).write_runs(statuses)  # last: "finished" only once everything else is written
     return statuses
 
 
 def _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error) -> None:
     """Write the run's configuration, targets and statuses; again on a resume (they are the same).
 
-    ``config.json`` comes first: from then on the folder is a run this command can resume.
+    The configuration comes first: from then on the folder is a run this command can resume.
     On a write error a new folder this call created is removed, and the command refuses.
     """
     created = remove_on_error and not out.exists()
@@ -231,13 +220,14 @@ def _write_records(out, config, clips, losses, device, identity, running, run_di
             "version": __version__,
             "identity": identity,
         }
-        write_json(out / "config.json", resolved)
+        folder = RunFolder(out)
+        write_json(folder.config, resolved)
         for clip in clips:
-            (out / "clips" / clip.name).mkdir(parents=True, exist_ok=True)
-            write_wav(out / "clips" / clip.name / "original.wav", clip.samples, config.sample_rate)
+            folder.clip(clip.name).mkdir(parents=True, exist_ok=True)
+            write_wav(folder.original(clip.name), clip.samples, config.sample_rate)
         for run_dir in run_dirs:
             run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out / "runs.json", running)
+        folder.write_runs(running)
     except OSError as error:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -245,35 +235,36 @@ def _write_records(out, config, clips, losses, device, identity, running, run_di
 
 
 def _failed(statuses: list[dict]) -> list[str]:
-    return [f"{s['clip']}/{s['loss']}/seed-{s['seed']}: {s.get('reason')}" for s in statuses if s["status"] == "failed"]
+    return [f"{run_label(s['clip'], s['loss'], s['seed'])}: {s.get('reason')}" for s in statuses if s["status"] == "failed"]
 
 
 def write_metrics(out: Path, config: ExperimentConfig, statuses: list[dict]) -> list[dict]:
-    """Measure every checkpoint against its original; write ``metrics.csv`` (one row per value)."""
+    """Measure every checkpoint against its original; write the metrics (one row per value)."""
     import soundfile
 
     from .metrics import measure
 
+    folder = RunFolder(out)
     rows = []
     originals = {}
     for status in statuses:
         clip, loss, seed = status["clip"], status["loss"], status["seed"]
         if clip not in originals:
-            originals[clip] = soundfile.read(str(out / "clips" / clip / "original.wav"), dtype="float64")[0]
+            originals[clip] = soundfile.read(str(folder.original(clip)), dtype="float64")[0]
         for iteration in status["checkpoints"]:
-            path = run_path(out, clip, loss, seed) / checkpoint_name(iteration)
+            path = folder.checkpoint(clip, loss, seed, iteration)
             generated = soundfile.read(str(path), dtype="float64")[0]
             values = measure(originals[clip], generated, config.sample_rate, speech=clip in config.speech)
             rows.extend(dict(clip=clip, loss=loss, seed=seed, iteration=iteration, metric=name, value=value)
                         for name, value in values.items())
-    write_metrics_csv(out / "metrics.csv", rows)
+    folder.write_metrics(rows)
     return rows
 
 
 def _claims_text(out: Path, config: ExperimentConfig) -> str:
     from .claims import claims_table, format_table
 
-    rows = read_metrics_csv(out / "metrics.csv")
+    rows = RunFolder(out).read_metrics()
     return format_table(claims_table(rows, config.losses), config.losses, len(config.seeds)) if rows else ""
 
 

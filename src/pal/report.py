@@ -14,8 +14,8 @@ import numpy as np
 import soundfile
 from scipy import signal
 
-from .errors import UserError
 from .files import atomic_write, atomic_write_text
+from .pages import templates
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -225,14 +225,12 @@ def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Pat
 
 
 def read_run(run_dir: Path) -> tuple[dict, dict]:
-    """``config.json`` and the per-run statuses of ``runs.json`` keyed by (clip, loss, seed)."""
-    from .runfolder import read_json
+    """The run's configuration and its per-run statuses keyed by (clip, loss, seed)."""
+    from .runfolder import RunFolder
 
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a run folder (no config.json)")
-    config = read_json(run_dir / "config.json")
-    runs = read_json(run_dir / "runs.json") if (run_dir / "runs.json").exists() else []
-    return config, {(r["clip"], r["loss"], r.get("seed", 0)): r for r in runs}
+    folder = RunFolder(run_dir)
+    config = folder.read_config()
+    return config, {(r["clip"], r["loss"], r.get("seed", 0)): r for r in folder.read_runs()}
 
 
 def describe_status(status: dict) -> str:
@@ -247,21 +245,21 @@ def describe_status(status: dict) -> str:
 
 def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_rows: list[dict]) -> ClipSection:
     """The clip's images and sections: players for the first seed's checkpoints, curves for all."""
-    from .runfolder import checkpoint_iteration, read_losses_csv, run_path
+    from .runfolder import RunFolder
 
+    folder = RunFolder(run_dir)
     sample_rate = config["sample_rate"]
     seeds = config.get("seeds", [0])
-    clip_dir = run_dir / "clips" / clip
-    original, _ = soundfile.read(str(clip_dir / "original.wav"), dtype="float64")
+    original, _ = soundfile.read(str(folder.original(clip)), dtype="float64")
     reference_max_db = log_spectrogram_db(original, sample_rate)[2].max()
-    save_spectrogram(original, sample_rate, reference_max_db, clip_dir / "original.png", f"{clip}: original")
+    save_spectrogram(original, sample_rate, reference_max_db, folder.clip_image(clip, "original"), f"{clip}: original")
     section = ClipSection(
-        clip, config.get("clip_sources", {}).get(clip, clip),
-        f"clips/{clip}/original.wav", f"clips/{clip}/original.png", f"clips/{clip}/losses.png",
+        clip, config.get("clip_sources", {}).get(clip, clip), folder.relative(folder.original(clip)),
+        folder.relative(folder.clip_image(clip, "original")), folder.relative(folder.clip_image(clip, "losses")),
     )
     if any(loss.startswith("masked") for loss in config["losses"]):
-        save_mask_image(original, sample_rate, clip_dir / "mask.png", f"{clip}: masking threshold")
-        section.mask_image = f"clips/{clip}/mask.png"
+        save_mask_image(original, sample_rate, folder.clip_image(clip, "mask"), f"{clip}: masking threshold")
+        section.mask_image = folder.relative(folder.clip_image(clip, "mask"))
     curves = {}
     for loss in config["losses"]:
         per_seed = [statuses.get((clip, loss, seed), {}) for seed in seeds]
@@ -270,45 +268,37 @@ def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_
             f"seed {seed}: {d}" for seed, d in zip(seeds, described))
         first = per_seed[0]
         loss_section = LossSection(loss, summary, first.get("final_loss"), first.get("seconds"))
-        curves[loss] = [read_losses_csv(run_path(run_dir, clip, loss, seed) / "losses.csv") for seed in seeds
-                        if (run_path(run_dir, clip, loss, seed) / "losses.csv").exists()]
-        seed_dir = run_path(run_dir, clip, loss, seeds[0])
-        for wav in sorted(seed_dir.glob("iter-*.wav")):
-            iteration = checkpoint_iteration(wav)
+        curves[loss] = [curve for curve in (folder.read_losses(clip, loss, seed) for seed in seeds) if curve is not None]
+        for iteration, wav in folder.checkpoint_files(clip, loss, seeds[0]):
             audio, _ = soundfile.read(str(wav), dtype="float64")
             image = wav.with_suffix(".png")
             save_spectrogram(audio, sample_rate, reference_max_db, image, f"{loss}, iteration {iteration}")
-            relative = seed_dir.relative_to(run_dir).as_posix()
-            loss_section.checkpoints.append(Checkpoint(iteration, f"{relative}/{wav.name}", f"{relative}/{image.name}"))
+            loss_section.checkpoints.append(Checkpoint(iteration, folder.relative(wav), folder.relative(image)))
         section.losses.append(loss_section)
-    save_loss_curves(curves, clip_dir / "losses.png", clip)
+    save_loss_curves(curves, folder.clip_image(clip, "losses"), clip)
     rows = [r for r in metric_rows if r["clip"] == clip]
     if rows:
-        save_metric_curves(rows, config["losses"], clip_dir / "metrics.png", f"{clip}: measures against the original")
-        section.metrics_image = f"clips/{clip}/metrics.png"
+        save_metric_curves(rows, config["losses"], folder.clip_image(clip, "metrics"),
+                           f"{clip}: measures against the original")
+        section.metrics_image = folder.relative(folder.clip_image(clip, "metrics"))
     return section
 
 
 def build_report(run_dir: str | Path) -> Path:
-    """Write ``report.html`` (and its images) for the run in ``run_dir``; return its path."""
-    import jinja2
+    """Write the page (and its images) for the run in ``run_dir``; return its path."""
     import matplotlib
 
     matplotlib.use("Agg")
     run_dir = Path(run_dir)
     from .claims import claims_table
-    from .runfolder import read_metrics_csv
+    from .runfolder import RunFolder
 
     config, statuses = read_run(run_dir)
-    metric_rows = read_metrics_csv(run_dir / "metrics.csv")
+    metric_rows = RunFolder(run_dir).read_metrics()
     clips = [collect_clip(run_dir, clip, config, statuses, metric_rows) for clip in config["clip_names"]]
     claims = claims_table(metric_rows, config["losses"]) if metric_rows else []
     unfinished = [f"{c.name}/{l.name}" for c in clips for l in c.losses if l.status != "finished"]
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("pal", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-    )
-    page = environment.get_template("report.html").render(
+    page = templates().get_template("run_page.html").render(
         config=config,
         clips=clips,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -318,6 +308,6 @@ def build_report(run_dir: str | Path) -> Path:
         seeds=config.get("seeds", [0]),
         listening=collect_listening(run_dir),
     )
-    path = run_dir / "report.html"
+    path = RunFolder(run_dir).page
     atomic_write_text(path, page)
     return path

@@ -1,6 +1,7 @@
-"""The run folder: its layout, its records, and whether a command starts, resumes or refuses.
+"""The run folder: the one module that knows its layout, its records, and whether a command
+starts, resumes or refuses.
 
-Layout::
+Layout (:class:`RunFolder` spells every name; no other module does)::
 
     config.json                        the resolved configuration and each target's fingerprint
     runs.json                          each (clip, loss, seed) run's status: running, finished or failed
@@ -8,11 +9,14 @@ Layout::
     state.pt                           the training state, for resuming (torch.load weights_only)
     report.html                        the page (pal.report)
     clips/<clip>/original.wav          the target window, peak 1
+    clips/<clip>/original.png, losses.png, metrics.png, mask.png   the page's images of the clip
     clips/<clip>/<loss>/seed-<n>/iter-0250.wav  the generator's output after 250 updates, peak-normalised
+    clips/<clip>/<loss>/seed-<n>/iter-0250.png  its spectrogram on the page
     clips/<clip>/<loss>/seed-<n>/peaks.json     each checkpoint's raw peak (raw output = file x peak)
     clips/<clip>/<loss>/seed-<n>/losses.csv     the loss after every update
 
-Every file is written atomically (:mod:`pal.files`).
+The listening test's ratings (``pal.listening.store``) live beside these. Every file is written
+atomically (:mod:`pal.files`).
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import hashlib
 import io
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .errors import UserError
 from .files import atomic_write, atomic_write_text, remove_stale_temporaries
 
-RUN_ENTRIES = ("config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips")
+CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
+ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
+CLIP_IMAGES = {"original": "original.png", "losses": "losses.png", "metrics": "metrics.png", "mask": "mask.png"}
+RUN_ENTRIES = (CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS)
 
 
 def fingerprint(samples: np.ndarray) -> str:
@@ -38,9 +45,110 @@ def fingerprint(samples: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest()
 
 
-def run_path(out: Path, clip: str, loss: str, seed: int) -> Path:
-    """The folder of one (clip, loss, seed) run."""
-    return out / "clips" / clip / loss / f"seed-{seed}"
+@dataclass(frozen=True)
+class RunFolder:
+    """Every path of one run folder, and its records read and written as Python values."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG
+
+    @property
+    def runs(self) -> Path:
+        return self.root / RUNS
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE
+
+    @property
+    def page(self) -> Path:
+        return self.root / PAGE
+
+    def clip(self, clip: str) -> Path:
+        return self.root / CLIPS / clip
+
+    def original(self, clip: str) -> Path:
+        return self.clip(clip) / ORIGINAL
+
+    def clip_image(self, clip: str, kind: str) -> Path:
+        """One of the page's images of a clip: ``original``, ``losses``, ``metrics`` or ``mask``."""
+        return self.clip(clip) / CLIP_IMAGES[kind]
+
+    def run(self, clip: str, loss: str, seed: int) -> Path:
+        """The folder of one (clip, loss, seed) run."""
+        return self.root / CLIPS / run_label(clip, loss, seed)
+
+    def checkpoint(self, clip: str, loss: str, seed: int, iteration: int) -> Path:
+        return self.run(clip, loss, seed) / checkpoint_name(iteration)
+
+    def peaks(self, clip: str, loss: str, seed: int) -> Path:
+        return self.run(clip, loss, seed) / PEAKS
+
+    def losses(self, clip: str, loss: str, seed: int) -> Path:
+        return self.run(clip, loss, seed) / LOSSES
+
+    def relative(self, path: Path) -> str:
+        """``path`` as the page links it: relative to the folder, with forward slashes."""
+        return Path(path).relative_to(self.root).as_posix()
+
+    # -- records -----------------------------------------------------------------------------
+    def is_run(self) -> bool:
+        return self.config.is_file()
+
+    def require(self) -> None:
+        """Refuses (one line) a folder that holds no run."""
+        if not self.is_run():
+            raise UserError(f"{self.root}: not a run folder (no {CONFIG})")
+
+    def read_config(self) -> dict:
+        self.require()
+        return read_json(self.config)
+
+    def read_runs(self) -> list[dict]:
+        """Every run's status record; none before the first is written."""
+        return read_json(self.runs) if self.runs.exists() else []
+
+    def write_runs(self, statuses: list[dict]) -> None:
+        write_json(self.runs, statuses)
+
+    def read_metrics(self) -> list[dict]:
+        return read_metrics_csv(self.metrics)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        write_metrics_csv(self.metrics, rows)
+
+    def read_losses(self, clip: str, loss: str, seed: int) -> np.ndarray | None:
+        path = self.losses(clip, loss, seed)
+        return read_losses_csv(path) if path.exists() else None
+
+    def checkpoints_on_disk(self, clip: str, loss: str, seed: int) -> list[int]:
+        return checkpoint_iterations_on_disk(self.run(clip, loss, seed))
+
+    def checkpoint_files(self, clip: str, loss: str, seed: int) -> list[tuple[int, Path]]:
+        """``(iteration, WAV path)`` of every checkpoint written, in order."""
+        return [(i, self.checkpoint(clip, loss, seed, i)) for i in self.checkpoints_on_disk(clip, loss, seed)]
+
+    def save_state(self, state: dict) -> None:
+        save_state(self.state, state)
+
+    def load_state(self) -> dict | None:
+        return load_state(self.state)
+
+
+def run_label(clip: str, loss: str, seed: int) -> str:
+    """How a run is named to a user, ``speech/mse/seed-0``: its folder below ``clips/``."""
+    return f"{clip}/{loss}/seed-{seed}"
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -100,10 +208,14 @@ def read_metrics_csv(path: Path) -> list[dict]:
 
 
 def save_state(path: Path, state: dict) -> None:
+    import torch
+
     atomic_write(path, lambda temporary: torch.save(state, temporary))
 
 
 def load_state(path: Path) -> dict | None:
+    import torch
+
     if not path.exists():
         return None
     try:
@@ -129,13 +241,13 @@ def open_run_folder(out: Path, identity: dict, force: bool) -> str:
         raise UserError(f"{out}: exists and is not a folder")
     if not out.is_dir() or not any(out.iterdir()):
         return "new"
-    config_path = out / "config.json"
-    if not config_path.exists():
+    folder = RunFolder(out)
+    if not folder.is_run():
         raise UserError(f"{out}: folder is not empty and holds no run; choose another --out")
-    saved = read_json(config_path).get("identity", {})
+    saved = read_json(folder.config).get("identity", {})
     if saved == identity and not force:
         remove_stale_temporaries(out)
-        runs = read_json(out / "runs.json") if (out / "runs.json").exists() else []
+        runs = folder.read_runs()
         done = runs and all(run["status"] != "running" for run in runs)
         return "finished" if done else "resume"
     if not force:

@@ -87,6 +87,7 @@ class _no_exit:
         return False
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_kept_and_the_same_command_is_idempotent(inputs, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["run", str(inputs / "tone.wav"), "--iterations", "2", "--checkpoint-every", "1", "--losses", "mse",
@@ -120,6 +121,7 @@ def test_short_clip_is_padded_on_request(inputs, tmp_path):
     assert original[0] == 0 and original[-1] == 0 and np.abs(original).max() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_the_console_script_exits_2_without_a_traceback(tmp_path):
     pal = Path(sys.executable).with_name("pal")
     result = subprocess.run([str(pal), "run", str(tmp_path / "nothing.wav"), "--out", str(tmp_path / "r")],
@@ -128,6 +130,7 @@ def test_the_console_script_exits_2_without_a_traceback(tmp_path):
     assert result.stderr.strip() == f"pal: error: {tmp_path / 'nothing.wav'}: no such file"
 
 
+@pytest.mark.slow
 def test_unusual_but_valid_files_all_work(tmp_path):
     folder = tmp_path / "odd"
     folder.mkdir()
@@ -160,12 +163,12 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_nothing(failure, inputs
 
 
 def test_a_write_failure_mid_run_keeps_what_was_written(inputs, tmp_path, capsys, monkeypatch):
-    import pal.experiment as experiment
+    import pal.runfolder as runfolder
 
     def disk_full(path, state):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(experiment, "save_state", disk_full)
+    monkeypatch.setattr(runfolder, "save_state", disk_full)
     out = tmp_path / "run"
     code = main(["run", str(inputs / "tone.wav"), "--losses", "mse", "--iterations", "4", "--checkpoint-every", "2",
                  "--out", str(out), "--no-progress"])

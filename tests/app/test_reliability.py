@@ -85,22 +85,23 @@ def test_sigkill_at_several_moments_then_resume_is_bit_identical(tmp_path):
     assert all(run["status"] == "finished" for run in runs)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_saved_iteration(tmp_path, capsys, monkeypatch):
     """In-process: stop after the state at iteration 4 is saved, then resume to the end."""
-    import pal.experiment as experiment
+    import pal.runfolder as runfolder
 
     args = ["run", "drums", "--losses", "mse", "--iterations", "8", "--checkpoint-every", "4",
             "--out", str(tmp_path / "run"), "--no-progress"]
-    original_save = experiment.save_state
+    original_save = runfolder.save_state
 
     def save_then_die(path, state):
         original_save(path, state)
         if state["iteration"] == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiment, "save_state", save_then_die)
+    monkeypatch.setattr(runfolder, "save_state", save_then_die)
     assert main(args) == 130
-    monkeypatch.setattr(experiment, "save_state", original_save)
+    monkeypatch.setattr(runfolder, "save_state", original_save)
     runs = json.loads((tmp_path / "run" / "runs.json").read_text())
     assert runs[0]["status"] == "running"
     assert "interrupted" in (tmp_path / "run" / "report.html").read_text()
@@ -115,6 +116,7 @@ def test_resume_continues_from_the_saved_iteration(tmp_path, capsys, monkeypatch
     assert "already finished" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_different_configuration_is_refused_unless_forced(tmp_path, capsys):
     out = str(tmp_path / "run")
     base = ["run", "drums", "--losses", "mse", "--checkpoint-every", "2", "--out", out, "--no-progress"]
@@ -149,6 +151,7 @@ def nan_loss(monkeypatch):
     _calls["n"] = 0
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_alone_and_the_exit_status_says_so(tmp_path, capsys, nan_loss):
     out = tmp_path / "run"
     code = main(["run", "drums", "--losses", "mse,test-nan-after-3", "--iterations", "6", "--checkpoint-every", "2",

@@ -73,13 +73,12 @@ def available_checkpoints(config: dict) -> list[int]:
 def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = None,
                  compare: list[str] | None = None) -> Stimuli:
     """The stimuli of every clip of the run at ``checkpoint`` (default: the last), first seed."""
-    from ..runfolder import checkpoint_name, read_json, run_path
+    from ..runfolder import RunFolder
 
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a run folder (no config.json)")
-    config = read_json(run_dir / "config.json")
+    folder = RunFolder(run_dir)
+    config = folder.read_config()
     checkpoints = available_checkpoints(config)
     checkpoint = checkpoints[-1] if checkpoint is None else checkpoint
     if checkpoint not in checkpoints:
@@ -88,10 +87,10 @@ def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = N
     seed, sample_rate = config.get("seeds", [0])[0], config["sample_rate"]
     clips = []
     for clip in config["clip_names"]:
-        reference = _read(run_dir / "clips" / clip / "original.wav")
+        reference = _read(folder.original(clip))
         generated = {}
         for loss in losses:
-            path = run_path(run_dir, clip, loss, seed) / checkpoint_name(checkpoint)
+            path = folder.checkpoint(clip, loss, seed, checkpoint)
             if not path.is_file():
                 raise UserError(f"{clip}/{loss} has no checkpoint {checkpoint} (is the run finished?)")
             generated[loss] = _read(path)

@@ -1,12 +1,6 @@
 """``pal sweep``: many clips, windows, losses and seeds, in shards, on this machine or on Ray.
 
-The sweep folder::
-
-    sweep.json            the plan: settings, windows (source, offset), shards
-    targets.npz           every window's target samples, as the shards train on them
-    shards/shard-NNNN/    one run folder per shard (as pal run writes, without a page), done.json last
-    metrics.csv           every run's measures, one row per window x loss x seed x checkpoint
-    index.html            the sweep page: claims over the data set, paired comparisons, shards
+The sweep folder's layout is written down (and spelled) in :mod:`pal.sweeps.shard`.
 """
 
 from __future__ import annotations
@@ -91,7 +85,7 @@ def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: b
     windows, targets = plan_windows(find_audio(data), settings)
     shards = plan_shards(windows, settings)
     recorded_settings = asdict(settings)
-    if not settings.loss_sources:  # as sweep.json was written before losses took options
+    if not settings.loss_sources:  # as plans were written before losses took options
         del recorded_settings["loss_sources"]
     record = {"settings": recorded_settings, "windows": [asdict(w) for w in windows],
               "shards": [asdict(s) for s in shards]}
@@ -105,7 +99,7 @@ def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: b
             raise UserError(f"{out} holds a different sweep ({', '.join(changed)} differ); use another --out, "
                             "or --force to start this one there")
         return plan
-    # Here there is no sweep.json, or --force. An earlier attempt may have left targets.npz alone.
+    # Here there is no plan, or --force. An earlier attempt may have left the targets alone.
     leftovers = [p for p in out.iterdir() if p.name != TARGETS_FILE and not p.name.startswith(".")] if out.is_dir() else []
     if not force and (leftovers or (out.exists() and not out.is_dir())):
         raise UserError(f"{out}: folder exists and is not a sweep folder; use another --out")

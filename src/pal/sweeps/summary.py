@@ -1,6 +1,6 @@
 """A sweep's results over the whole data set: one metrics table, the claims, paired comparisons.
 
-Built only from the shards' run folders and ``sweep.json``, so ``pal summarize`` can rebuild it
+Built only from the shards' run folders and the sweep's plan, so ``pal summarize`` can rebuild it
 at any time, also while shards are still missing (it says how many).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ from pathlib import Path
 
 from ..claims import CLAIMS, claims_table, format_table
 from ..stats import Estimate, binomial_p_value, mean_interval
-from ..errors import UserError
 from ..files import atomic_write_text
-from .shard import DONE_FILE, SHARDS, SWEEP_FILE
+from ..pages import templates
+from ..runfolder import RunFolder
+from .shard import DONE_FILE, SWEEP_METRICS, SWEEP_PAGE, read_record, shard_folder
 
 ALL_CLIPS = "all clips"
 
@@ -53,9 +53,7 @@ class PairedComparison:
 
 
 def read_sweep(sweep_dir: Path) -> dict:
-    if not (sweep_dir / SWEEP_FILE).is_file():
-        raise UserError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
-    return json.loads((sweep_dir / SWEEP_FILE).read_text())
+    return read_record(sweep_dir)
 
 
 def metric_rows(sweep_dir: Path, record: dict) -> tuple[list[dict], int]:
@@ -65,20 +63,19 @@ def metric_rows(sweep_dir: Path, record: dict) -> tuple[list[dict], int]:
     wide: dict[tuple, dict] = {}
     finished = 0
     for shard in record["shards"]:
-        folder = sweep_dir / SHARDS / shard["name"]
+        folder = shard_folder(sweep_dir, shard["name"])
         if not (folder / DONE_FILE).is_file():
             continue
         finished += 1
-        with (folder / "metrics.csv").open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                window = windows[row["clip"]]
-                key = (row["clip"], row["loss"], int(row["seed"]), int(row["iteration"]))
-                wide.setdefault(key, {
-                    "window": row["clip"], "source": window["source"],
-                    "offset_seconds": round(window["offset_samples"] / rate, 6),
-                    "loss": row["loss"], "seed": int(row["seed"]), "iteration": int(row["iteration"]),
-                    "shard": shard["name"],
-                })[row["metric"]] = float(row["value"])
+        for row in RunFolder(folder).read_metrics():
+            window = windows[row["clip"]]
+            key = (row["clip"], row["loss"], row["seed"], row["iteration"])
+            wide.setdefault(key, {
+                "window": row["clip"], "source": window["source"],
+                "offset_seconds": round(window["offset_samples"] / rate, 6),
+                "loss": row["loss"], "seed": row["seed"], "iteration": row["iteration"],
+                "shard": shard["name"],
+            })[row["metric"]] = row["value"]
     return [wide[key] for key in sorted(wide)], finished
 
 
@@ -137,14 +134,12 @@ def metrics_csv_text(rows: list[dict]) -> str:
 
 
 def summarize(sweep_dir: Path) -> str:
-    """Write ``metrics.csv`` and ``index.html`` for the sweep; return the summary as text."""
-    import jinja2
-
+    """Write the sweep's metrics table and page; return the summary as text."""
     sweep_dir = Path(sweep_dir)
     record = read_sweep(sweep_dir)
     losses = record["settings"]["losses"]
     rows, finished = metric_rows(sweep_dir, record)
-    atomic_write_text(sweep_dir / "metrics.csv", metrics_csv_text(rows))
+    atomic_write_text(sweep_dir / SWEEP_METRICS, metrics_csv_text(rows))
     metrics = sorted({c.metric for c in CLAIMS} | {"lsd_overall_db"})
     table = claims_table(per_clip_rows(rows, metrics), losses) if rows else []
     comparisons = paired_comparisons(rows, losses)
@@ -156,12 +151,10 @@ def summarize(sweep_dir: Path) -> str:
         format_table(table, losses, len(sources), unit="clip") if table else "no measures yet",
         *("  " + c.sentence() for c in comparisons),
     ])
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("pal", "templates"),
-                                     autoescape=jinja2.select_autoescape(["html"]))
-    page = environment.get_template("sweep.html").render(
-        record=record, losses=losses, claims=table, comparisons=comparisons, header=header,
-        shards=[dict(s, finished=(sweep_dir / SHARDS / s["name"] / DONE_FILE).is_file()) for s in record["shards"]],
+    page = templates().get_template("sweep.html").render(
+        metrics_file=SWEEP_METRICS, record=record, losses=losses, claims=table, comparisons=comparisons, header=header,
+        shards=[dict(s, finished=(shard_folder(sweep_dir, s["name"]) / DONE_FILE).is_file()) for s in record["shards"]],
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), sources=sources,
     )
-    atomic_write_text(sweep_dir / "index.html", page)
+    atomic_write_text(sweep_dir / SWEEP_PAGE, page)
     return text

@@ -1,0 +1,42 @@
+"""The run folder and the sweep folder each have one owner: every file name they hold is spelled
+in exactly one module of the application (pal.runfolder, pal.sweeps.shard, the listening store)."""
+
+from pathlib import Path
+
+import pytest
+
+from pal import runfolder
+from pal.listening import store
+from pal.sweeps import shard
+
+PACKAGE = Path(runfolder.__file__).parent
+RUN_FILES = [runfolder.CONFIG, runfolder.RUNS, runfolder.METRICS, runfolder.STATE, runfolder.PAGE,
+             runfolder.ORIGINAL, runfolder.PEAKS, runfolder.LOSSES, *runfolder.CLIP_IMAGES.values(),
+             runfolder.checkpoint_name(250)[:5], "seed-"]
+SWEEP_FILES = [shard.SWEEP_FILE, shard.TARGETS_FILE, shard.DONE_FILE, shard.SWEEP_PAGE]
+
+
+def modules_spelling(name: str) -> list[str]:
+    sources = [*PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.html")]
+    return sorted(str(p.relative_to(PACKAGE)) for p in sources if name in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_a_run_folder_name_is_spelled_only_in_runfolder(name):
+    assert modules_spelling(name) == ["runfolder.py"]
+
+
+@pytest.mark.parametrize("name", SWEEP_FILES)
+def test_a_sweep_folder_name_is_spelled_only_in_the_shard_module(name):
+    assert modules_spelling(name) == ["sweeps/shard.py"]
+
+
+def test_the_ratings_file_is_spelled_only_in_the_store():
+    assert modules_spelling(store.FILE_NAME) == ["listening/store.py"]
+
+
+def test_the_folder_paths_compose_as_documented(tmp_path):
+    folder = runfolder.RunFolder(tmp_path)
+    assert folder.checkpoint("speech", "mse", 2, 250) == tmp_path / "clips/speech/mse/seed-2/iter-0250.wav"
+    assert folder.relative(folder.clip_image("speech", "losses")) == "clips/speech/losses.png"
+    assert runfolder.checkpoint_iteration(folder.checkpoint("a", "b", 0, 1000)) == 1000
