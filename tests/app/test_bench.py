@@ -62,6 +62,7 @@ def test_mel_basis_triangles_have_unit_area():
     assert basis.sum(axis=1) * bin_hz == pytest.approx(np.ones(20), rel=0.02)
 
 
+@pytest.mark.slow
 def test_matrix_json_schema_on_a_tiny_grid(tmp_path):
     out = tmp_path / "matrix.json"
     assert bench.main(["--matrix", "--quick", "--device", "cpu", "--out", str(out)]) == 0
@@ -93,6 +94,7 @@ def test_missing_zounds_venv_says_how_to_build_it(tmp_path):
     assert "make zounds-venv" in bench.MISSING_ZOUNDS.format(venv=tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_gpu_check_without_cuda_says_so_in_one_line():
     env = os.environ | {"CUDA_VISIBLE_DEVICES": ""}
     finished = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu-check")], capture_output=True, text=True,

@@ -12,6 +12,8 @@ import soundfile
 from browser import launch, needs_chromium
 from pal.cli import main
 
+pytestmark = pytest.mark.slow  # every test here reads one trained run folder
+
 CLIPS, LOSSES, ITERATIONS, EVERY = ["speech", "drums"], ["mse", "perceptual"], 4, 2
 
 

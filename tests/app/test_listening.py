@@ -304,6 +304,7 @@ def test_preference_share_interval_and_binomial_test_by_hand():
     assert row.p_value() == pytest.approx(2 * sum(math.comb(20, k) for k in range(4)) / 2 ** 20)
 
 
+@pytest.mark.slow
 def test_results_command_reports_ratings_and_adds_them_to_the_page(run_copy, capsys):
     assert main(["listen", str(run_copy), "--results"]) == 0
     assert "no ratings yet" in capsys.readouterr().out

@@ -109,6 +109,7 @@ def ratings_by_rater(run_dir):
     return by_rater
 
 
+@pytest.mark.slow
 def test_raters_complete_mushra_sessions_across_a_server_restart(listening_run, tmp_path, capsys):
     import shutil
 

@@ -44,6 +44,7 @@ def test_cross_entropy_by_hand():
     assert MuLawLoss()(logits, target).item() == pytest.approx(by_hand, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_generator_learns_the_classes():
     target = (0.5 * torch.sin(torch.arange(8192) * 0.05)).view(1, 1, -1)
     result = train_one(target, build_loss(LossSpec("mulaw", "registered", "mulaw"), 11025), seed=0, iterations=30, checkpoint_every=30)

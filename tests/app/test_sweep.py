@@ -108,6 +108,7 @@ def test_bad_sweep_input_is_one_line(data, tmp_path, capsys, arguments, message)
 # -- running and resuming ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metrics_table_has_a_row_per_window_loss_seed_and_checkpoint(local_sweep):
     rows = list(csv.DictReader((local_sweep / "metrics.csv").open()))
     assert len(rows) == 4 * 2 * 2 * 3  # windows x losses x seeds x checkpoints
@@ -116,6 +117,7 @@ def test_metrics_table_has_a_row_per_window_loss_seed_and_checkpoint(local_sweep
     assert (local_sweep / "index.html").read_text().count("<tr>") > 4
 
 
+@pytest.mark.slow
 def test_paired_comparison_counts_clips_by_hand(local_sweep, capsys):
     rows = [r for r in csv.DictReader((local_sweep / "metrics.csv").open()) if r["iteration"] == "150"]
     by = {(r["window"], r["seed"], r["loss"]): float(r["lsd_high_db"]) for r in rows}
@@ -127,6 +129,7 @@ def test_paired_comparison_counts_clips_by_hand(local_sweep, capsys):
     assert f"mse beats l1 on {wins} of 2 clips (lsd_high_db at iteration 150" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_sweep_skips_every_shard(data, local_sweep):
     before = {p: p.stat().st_mtime_ns for p in (local_sweep / "shards").rglob("*.wav")}
     outcome = run_sweep([str(data)], SweepSettings(**SETTINGS), local_sweep, "local", workers=2, progress=False)
@@ -134,6 +137,7 @@ def test_rerunning_a_finished_sweep_skips_every_shard(data, local_sweep):
     assert before == {p: p.stat().st_mtime_ns for p in (local_sweep / "shards").rglob("*.wav")}
 
 
+@pytest.mark.slow
 def test_a_different_sweep_in_the_folder_is_refused(data, local_sweep, capsys):
     assert main(["sweep", str(data), "--out", str(local_sweep), "--losses", "mse", "--no-progress"]) == 2
     assert "holds a different sweep" in capsys.readouterr().err
@@ -166,6 +170,7 @@ def _pids_matching(marker: str, shard: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_a_killed_local_worker_costs_its_shard_only(data, local_sweep, tmp_path):
     out = tmp_path / "sweep"
     killed = []
@@ -190,6 +195,7 @@ def ray_instance():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_gives_the_same_folders_and_survives_a_killed_worker(data, local_sweep, tmp_path, ray_instance):
     out = tmp_path / "sweep"
     killed = []
@@ -218,6 +224,7 @@ class MeanAbsolute(nn.Module):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["local", "ray"])
 def test_a_users_loss_sweeps_on_both_executors(data, tmp_path, executor, request):
     if executor == "ray":

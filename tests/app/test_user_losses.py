@@ -65,6 +65,7 @@ def original(out, clip) -> torch.Tensor:
     return torch.from_numpy(samples).reshape(1, 1, -1)
 
 
+@pytest.mark.slow
 def test_a_users_loss_is_trained_measured_paged_and_offered_to_listeners(tmp_path, user_file):
     out = tmp_path / "run"
     losses = f"mse,{user_file}:LogSpectralL1:scale=0.5,{user_file}:factory,perceptual:taps=128:n_bands=64"
@@ -113,6 +114,7 @@ def test_a_users_loss_from_a_module(tmp_path, monkeypatch):
     assert len(config["loss_sources"]["mylosses.spectral:factory"]["sha256"]) == 64
 
 
+@pytest.mark.slow
 def test_a_changed_loss_file_is_refused_on_resume(tmp_path, user_file, capsys):
     command = ["run", "drums", "--losses", f"{user_file}:factory", "--iterations", "2", "--checkpoint-every", "2",
                "--out", str(tmp_path / "run"), "--no-progress"]
@@ -170,6 +172,7 @@ def test_option_values_are_read_as_numbers_booleans_or_strings(text, value):
     assert parsed == value and type(parsed) is type(value)
 
 
+@pytest.mark.slow
 def test_a_users_loss_trains_reproducibly(tmp_path, user_file):
     """The probe call before training leaves no trace: two runs write the same bytes."""
     a, b = tmp_path / "a", tmp_path / "b"

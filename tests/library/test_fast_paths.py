@@ -111,6 +111,7 @@ def test_fused_path_value_and_gradient_equal_direct(similarity, stride):
     assert ((x_fused.grad - x_direct.grad).norm() / x_direct.grad.norm()).item() < 1e-4
 
 
+@pytest.mark.slow
 def test_fused_path_in_float64_is_exact():
     options = dict(n_bands=16, taps=64, stride=2)
     direct = PerceptualLoss(SAMPLE_RATE, method="direct", **options).double()

@@ -20,6 +20,7 @@ def test_seed_bank_shape_and_first_band_does_not_crash(seed_bank):
     assert centres[0] - erb_hz(centres[0]) / 2 < 0
 
 
+@pytest.mark.slow
 def test_responses_peak_at_their_band_centres(seed_bank):
     filters, centres = seed_bank
     n_fft = 1 << 16

@@ -40,6 +40,7 @@ def test_unknown_loss_names_the_known_ones():
         build_loss("perceptul", RATE)
 
 
+@pytest.mark.slow
 def test_importing_the_library_loads_no_experiment_dependency():
     import subprocess
     import sys
