@@ -33,7 +33,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .audio import SAMPLE_RATE, WINDOW
+    from .config import add_setting_flags
 
     parser = OneLineParser(prog="pal", description="Perceptual audio loss: the 2018 experiment and its page.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -44,20 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("clips", nargs="*", help="audio files, folders, or built-in clip names "
                      "(speech, piano, band, hiphop, drums); none: all five built-in clips")
     run.add_argument("--config", type=Path, help="a TOML file of settings (keys as the flags, with _ for -)")
-    run.add_argument("--losses", type=comma_list, help="comma-separated losses (default mse,perceptual): a name, "
-                     "name:key=value:..., path/to/file.py:NAME or package.module:NAME")
-    run.add_argument("--iterations", type=integer, help="default 1000")
-    run.add_argument("--checkpoint-every", type=integer, help="default 250")
-    run.add_argument("--seeds", help="comma-separated seeds: every (clip, loss) runs once per seed, with "
-                     "its own initial weights and latent (default 0)")
+    add_setting_flags(run, "run", integer)
     run.add_argument("--seed", type=integer, help="one seed, the same as --seeds N")
-    run.add_argument("--speech", type=comma_list, help="clip names to score for intelligibility (STOI, PESQ); "
-                     "default: the built-in speech clip")
-    run.add_argument("--device", help="auto (default), cpu or cuda[:N]")
-    run.add_argument("--offset", type=float, default=None, metavar="SECONDS",
-                     help="start of the window in each clip (default: the middle)")
-    run.add_argument("--pad", action="store_true", default=None, help=f"centre clips shorter than {WINDOW} "
-                     f"samples at {SAMPLE_RATE} Hz in silence instead of refusing them")
     run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date-time>)")
     run.add_argument("--force", action="store_true", help="replace a run of another configuration in --out, "
                      "or start an unfinished one again")
@@ -81,19 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
                                 "on this machine or on Ray; rerun the same command to resume")
     sweep.add_argument("data", nargs="+", help="audio files, folders (searched recursively) or text files listing paths")
     sweep.add_argument("--out", type=Path, required=True, help="the sweep folder")
-    sweep.add_argument("--losses", type=comma_list, default=["mse", "perceptual"], help="as for pal run (default mse,perceptual)")
-    sweep.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    add_setting_flags(sweep, "sweep", integer)
     sweep.add_argument("--windows-per-clip", type=integer, default=1, help="windows spread evenly over each clip (default 1)")
-    sweep.add_argument("--iterations", type=integer, default=1000)
-    sweep.add_argument("--checkpoint-every", type=integer, default=250)
     sweep.add_argument("--executor", default="local", help="local (default) or ray")
     sweep.add_argument("--address", help="Ray cluster to join (default: start a local Ray instance)")
     sweep.add_argument("--runs-per-task", type=integer, default=8, help="runs trained together in one shard (default 8)")
     sweep.add_argument("--workers", type=integer, help="shards at once on this machine (default: CPUs / threads per task)")
     sweep.add_argument("--threads-per-task", type=integer, default=1, help="torch threads of each shard (default 1)")
-    sweep.add_argument("--device", default="cpu", help="cpu (default) or cuda (Ray then gives each shard a GPU)")
-    sweep.add_argument("--speech", action="store_true", help="score every window for intelligibility (STOI, PESQ)")
-    sweep.add_argument("--pad", action="store_true", help="centre clips shorter than the window in silence")
     sweep.add_argument("--force", action="store_true", help="replace a different sweep in --out")
     sweep.add_argument("--no-progress", action="store_true")
 
@@ -109,16 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
 def command_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from .config import ExperimentConfig, checked_settings, read_config_file
+    from .config import ExperimentConfig, checked_settings, read_config_file, settings_from_flags
     from .experiment import run_experiment
 
     settings = read_config_file(args.config) if args.config else {}
     out_from_file = settings.pop("out", None)
     out = args.out or out_from_file or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    flags = {"clips": args.clips or None, "losses": args.losses, "iterations": args.iterations,
-             "checkpoint_every": args.checkpoint_every, "seeds": args.seeds, "seed": args.seed,
-             "device": args.device, "offset_seconds": args.offset, "pad": args.pad, "speech": args.speech}
+    flags = {"clips": args.clips or None, "seed": args.seed}
     settings |= checked_settings({k: v for k, v in flags.items() if v is not None}, "command line")
+    settings |= settings_from_flags(args, "run")
     outcome = run_experiment(ExperimentConfig(**settings), out, force=args.force, progress=not args.no_progress)
     if outcome.already_finished:
         print(f"{out}: this run had already finished; page rebuilt")
@@ -169,15 +150,13 @@ def command_listen(args: argparse.Namespace) -> int:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    from .config import checked_settings
+    from .config import settings_from_flags
     from .sweeps import SweepSettings, run_sweep
     from .sweeps.shard import SWEEP_PAGE
 
-    seeds = checked_settings({"seeds": args.seeds}, "--seeds")["seeds"]
     settings = SweepSettings(
-        losses=args.losses, seeds=seeds, windows_per_clip=args.windows_per_clip, iterations=args.iterations,
-        checkpoint_every=args.checkpoint_every, runs_per_task=args.runs_per_task,
-        threads_per_task=args.threads_per_task, device=args.device, speech=args.speech, pad=args.pad,
+        **settings_from_flags(args, "sweep"), windows_per_clip=args.windows_per_clip,
+        runs_per_task=args.runs_per_task, threads_per_task=args.threads_per_task,
     )
     outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,
                         progress=not args.no_progress)

@@ -163,7 +163,7 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
         results = train_batched(
             targets, runs, losses, config.iterations, config.checkpoint_every, device,
             on_progress=bars.update, on_checkpoint=save_checkpoint,
-            on_save=folder.save_state, resume=state,
+            on_save=folder.save_state, resume=state, learning_rate=config.learning_rate, betas=config.betas,
         )
     except OSError as error:
         raise UserError(f"{out}: writing the run failed ({error.strerror or error}); what was saved is kept: "
@@ -254,7 +254,7 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[dict]) -> 
         for iteration in status["checkpoints"]:
             path = folder.checkpoint(clip, loss, seed, iteration)
             generated = soundfile.read(str(path), dtype="float64")[0]
-            values = measure(originals[clip], generated, config.sample_rate, speech=clip in config.speech)
+            values = measure(originals[clip], generated, config.sample_rate, speech=config.scores_speech(clip))
             rows.extend(dict(clip=clip, loss=loss, seed=seed, iteration=iteration, metric=name, value=value)
                         for name, value in values.items())
     folder.write_metrics(rows)

@@ -12,8 +12,6 @@ from torch import nn
 from .generator import GeneratorStack, seeded_generator_and_latent
 from perceptual_audio_loss.losses import TargetLoss
 
-LEARNING_RATE = 1e-4
-BETAS = (0.0, 0.9)  # the post's Adam settings (WGAN-GP style: Gulrajani et al., 2017)
 
 
 def output_channels(loss: nn.Module) -> int:
@@ -67,7 +65,7 @@ def train_one(
     model, latent = seeded_generator_and_latent(seed, device, output_channels(loss_fn))
     loss_fn = loss_fn.to(device)
     target = target.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=BETAS)
+    optimizer = _adam(model.parameters(), None, None)
     marks = set(checkpoint_iterations(iterations, checkpoint_every))
     result = RunResult()
     for iteration in range(1, iterations + 1):
@@ -197,6 +195,8 @@ def train_batched(
     on_save: Callable[[dict], None] | None = None,
     resume: dict | None = None,
     stack_mode: str = "auto",
+    learning_rate: float | None = None,
+    betas: tuple[float, float] | None = None,
 ) -> list[BatchResult]:
     """Train every run's generator at once, as one stacked model; same results as :func:`train_one`.
 
@@ -223,7 +223,7 @@ def train_batched(
     """
     stacks = RunStacks(runs, losses, stack_mode).to(device)
     groups, back_to_run_order = _build_groups(targets, runs, losses, device)
-    optimizer = torch.optim.Adam(stacks.parameters(), lr=LEARNING_RATE, betas=BETAS)
+    optimizer = _adam(stacks.parameters(), learning_rate, betas)
     history = torch.full((iterations, len(runs)), float("nan"), device=device)
     failures: dict[int, Diverged] = {}
     first = 1
@@ -271,6 +271,15 @@ def train_batched(
         done = result.outcome.iteration if isinstance(result.outcome, Diverged) else iterations
         result.losses = column[:done].tolist()
     return results
+
+
+def _adam(parameters, learning_rate: float | None, betas) -> torch.optim.Adam:
+    """Adam with the run's settings; ``None`` takes the configuration's declared default."""
+    from .config import default_of
+
+    learning_rate = default_of("learning_rate") if learning_rate is None else learning_rate
+    betas = default_of("betas") if betas is None else betas
+    return torch.optim.Adam(parameters, lr=learning_rate, betas=tuple(betas))
 
 
 def _state(iteration, stacks, optimizer, history, failures) -> dict:

@@ -64,9 +64,11 @@ def check_settings(settings: SweepSettings, executor: str, workers: int) -> None
     # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
     local_device = settings.device if executor == "local" else "cpu"
     config = ExperimentConfig(losses=settings.losses, seeds=settings.seeds, iterations=settings.iterations,
-                              checkpoint_every=settings.checkpoint_every, device=local_device)
+                              checkpoint_every=settings.checkpoint_every, device=local_device,
+                              learning_rate=settings.learning_rate, betas=settings.betas)
     config.validate()
     settings.losses, settings.loss_sources = config.losses, custom_loss_sources(config.loss_sources)
+    settings.learning_rate, settings.betas = config.learning_rate, config.betas
     if settings.device not in ("cpu", "auto") and not settings.device.startswith("cuda"):
         raise UserError(f"--device must be auto, cpu or cuda[:N], got {settings.device!r}")
     for flag, value in (("--windows-per-clip", settings.windows_per_clip), ("--runs-per-task", settings.runs_per_task),
@@ -84,14 +86,13 @@ def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: b
     """
     windows, targets = plan_windows(find_audio(data), settings)
     shards = plan_shards(windows, settings)
-    recorded_settings = asdict(settings)
-    if not settings.loss_sources:  # as plans were written before losses took options
-        del recorded_settings["loss_sources"]
-    record = {"settings": recorded_settings, "windows": [asdict(w) for w in windows],
+    record = {"settings": _recorded(settings), "windows": [asdict(w) for w in windows],
               "shards": [asdict(s) for s in shards]}
     plan = (record, {w.name: w for w in windows}, targets, shards)
     if (out / SWEEP_FILE).is_file() and not force:
         saved, _, saved_targets, _ = load_plan(out)
+        # Plans saved before a setting existed, or in its old form, compare as they mean now.
+        saved = saved | {"settings": _recorded(SweepSettings(**saved["settings"]))}
         same_targets = saved_targets.keys() == targets.keys() and all(
             np.array_equal(saved_targets[name], targets[name]) for name in targets)
         if saved != record or not same_targets:
@@ -114,6 +115,13 @@ def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: b
     except OSError as error:
         raise UserError(f"{out}: cannot write the sweep folder ({error.strerror or error})") from None
     return plan
+
+
+def _recorded(settings: SweepSettings) -> dict:
+    recorded = asdict(settings)
+    if not settings.loss_sources:  # as plans were written before losses took options
+        del recorded["loss_sources"]
+    return recorded
 
 
 def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str = "local",

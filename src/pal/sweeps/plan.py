@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, WINDOW, clip_name, prepare_clip, read_audio
+from ..audio import clip_name, prepare_clip, read_audio
 from ..errors import UserError
 from ..discovery import audio_under, is_audio_file, no_audio_message, unique_names
 
@@ -21,21 +21,39 @@ class Window:
     padded: bool = False
 
 
+def _run_default(name: str):
+    """A training setting's default, as :class:`pal.config.ExperimentConfig` declares it."""
+    from ..config import default_of
+
+    return field(default_factory=lambda: default_of(name))
+
+
 @dataclass
 class SweepSettings:
-    losses: list[str]
-    seeds: list[int]
+    """A sweep's settings: the training settings of :class:`pal.config.ExperimentConfig` (same
+    names, same defaults, same flags) and what is a sweep's own (windows, shards, threads)."""
+
+    losses: list[str] = _run_default("losses")
+    seeds: list[int] = _run_default("seeds")
     windows_per_clip: int = 1
-    iterations: int = 1000
-    checkpoint_every: int = 250
+    iterations: int = _run_default("iterations")
+    checkpoint_every: int = _run_default("checkpoint_every")
     runs_per_task: int = 8
     threads_per_task: int = 1
-    device: str = "cpu"
-    speech: bool = False  # score every window for intelligibility (STOI, PESQ)
-    pad: bool = False
-    sample_rate: int = SAMPLE_RATE
-    window: int = WINDOW
+    device: str = _run_default("device")
+    # Source clips (by file name, as pal run names them) whose windows are scored for
+    # intelligibility; "*" for all. Plans saved before this took names recorded true or false.
+    speech: list[str] = _run_default("speech")
+    pad: bool = _run_default("pad")
+    sample_rate: int = _run_default("sample_rate")
+    window: int = _run_default("window")
+    learning_rate: float = _run_default("learning_rate")
+    betas: list[float] = _run_default("betas")
     loss_sources: dict = field(default_factory=dict)  # label -> resolved spec, as ExperimentConfig's
+
+    def __post_init__(self):
+        if isinstance(self.speech, bool):
+            self.speech = ["*"] if self.speech else []
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import Clip
+from ..audio import Clip, clip_name
 from ..errors import UserError
 from ..runfolder import METRICS, RunFolder
 from .plan import Shard, SweepSettings, Window
@@ -76,7 +76,8 @@ def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) ->
         clips=[clip.source for clip in clips], losses=shard.losses, iterations=settings.iterations,
         checkpoint_every=settings.checkpoint_every, seeds=shard.seeds, device=settings.device,
         sample_rate=settings.sample_rate, window=settings.window, pad=settings.pad,
-        speech=[clip.name for clip in clips] if settings.speech else [],
+        speech=[clip.name for clip in clips if "*" in settings.speech or clip_name(Path(clip.source)) in settings.speech],
+        learning_rate=settings.learning_rate, betas=settings.betas,
         loss_sources={label: settings.loss_sources[label] for label in shard.losses if label in settings.loss_sources},
     )
     outcome = run_experiment(config, folder, progress=False, clips=clips, page=False)
