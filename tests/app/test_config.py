@@ -6,7 +6,7 @@ import pytest
 from pal.cli import build_parser, main
 from pal.config import CHECKS, ExperimentConfig, default_of, flagged_settings, settings_fields
 from pal.sweeps import SweepSettings
-from pal.sweeps import _recorded as recorded_sweep_settings
+from pal.sweeps.run import _recorded as recorded_sweep_settings
 from pal.train import _adam
 
 

@@ -1,0 +1,160 @@
+"""``pal sweep`` as a whole: check the settings, plan (or find the saved plan), run the shards, summarise.
+
+The sweep folder's layout is written down (and spelled) in :mod:`pal.sweeps.shard`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..files import atomic_write_bytes, atomic_write_text
+from .plan import Shard, SweepSettings, find_audio, plan_shards, plan_windows
+from .shard import SHARDS, SWEEP_FILE, TARGETS_FILE, is_finished, load_plan
+from .summary import summarize
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass
+class SweepOutcome:
+    shards: int
+    skipped: int  # finished by an earlier invocation
+    failed: dict[str, str] = field(default_factory=dict)  # shard -> reason
+    summary: str = ""
+
+
+class SweepProgress:
+    """A line on every change: shards done / running / failed, across every worker or node."""
+
+    def __init__(self, total: int, already: int, enabled: bool):
+        self.total, self.done, self.running, self.failed = total, already, 0, 0
+        self.enabled = enabled
+
+    def started(self, name: str) -> None:
+        self.running += 1
+
+    def finished(self, name: str, result: dict) -> None:
+        self.running -= 1
+        self.done += 1
+        self._line(f"{name} finished in {result.get('seconds', 0):.0f} s")
+
+    def lost(self, name: str, reason: str) -> None:
+        self.running -= 1
+        self.failed += 1
+        self._line(f"{name} failed: {reason}")
+
+    def _line(self, event: str) -> None:
+        if self.enabled:
+            print(f"shards: {self.done}/{self.total} done, {self.running} running or queued, {self.failed} failed "
+                  f"({event})", file=sys.stderr, flush=True)
+
+
+def check_settings(settings: SweepSettings, executor: str, workers: int) -> None:
+    from ..config import ExperimentConfig, custom_loss_sources
+
+    # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
+    local_device = settings.device if executor == "local" else "cpu"
+    config = ExperimentConfig(losses=settings.losses, seeds=settings.seeds, iterations=settings.iterations,
+                              checkpoint_every=settings.checkpoint_every, device=local_device,
+                              learning_rate=settings.learning_rate, betas=settings.betas)
+    config.validate()
+    settings.losses, settings.loss_sources = config.losses, custom_loss_sources(config.loss_sources)
+    settings.learning_rate, settings.betas = config.learning_rate, config.betas
+    if settings.device not in ("cpu", "auto") and not settings.device.startswith("cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda[:N], got {settings.device!r}")
+    for flag, value in (("--windows-per-clip", settings.windows_per_clip), ("--runs-per-task", settings.runs_per_task),
+                        ("--threads-per-task", settings.threads_per_task), ("--workers", workers)):
+        if value < 1:
+            raise UserError(f"{flag} must be 1 or more, got {value}")
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+
+
+def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: bool) -> tuple:
+    """Plan the sweep into ``out``, or check that the plan already there is this one.
+
+    Returns the plan as :func:`~pal.sweeps.shard.load_plan` would read it back.
+    """
+    windows, targets = plan_windows(find_audio(data), settings)
+    shards = plan_shards(windows, settings)
+    record = {"settings": _recorded(settings), "windows": [asdict(w) for w in windows],
+              "shards": [asdict(s) for s in shards]}
+    plan = (record, {w.name: w for w in windows}, targets, shards)
+    if (out / SWEEP_FILE).is_file() and not force:
+        saved, _, saved_targets, _ = load_plan(out)
+        # Plans saved before a setting existed, or in its old form, compare as they mean now.
+        saved = saved | {"settings": _recorded(SweepSettings(**saved["settings"]))}
+        same_targets = saved_targets.keys() == targets.keys() and all(
+            np.array_equal(saved_targets[name], targets[name]) for name in targets)
+        if saved != record or not same_targets:
+            changed = [key for key in record if saved.get(key) != record[key]] or ["the clips' contents"]
+            raise UserError(f"{out} holds a different sweep ({', '.join(changed)} differ); use another --out, "
+                            "or --force to start this one there")
+        return plan
+    # Here there is no plan, or --force. An earlier attempt may have left the targets alone.
+    leftovers = [p for p in out.iterdir() if p.name != TARGETS_FILE and not p.name.startswith(".")] if out.is_dir() else []
+    if not force and (leftovers or (out.exists() and not out.is_dir())):
+        raise UserError(f"{out}: folder exists and is not a sweep folder; use another --out")
+    buffer = io.BytesIO()
+    np.savez(buffer, **targets)
+    try:
+        if force and (out / SHARDS).exists():
+            shutil.rmtree(out / SHARDS)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / TARGETS_FILE, buffer.getvalue())
+        atomic_write_text(out / SWEEP_FILE, json.dumps(record, indent=1) + "\n")  # last: the plan is complete
+    except OSError as error:
+        raise UserError(f"{out}: cannot write the sweep folder ({error.strerror or error})") from None
+    return plan
+
+
+def _recorded(settings: SweepSettings) -> dict:
+    recorded = asdict(settings)
+    if not settings.loss_sources:  # as plans were written before losses took options
+        del recorded["loss_sources"]
+    return recorded
+
+
+def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str = "local",
+              address: str | None = None, workers: int | None = None, force: bool = False,
+              progress: bool = True) -> SweepOutcome:
+    """Plan (or re-check) the sweep, run every unfinished shard, then summarise the whole sweep."""
+    workers = workers or max(1, (os.cpu_count() or 1) // settings.threads_per_task)
+    check_settings(settings, executor, workers)
+    out = Path(out)
+    record, windows, targets, shards = prepare_folder(out, settings, data, force)
+    todo = [shard for shard in shards if not is_finished(out, shard)]
+    outcome = SweepOutcome(len(shards), len(shards) - len(todo))
+    bar = SweepProgress(len(shards), outcome.skipped, progress)
+    if progress:
+        print(f"sweep: {len(windows)} window(s) of {len({w.source for w in windows.values()})} clip(s), "
+              f"{sum(s.runs for s in shards)} runs in {len(shards)} shard(s); {outcome.skipped} already finished; "
+              f"{executor} executor", file=sys.stderr, flush=True)
+
+    def failed(name: str, reason: str) -> None:
+        outcome.failed[name] = reason
+        bar.lost(name, reason)
+
+    if todo:
+        if executor == "local":
+            from .executors import run_local
+
+            run_local(out, todo, workers, settings.threads_per_task, bar.started, bar.finished, failed)
+        else:
+            from .executors import run_ray
+
+            run_ray(out, todo, (record, windows, targets), address, workers, bar.started, bar.finished, failed)
+    outcome.summary = summarize(out)
+    return outcome
+
+
+__all__ = ["EXECUTORS", "Shard", "SweepOutcome", "SweepSettings", "run_sweep", "summarize"]
