@@ -246,7 +246,7 @@ def training_seconds(name: str, folder: Path, log: Path, round_index: int) -> fl
     if name.startswith("ours"):
         from .runfolder import RunFolder
 
-        return RunFolder(folder / f"ours-{round_index}").read_runs()[0]["seconds"]
+        return RunFolder(folder / f"ours-{round_index}").read_runs()[0].seconds
     return json.loads(log.read_text().strip().splitlines()[-1])["train_seconds"]
 
 

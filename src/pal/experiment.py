@@ -23,7 +23,7 @@ from .clips import BUILTIN_CLIPS, builtin_clip
 from .config import ExperimentConfig, resolve_device
 from .errors import UserError
 from .losses import build_loss, probe
-from .runfolder import RunFolder, fingerprint, run_label, open_run_folder, read_json, write_json, write_losses_csv
+from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, read_json, write_json, write_losses_csv
 from .discovery import audio_under, no_audio_message, unique_names
 from .train import Diverged, RunSpec, train_batched
 
@@ -134,7 +134,7 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     labels = [run_label(clips[run.target].name, run.loss, run.seed) for run in runs]
     folder = RunFolder(out)
     run_dirs = [folder.run(clips[run.target].name, run.loss, run.seed) for run in runs]
-    running = [dict(clip=clips[run.target].name, loss=run.loss, seed=run.seed, status="running") for run in runs]
+    running = [RunStatus(clips[run.target].name, run.loss, run.seed) for run in runs]
     if mode == "finished":
         return ExperimentOutcome(report(out), _failed(folder.read_runs()), config.iterations, True,
                                  _claims_text(out, config))
@@ -184,12 +184,12 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
                         "is saved: run the same command again to finish") from None
 
 
-def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[dict]:
+def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[RunStatus]:
     """Record every run's losses and status, then measure its checkpoints."""
     statuses = []
     for run, run_dir, result in zip(runs, run_dirs, results):
         write_losses_csv(RunFolder(out).losses(clips[run.target].name, run.loss, run.seed), result.losses)
-        statuses.append(dict(
+        statuses.append(RunStatus(
             clip=clips[run.target].name, loss=run.loss, seed=run.seed,
             status="failed" if isinstance(result.outcome, Diverged) else "finished",
             reason=result.outcome.describe() if isinstance(result.outcome, Diverged) else None,
@@ -234,11 +234,11 @@ def _write_records(out, config, clips, losses, device, identity, running, run_di
         raise UserError(f"{out}: cannot write the run folder ({error.strerror or error})") from None
 
 
-def _failed(statuses: list[dict]) -> list[str]:
-    return [f"{run_label(s['clip'], s['loss'], s['seed'])}: {s.get('reason')}" for s in statuses if s["status"] == "failed"]
+def _failed(statuses: list[RunStatus]) -> list[str]:
+    return [f"{status.label}: {status.reason}" for status in statuses if status.status == "failed"]
 
 
-def write_metrics(out: Path, config: ExperimentConfig, statuses: list[dict]) -> list[dict]:
+def write_metrics(out: Path, config: ExperimentConfig, statuses: list[RunStatus]) -> list[dict]:
     """Measure every checkpoint against its original; write the metrics (one row per value)."""
     import soundfile
 
@@ -248,10 +248,10 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[dict]) -> 
     rows = []
     originals = {}
     for status in statuses:
-        clip, loss, seed = status["clip"], status["loss"], status["seed"]
+        clip, loss, seed = status.key
         if clip not in originals:
             originals[clip] = soundfile.read(str(folder.original(clip)), dtype="float64")[0]
-        for iteration in status["checkpoints"]:
+        for iteration in status.checkpoints:
             path = folder.checkpoint(clip, loss, seed, iteration)
             generated = soundfile.read(str(path), dtype="float64")[0]
             values = measure(originals[clip], generated, config.sample_rate, speech=config.scores_speech(clip))

@@ -230,22 +230,21 @@ def read_run(run_dir: Path) -> tuple[dict, dict]:
 
     folder = RunFolder(run_dir)
     config = folder.read_config()
-    return config, {(r["clip"], r["loss"], r.get("seed", 0)): r for r in folder.read_runs()}
+    return config, {status.key: status for status in folder.read_runs()}
 
 
-def describe_status(status: dict) -> str:
-    """What the page says of a run: finished, failed (why), or interrupted."""
-    state = status.get("status", "running")
-    if state == "finished":
+def describe_status(status) -> str:
+    """What the page says of a run (a :class:`pal.runfolder.RunStatus`): finished, failed (why), or interrupted."""
+    if status.status == "finished":
         return "finished"
-    if state == "failed":
-        return f"failed: {status.get('reason')}"
+    if status.status == "failed":
+        return f"failed: {status.reason}"
     return "interrupted (or still running): run the same `pal run` command again to resume it"
 
 
 def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_rows: list[dict]) -> ClipSection:
     """The clip's images and sections: players for the first seed's checkpoints, curves for all."""
-    from .runfolder import RunFolder
+    from .runfolder import RunFolder, RunStatus
 
     folder = RunFolder(run_dir)
     sample_rate = config["sample_rate"]
@@ -262,12 +261,12 @@ def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_
         section.mask_image = folder.relative(folder.clip_image(clip, "mask"))
     curves = {}
     for loss in config["losses"]:
-        per_seed = [statuses.get((clip, loss, seed), {}) for seed in seeds]
+        per_seed = [statuses.get((clip, loss, seed)) or RunStatus(clip, loss, seed) for seed in seeds]
         described = [describe_status(status) for status in per_seed]
         summary = "finished" if all(d == "finished" for d in described) else "; ".join(
             f"seed {seed}: {d}" for seed, d in zip(seeds, described))
         first = per_seed[0]
-        loss_section = LossSection(loss, summary, first.get("final_loss"), first.get("seconds"))
+        loss_section = LossSection(loss, summary, first.final_loss, first.seconds)
         curves[loss] = [curve for curve in (folder.read_losses(clip, loss, seed) for seed in seeds) if curve is not None]
         for iteration, wav in folder.checkpoint_files(clip, loss, seeds[0]):
             audio, _ = soundfile.read(str(wav), dtype="float64")

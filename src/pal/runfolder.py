@@ -26,7 +26,7 @@ import hashlib
 import io
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,34 @@ RUN_ENTRIES = (CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS)
 def fingerprint(samples: np.ndarray) -> str:
     """SHA-256 of a target window's float32 samples: a changed file is a different run."""
     return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.float32).tobytes()).hexdigest()
+
+
+@dataclass
+class RunStatus:
+    """One (clip, loss, seed) run's record in the folder: how far it got and how it ended."""
+
+    clip: str
+    loss: str
+    seed: int = 0  # folders from before seeds hold no seed: theirs was 0
+    status: str = "running"  # running (or interrupted), finished, failed
+    reason: str | None = None  # why a failed run stopped, for people
+    stopped_at: int | None = None  # the iteration a failed run stopped at
+    final_loss: float | None = None
+    seconds: float | None = None
+    checkpoints: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_record(cls, record: dict) -> RunStatus:
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in record.items() if key in known})
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.clip, self.loss, self.seed
+
+    @property
+    def label(self) -> str:
+        return run_label(self.clip, self.loss, self.seed)
 
 
 @dataclass(frozen=True)
@@ -115,12 +143,18 @@ class RunFolder:
         self.require()
         return read_json(self.config)
 
-    def read_runs(self) -> list[dict]:
+    def read_runs(self) -> list[RunStatus]:
         """Every run's status record; none before the first is written."""
-        return read_json(self.runs) if self.runs.exists() else []
+        if not self.runs.exists():
+            return []
+        records = read_json(self.runs)
+        try:
+            return [RunStatus.from_record(record) for record in records]
+        except (TypeError, AttributeError):
+            raise UserError(f"{self.runs}: damaged run record (not a list of runs)") from None
 
-    def write_runs(self, statuses: list[dict]) -> None:
-        write_json(self.runs, statuses)
+    def write_runs(self, statuses: list[RunStatus]) -> None:
+        write_json(self.runs, [asdict(status) for status in statuses])
 
     def read_metrics(self) -> list[dict]:
         return read_metrics_csv(self.metrics)
@@ -248,7 +282,7 @@ def open_run_folder(out: Path, identity: dict, force: bool) -> str:
     if saved == identity and not force:
         remove_stale_temporaries(out)
         runs = folder.read_runs()
-        done = runs and all(run["status"] != "running" for run in runs)
+        done = runs and all(run.status != "running" for run in runs)
         return "finished" if done else "resume"
     if not force:
         raise UserError(f"{out}: holds a run of a different configuration "

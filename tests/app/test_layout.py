@@ -40,3 +40,26 @@ def test_the_folder_paths_compose_as_documented(tmp_path):
     assert folder.checkpoint("speech", "mse", 2, 250) == tmp_path / "clips/speech/mse/seed-2/iter-0250.wav"
     assert folder.relative(folder.clip_image("speech", "losses")) == "clips/speech/losses.png"
     assert runfolder.checkpoint_iteration(folder.checkpoint("a", "b", 0, 1000)) == 1000
+
+
+def test_run_records_read_back_as_typed_values_old_and_new(tmp_path):
+    folder = runfolder.RunFolder(tmp_path)
+    statuses = [runfolder.RunStatus("speech", "mse", 1, "failed", "loss became nan at iteration 4", 4, 0.5, 2.0, [2])]
+    folder.write_runs(statuses)
+    assert folder.read_runs() == statuses
+    # a folder from before seeds and typed outcomes: its records lack those keys
+    folder.runs.write_text('[{"clip": "drums", "loss": "perceptual", "status": "finished", "final_loss": -0.9}]')
+    (old,) = folder.read_runs()
+    assert old.key == ("drums", "perceptual", 0) and old.status == "finished" and old.stopped_at is None
+
+
+def test_a_damaged_run_record_is_named(tmp_path):
+    from pal.errors import UserError
+
+    folder = runfolder.RunFolder(tmp_path)
+    folder.runs.write_text('{"not": "a list"}')
+    with pytest.raises(UserError, match="runs.json: damaged run record"):
+        folder.read_runs()
+    folder.runs.write_text("[1, 2")
+    with pytest.raises(UserError, match="runs.json: unreadable run record"):
+        folder.read_runs()
