@@ -128,10 +128,10 @@ def command_listen(args: argparse.Namespace) -> int:
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: no such run folder")
     if args.results:
-        from .listening.results import read_results, results_text
+        from .listening.results import write_page_section
         from .report import build_report
 
-        text = results_text(*read_results(args.run_dir))
+        text = write_page_section(args.run_dir)
         if text is None:
             print(f"{args.run_dir}: no ratings yet (start a test with: pal listen {args.run_dir})")
             return 0

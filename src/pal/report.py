@@ -14,8 +14,8 @@ import numpy as np
 import soundfile
 from scipy import signal
 
-from .files import atomic_write, atomic_write_text
-from .pages import templates
+from .files import atomic_write_text
+from .pages import save_figure, templates
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -56,26 +56,6 @@ def log_spectrogram_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarra
         samples, fs=sample_rate, window="hann", nperseg=SPECTROGRAM_WINDOW, noverlap=SPECTROGRAM_WINDOW - SPECTROGRAM_HOP
     )
     return freqs, times, 20.0 * np.log10(np.abs(stft) + 1e-10)
-
-
-# Margins in inches around a figure's panels, and the gaps between panels, for the small labels
-# used here. Fixed margins instead of tight_layout, which measured as half of the page's time.
-MARGIN_INCHES = {"left": 0.6, "right": 0.2, "bottom": 0.45, "top": 0.3}
-SUPTITLE_INCHES = 0.25
-
-
-def save_figure(figure, path: Path, wspace: float = 0.3, hspace: float = 0.75, right_inches: float | None = None) -> None:
-    """Lay out with fixed margins, write atomically as PNG, and release a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
-    width, height = figure.get_size_inches()
-    top = MARGIN_INCHES["top"] + (SUPTITLE_INCHES if figure._suptitle is not None else 0.0)
-    figure.subplots_adjust(left=MARGIN_INCHES["left"] / width,
-                           right=1.0 - (right_inches or MARGIN_INCHES["right"]) / width,
-                           bottom=MARGIN_INCHES["bottom"] / height, top=1.0 - top / height,
-                           wspace=wspace, hspace=hspace)
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
-    plt.close(figure)
 
 
 def label_time_frequency(axes, title: str) -> None:
@@ -186,42 +166,14 @@ class ListeningSection:
 
 
 def collect_listening(run_dir: Path) -> ListeningSection | None:
-    """The listening test's results and a plot of the MUSHRA means, when ratings exist."""
-    from .listening.results import ALL_CLIPS, read_results, results_text, summarise_mushra
+    """The listening test's section, as ``pal listen --results`` last wrote it into the folder."""
+    from .runfolder import RunFolder
 
-    ratings, preferences = read_results(run_dir)
-    text = results_text(ratings, preferences)
-    if text is None:
+    folder = RunFolder(run_dir)
+    if not folder.listening_summary.is_file():
         return None
-    section = ListeningSection(text)
-    if ratings:
-        latest = max(row["checkpoint"] for row in ratings)
-        summary = summarise_mushra([row for row in ratings if row["checkpoint"] == latest])
-        save_mushra_plot(summary.table, summary.conditions, ALL_CLIPS, run_dir / "listening.png",
-                         f"MUSHRA scores at iteration {latest}")
-        section.image = "listening.png"
-    return section
-
-
-def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Path, title: str) -> None:
-    """Each condition's mean score with its 95 % interval: all clips in black, each clip beside it."""
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(1.2 + 1.1 * len(conditions), 3.0), dpi=90)
-    clips = [clip for clip in table if clip != overall]
-    offsets = np.linspace(-0.3, 0.3, len(clips) + 1)
-    for offset, clip in zip(offsets, [overall, *clips]):
-        means = [table[clip][c].mean for c in conditions]
-        errors = [0.0 if np.isnan(table[clip][c].half_width) else table[clip][c].half_width for c in conditions]
-        style = {"color": "black", "marker": "s", "markersize": 6} if clip == overall else {"marker": "o", "markersize": 3, "alpha": 0.7}
-        axes.errorbar(np.arange(len(conditions)) + offset, means, yerr=errors, linestyle="none", capsize=2, label=clip, **style)
-    axes.set_xticks(np.arange(len(conditions)), conditions, fontsize=7, rotation=20)
-    axes.set_ylim(0, 100)
-    axes.set_ylabel("score (0-100)", fontsize=8)
-    axes.set_title(title, fontsize=9)
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(fontsize=6, loc="lower left")
-    save_figure(figure, path)
+    image = folder.relative(folder.listening_image) if folder.listening_image.is_file() else None
+    return ListeningSection(folder.listening_summary.read_text(encoding="utf-8"), image)
 
 
 def read_run(run_dir: Path) -> tuple[dict, dict]:

@@ -8,6 +8,7 @@ Layout (:class:`RunFolder` spells every name; no other module does)::
     metrics.csv                        every checkpoint's measures against its original (clip, loss, seed, ...)
     state.pt                           the training state, for resuming (torch.load weights_only)
     report.html                        the page (pal.report)
+    listening.txt, listening.png       the listening test's summary, as pal listen --results last wrote it
     clips/<clip>/original.wav          the target window, peak 1
     clips/<clip>/original.png, losses.png, metrics.png, mask.png   the page's images of the clip
     clips/<clip>/<loss>/seed-<n>/iter-0250.wav  the generator's output after 250 updates, peak-normalised
@@ -36,6 +37,7 @@ from .files import atomic_write, atomic_write_text, remove_stale_temporaries
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
 ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
+LISTENING_SUMMARY, LISTENING_IMAGE = "listening.txt", "listening.png"  # written by pal listen --results
 CLIP_IMAGES = {"original": "original.png", "losses": "losses.png", "metrics": "metrics.png", "mask": "mask.png"}
 RUN_ENTRIES = (CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS)
 
@@ -102,6 +104,14 @@ class RunFolder:
     @property
     def page(self) -> Path:
         return self.root / PAGE
+
+    @property
+    def listening_summary(self) -> Path:
+        return self.root / LISTENING_SUMMARY
+
+    @property
+    def listening_image(self) -> Path:
+        return self.root / LISTENING_IMAGE
 
     def clip(self, clip: str) -> Path:
         return self.root / CLIPS / clip

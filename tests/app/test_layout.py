@@ -11,6 +11,7 @@ from pal.sweeps import shard
 
 PACKAGE = Path(runfolder.__file__).parent
 RUN_FILES = [runfolder.CONFIG, runfolder.RUNS, runfolder.METRICS, runfolder.STATE, runfolder.PAGE,
+             runfolder.LISTENING_SUMMARY, runfolder.LISTENING_IMAGE,
              runfolder.ORIGINAL, runfolder.PEAKS, runfolder.LOSSES, *runfolder.CLIP_IMAGES.values(),
              runfolder.checkpoint_name(250)[:5], "seed-"]
 SWEEP_FILES = [shard.SWEEP_FILE, shard.TARGETS_FILE, shard.DONE_FILE, shard.SWEEP_PAGE]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 
 from ..stats import Estimate, binomial_p_value, mean_interval, wilson_interval
@@ -127,3 +130,51 @@ def results_text(ratings: list[dict], preferences: list[dict]) -> str | None:
         chosen = [row for row in preferences if row["checkpoint"] == checkpoint and {row["preferred"], row["other"]} == pair]
         parts.append(format_preferences(summarise_preferences(chosen), f"iteration {checkpoint}"))
     return "\n\n".join(parts) if parts else None
+
+
+def write_page_section(run_dir: Path) -> str | None:
+    """The ratings' summary as text (``None`` without ratings), also written into the run folder
+    with a plot of the MUSHRA means, where the run page shows it."""
+    from ..files import atomic_write_text
+    from ..runfolder import RunFolder
+
+    folder = RunFolder(run_dir)
+    ratings, preferences = read_results(run_dir)
+    text = results_text(ratings, preferences)
+    if text is None:
+        return None
+    if ratings:
+        latest = max(row["checkpoint"] for row in ratings)
+        summary = summarise_mushra([row for row in ratings if row["checkpoint"] == latest])
+        save_mushra_plot(summary.table, summary.conditions, ALL_CLIPS, folder.listening_image,
+                         f"MUSHRA scores at iteration {latest}")
+    atomic_write_text(folder.listening_summary, text)
+    return text
+
+
+def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Path, title: str) -> None:
+    """Each condition's mean score with its 95 % interval: all clips in black, each clip beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..pages import save_figure
+
+    figure, axes = plt.subplots(figsize=(1.2 + 1.1 * len(conditions), 3.0), dpi=90)
+    clips = [clip for clip in table if clip != overall]
+    offsets = np.linspace(-0.3, 0.3, len(clips) + 1)
+    for offset, clip in zip(offsets, [overall, *clips]):
+        means = [table[clip][c].mean for c in conditions]
+        errors = [0.0 if np.isnan(table[clip][c].half_width) else table[clip][c].half_width for c in conditions]
+        style = {"color": "black", "marker": "s", "markersize": 6} if clip == overall else {"marker": "o", "markersize": 3, "alpha": 0.7}
+        axes.errorbar(np.arange(len(conditions)) + offset, means, yerr=errors, linestyle="none", capsize=2, label=clip, **style)
+    axes.set_xticks(np.arange(len(conditions)), conditions, fontsize=7, rotation=20)
+    axes.set_ylim(0, 100)
+    axes.set_ylabel("score (0-100)", fontsize=8)
+    axes.set_title(title, fontsize=9)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=6, loc="lower left")
+    save_figure(figure, path)
+
+
