@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
+from .locks import check_not_being_written
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 3
@@ -118,6 +119,7 @@ def command_report(args: argparse.Namespace) -> int:
 
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: no such run folder")
+    check_not_being_written(args.run_dir, "run")
     print(f"report: {build_report(args.run_dir)}")
     return 0
 
@@ -127,6 +129,7 @@ def command_listen(args: argparse.Namespace) -> int:
 
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: no such run folder")
+    check_not_being_written(args.run_dir, "run")
     if args.results:
         from .listening.results import write_page_section
         from .report import build_report
@@ -175,6 +178,7 @@ def command_summarize(args: argparse.Namespace) -> int:
 
     if not args.sweep_dir.is_dir():
         raise UserError(f"{args.sweep_dir}: no such sweep folder")
+    check_not_being_written(args.sweep_dir, "sweep")
     print(summarize(args.sweep_dir))
     print(f"page: {args.sweep_dir / SWEEP_PAGE}")
     return 0

@@ -25,6 +25,7 @@ from .errors import UserError
 from .losses import build_loss, probe
 from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, read_json, write_json, write_losses_csv
 from .discovery import audio_under, no_audio_message, unique_names
+from .locks import writing
 from .train import Diverged, RunSpec, train_batched
 
 
@@ -125,6 +126,16 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
         losses[spec.label] = build_loss(spec, config.sample_rate)
         probe(losses[spec.label], spec, config.window, config.sample_rate)
     identity = config.identity() | {"targets": {c.name: fingerprint(c.samples) for c in clips}}
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    existed = out.exists()
+    with writing(out, "run"):  # one writer: a second pal run on this folder is refused
+        return _run_locked(config, out, force, progress, clips, losses, device, identity, report,
+                           created=not existed)
+
+
+def _run_locked(config, out, force, progress, clips, losses, device, identity, report, created) -> ExperimentOutcome:
     try:
         mode = open_run_folder(out, identity, force)
     except OSError as error:
@@ -138,7 +149,7 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     if mode == "finished":
         return ExperimentOutcome(report(out), _failed(folder.read_runs()), config.iterations, True,
                                  _claims_text(out, config))
-    _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error=mode == "new")
+    _write_records(out, config, clips, losses, device, identity, running, run_dirs, created=created)
     state = folder.load_state() if mode == "resume" else None
 
     def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
@@ -202,13 +213,12 @@ def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[RunSta
     return statuses
 
 
-def _write_records(out, config, clips, losses, device, identity, running, run_dirs, remove_on_error) -> None:
+def _write_records(out, config, clips, losses, device, identity, running, run_dirs, created) -> None:
     """Write the run's configuration, targets and statuses; again on a resume (they are the same).
 
     The configuration comes first: from then on the folder is a run this command can resume.
     On a write error a new folder this call created is removed, and the command refuses.
     """
-    created = remove_on_error and not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         resolved = asdict(config) | {

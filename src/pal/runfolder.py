@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import UserError
 from .files import atomic_write, atomic_write_text, remove_stale_temporaries
+from .locks import LOCK_FILE
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
 ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
@@ -283,7 +284,7 @@ def open_run_folder(out: Path, identity: dict, force: bool) -> str:
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(entry.name != LOCK_FILE for entry in out.iterdir()):
         return "new"
     folder = RunFolder(out)
     if not folder.is_run():

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_text
+from ..locks import writing
 from .plan import Shard, SweepSettings, find_audio, plan_shards, plan_windows
 from .shard import SHARDS, SWEEP_FILE, TARGETS_FILE, is_finished, load_plan
 from .summary import summarize
@@ -131,6 +132,13 @@ def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str
     workers = workers or max(1, (os.cpu_count() or 1) // settings.threads_per_task)
     check_settings(settings, executor, workers)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: folder exists and is not a sweep folder; use another --out")
+    with writing(out, "sweep"):  # one writer: a second pal sweep on this folder is refused
+        return _run_locked(data, settings, out, executor, address, workers, force, progress)
+
+
+def _run_locked(data, settings, out, executor, address, workers, force, progress) -> SweepOutcome:
     record, windows, targets, shards = prepare_folder(out, settings, data, force)
     todo = [shard for shard in shards if not is_finished(out, shard)]
     outcome = SweepOutcome(len(shards), len(shards) - len(todo))
