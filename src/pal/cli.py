@@ -141,6 +141,8 @@ def command_listen(args: argparse.Namespace) -> int:
         print(text)
         print(f"report: {build_report(args.run_dir)}")
         return 0
+    if not args.host.strip():
+        raise UserError("--host is empty; give an address (127.0.0.1 for this machine only)")
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     from .listening.server import serve

@@ -42,8 +42,8 @@ def _integer_list(value, key: str, source: str) -> list[int]:
 def _number_or_none(value, key: str, source: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{source}: {key!r} must be a number of seconds, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise UserError(f"{source}: {key!r} must be a finite number of seconds, 0 or more, got {value!r}")
     return float(value)
 
 
@@ -91,6 +91,11 @@ def setting(default=None, *, factory=None, check, help: str, flag: str | None = 
     return field(default=default, metadata=metadata)
 
 
+# Bounds that keep a typo from planning terabytes: the post trained 1000 iterations, 4 checkpoints.
+MAX_ITERATIONS = 10_000_000
+MAX_CHECKPOINTS = 10_000
+
+
 @dataclass
 class ExperimentConfig:
     """Everything that decides a run's results; recorded in the run folder (:mod:`pal.runfolder`).
@@ -128,13 +133,17 @@ class ExperimentConfig:
     loss_sources: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        if self.iterations <= 0:
-            raise UserError(f"--iterations must be positive, got {self.iterations}")
+        if not 0 < self.iterations <= MAX_ITERATIONS:
+            raise UserError(f"--iterations must be between 1 and {MAX_ITERATIONS}, got {self.iterations}")
         if not 0 < self.checkpoint_every <= self.iterations:
             raise UserError(
                 f"--checkpoint-every must be between 1 and --iterations ({self.iterations}), "
                 f"got {self.checkpoint_every}"
             )
+        checkpoints = self.iterations // self.checkpoint_every
+        if checkpoints > MAX_CHECKPOINTS:
+            raise UserError(f"--checkpoint-every {self.checkpoint_every} would write {checkpoints} checkpoints per run "
+                            f"(at most {MAX_CHECKPOINTS}); choose a larger --checkpoint-every")
         if not self.seeds or any(seed < 0 for seed in self.seeds):
             raise UserError(f"--seeds must be one or more integers, each 0 or more, got {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):

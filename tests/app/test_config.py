@@ -100,3 +100,32 @@ def test_the_configured_learning_rate_is_the_first_step(learning_rate):
     steps = torch.cat([(a - b).abs().flatten() for a, b in zip(states[0]["weights"], before[0]["weights"])])
     assert steps.max().item() == pytest.approx(learning_rate, rel=1e-3)
     assert (steps <= learning_rate * (1 + 1e-3)).all()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--offset", "nan"], "'offset_seconds' must be a finite number of seconds"),
+    (["--offset", "inf"], "'offset_seconds' must be a finite number of seconds"),
+    (["--offset", "-1"], "'offset_seconds' must be a finite number of seconds"),
+    (["--iterations", "1000000000000"], "--iterations must be between 1 and 10000000"),
+    (["--iterations", "0"], "--iterations must be between 1 and 10000000"),
+    (["--iterations", "1000000", "--checkpoint-every", "1"], "would write 1000000 checkpoints per run"),
+])
+def test_numbers_that_are_not_finite_or_not_sane_are_one_line_and_write_nothing(flags, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "drums", "--out", str(out), "--no-progress", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("toml", [
+    "offset_seconds = nan\n", "offset_seconds = inf\n", "iterations = 100000000000\n", "learning_rate = -1.0\n",
+    "betas = [0.5]\n", "iterations = 1e3\n", "= broken\n", "\x00",
+])
+def test_a_config_file_with_an_absurd_or_broken_value_is_one_line(toml, tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    out = tmp_path / "run"
+    assert main(["run", "drums", "--config", str(config), "--out", str(out), "--no-progress"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not out.exists()

@@ -45,7 +45,7 @@ def client_for(run_dir, mode="mushra", **options):
 def stored_rows(run_dir):
     with sqlite3.connect(store.database_path(run_dir)) as connection:
         return {table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("ratings", "preferences", "plays")}
+                for table in ("ratings", "preferences", "plays", "sessions")}
 
 
 def first_screen_played(client, rater="ann"):
@@ -167,6 +167,10 @@ def refused_cases(session, screen, other_session):
         "score above 100": (422, {"session": session, "clip": clip, "scores": {**good, tokens[0]: 100.5}}),
         "score below 0": (422, {"session": session, "clip": clip, "scores": {**good, tokens[0]: -1}}),
         "score not a number": (422, {"session": session, "clip": clip, "scores": {**good, tokens[0]: "high"}}),
+        "score a numeric string": (422, {"session": session, "clip": clip, "scores": {**good, tokens[0]: "50"}}),
+        "score a boolean": (422, {"session": session, "clip": clip, "scores": {**good, tokens[0]: True}}),
+        "score null": (422, {"session": session, "clip": clip, "scores": {**good, tokens[0]: None}}),
+        "session a number": (422, {"session": 7, "clip": clip, "scores": good}),
         "score infinite": (422, '{"session": "%s", "clip": "%s", "scores": {"%s": Infinity}}' % (session, clip, tokens[0])),
         "unknown field": (422, {"session": session, "clip": clip, "scores": good, "admin": True}),
         "unknown session": (404, {"session": "0" * 32, "clip": clip, "scores": good}),
@@ -320,3 +324,27 @@ def test_results_command_reports_ratings_and_adds_them_to_the_page(run_copy, cap
     assert "2 rater(s); 0 dropped" in out and "95.0" in out and "n = 4" in out
     page = (run_copy / "report.html").read_text()
     assert 'id="listening"' in page and (run_copy / "listening.png").is_file()
+
+
+@pytest.mark.parametrize("rater", ["", "   ", "a" * 81, "ann\nbob: 100", "tab\there", "x\u202ey", "x\u2066y", "bell\x07",
+                                   7, True, None])
+def test_a_rater_name_that_could_forge_or_reorder_results_is_refused(run_copy, rater):
+    client = client_for(run_copy)
+    response = client.post("/api/sessions", json={"rater": rater})
+    assert response.status_code == 422
+    assert stored_rows(run_copy)["sessions"] == 0
+
+
+def test_a_preference_test_of_a_loss_against_itself_is_refused(run_copy, capsys):
+    from pal.cli import main
+
+    assert main(["listen", str(run_copy), "--mode", "preference", "--compare", "mse,mse"]) == 2
+    assert "names a loss twice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["", "  "])
+def test_an_empty_host_is_refused_not_bound_to_every_interface(run_copy, host, capsys):
+    from pal.cli import main
+
+    assert main(["listen", str(run_copy), "--host", host]) == 2
+    assert "--host is empty" in capsys.readouterr().err

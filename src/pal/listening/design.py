@@ -112,6 +112,8 @@ def _chosen_losses(losses: list[str], mode: str, compare: list[str] | None) -> l
         raise UserError(f"this run has no loss {unknown[0]!r}; it has {', '.join(losses)}")
     if mode == "preference" and len(compare) != 2:
         raise UserError(f"preference mode compares exactly two losses, got {len(compare)}")
+    if len(set(compare)) != len(compare):
+        raise UserError(f"--compare names a loss twice: {', '.join(compare)}")
     return compare
 
 

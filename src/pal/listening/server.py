@@ -18,7 +18,7 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import UserError
 from . import store
@@ -28,15 +28,28 @@ OPEN_REFERENCE = "open-reference"  # the labelled reference: played, never rated
 TOKEN = re.compile(r"[0-9a-f]{32}")
 LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-Score = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+# Strict: a score is a JSON number, never a string or a boolean coerced into one.
+Score = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False, strict=True)]
+# Not in a rater's name: control characters (a newline would forge a line of --results) and
+# bidirectional marks, embeddings, overrides and isolates (they would reorder what a reader sees).
+FORBIDDEN_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NewSession(Strict):
-    rater: str = Field(min_length=1, max_length=80, pattern=r"\S")
+    rater: str = Field(min_length=1, max_length=80)
+
+    @field_validator("rater")
+    @classmethod
+    def printable(cls, rater: str) -> str:
+        if not rater.strip():
+            raise ValueError("a rater's name needs a visible character")
+        if FORBIDDEN_IN_NAMES.search(rater):
+            raise ValueError("a rater's name may not hold control or bidirectional-override characters")
+        return rater
 
 
 class Played(Strict):
