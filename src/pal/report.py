@@ -176,8 +176,8 @@ def collect_listening(run_dir: Path) -> ListeningSection | None:
     return ListeningSection(folder.listening_summary.read_text(encoding="utf-8"), image)
 
 
-def read_run(run_dir: Path) -> tuple[dict, dict]:
-    """The run's configuration and its per-run statuses keyed by (clip, loss, seed)."""
+def read_run(run_dir: Path) -> tuple:
+    """The run's :class:`~pal.runfolder.RunRecord` and its per-run statuses keyed by (clip, loss, seed)."""
     from .runfolder import RunFolder
 
     folder = RunFolder(run_dir)
@@ -194,25 +194,25 @@ def describe_status(status) -> str:
     return "interrupted (or still running): run the same `pal run` command again to resume it"
 
 
-def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_rows: list[dict]) -> ClipSection:
+def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: list[dict]) -> ClipSection:
     """The clip's images and sections: players for the first seed's checkpoints, curves for all."""
     from .runfolder import RunFolder, RunStatus
 
     folder = RunFolder(run_dir)
-    sample_rate = config["sample_rate"]
-    seeds = config.get("seeds", [0])
+    sample_rate = config.sample_rate
+    seeds = config.seeds
     original, _ = soundfile.read(str(folder.original(clip)), dtype="float64")
     reference_max_db = log_spectrogram_db(original, sample_rate)[2].max()
     save_spectrogram(original, sample_rate, reference_max_db, folder.clip_image(clip, "original"), f"{clip}: original")
     section = ClipSection(
-        clip, config.get("clip_sources", {}).get(clip, clip), folder.relative(folder.original(clip)),
+        clip, config.source(clip), folder.relative(folder.original(clip)),
         folder.relative(folder.clip_image(clip, "original")), folder.relative(folder.clip_image(clip, "losses")),
     )
-    if any(loss.startswith("masked") for loss in config["losses"]):
+    if any(loss.startswith("masked") for loss in config.losses):
         save_mask_image(original, sample_rate, folder.clip_image(clip, "mask"), f"{clip}: masking threshold")
         section.mask_image = folder.relative(folder.clip_image(clip, "mask"))
     curves = {}
-    for loss in config["losses"]:
+    for loss in config.losses:
         per_seed = [statuses.get((clip, loss, seed)) or RunStatus(clip, loss, seed) for seed in seeds]
         described = [describe_status(status) for status in per_seed]
         summary = "finished" if all(d == "finished" for d in described) else "; ".join(
@@ -229,7 +229,7 @@ def collect_clip(run_dir: Path, clip: str, config: dict, statuses: dict, metric_
     save_loss_curves(curves, folder.clip_image(clip, "losses"), clip)
     rows = [r for r in metric_rows if r["clip"] == clip]
     if rows:
-        save_metric_curves(rows, config["losses"], folder.clip_image(clip, "metrics"),
+        save_metric_curves(rows, config.losses, folder.clip_image(clip, "metrics"),
                            f"{clip}: measures against the original")
         section.metrics_image = folder.relative(folder.clip_image(clip, "metrics"))
     return section
@@ -246,8 +246,8 @@ def build_report(run_dir: str | Path) -> Path:
 
     config, statuses = read_run(run_dir)
     metric_rows = RunFolder(run_dir).read_metrics()
-    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows) for clip in config["clip_names"]]
-    claims = claims_table(metric_rows, config["losses"]) if metric_rows else []
+    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows) for clip in config.clip_names]
+    claims = claims_table(metric_rows, config.losses) if metric_rows else []
     unfinished = [f"{c.name}/{l.name}" for c in clips for l in c.losses if l.status != "finished"]
     page = templates().get_template("run_page.html").render(
         config=config,
@@ -256,7 +256,7 @@ def build_report(run_dir: str | Path) -> Path:
         run_name=run_dir.resolve().name,
         unfinished=unfinished,
         claims=claims,
-        seeds=config.get("seeds", [0]),
+        seeds=config.seeds,
         listening=collect_listening(run_dir),
     )
     path = RunFolder(run_dir).page

@@ -49,6 +49,45 @@ def fingerprint(samples: np.ndarray) -> str:
 
 
 @dataclass
+class RunRecord:
+    """The run's recorded configuration, as the page and the listening test read it back.
+
+    Written by ``pal run`` (the :class:`pal.config.ExperimentConfig` fields and what the run
+    resolved); folders from earlier versions lack some keys, which read as the defaults of then.
+    """
+
+    losses: list[str]
+    iterations: int
+    checkpoint_every: int
+    sample_rate: int
+    window: int
+    clip_names: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    clip_sources: dict = field(default_factory=dict)
+    clip_offsets: dict = field(default_factory=dict)
+    loss_sources: dict = field(default_factory=dict)
+    resolved_device: str | None = None
+    version: str | None = None
+    identity: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, record: dict, path: Path) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{key: value for key, value in record.items() if key in known})
+        except (TypeError, AttributeError) as error:
+            raise UserError(f"{path}: damaged run configuration ({error})") from None
+
+    def checkpoints(self) -> list[int]:
+        """The iterations the run saves checkpoints at (every ``checkpoint_every``, and the last)."""
+        every, last = self.checkpoint_every, self.iterations
+        return sorted({*range(every, last + 1, every), last})
+
+    def source(self, clip: str) -> str:
+        return self.clip_sources.get(clip, clip)
+
+
+@dataclass
 class RunStatus:
     """One (clip, loss, seed) run's record in the folder: how far it got and how it ended."""
 
@@ -150,9 +189,13 @@ class RunFolder:
         if not self.is_run():
             raise UserError(f"{self.root}: not a run folder (no {CONFIG})")
 
-    def read_config(self) -> dict:
+    def read_config(self) -> RunRecord:
         self.require()
-        return read_json(self.config)
+        return RunRecord.from_record(read_json(self.config), self.config)
+
+    def read_identity(self) -> dict:
+        """The identity a run was started under (what decides whether a command resumes it)."""
+        return read_json(self.config).get("identity", {})
 
     def read_runs(self) -> list[RunStatus]:
         """Every run's status record; none before the first is written."""
@@ -289,7 +332,7 @@ def open_run_folder(out: Path, identity: dict, force: bool) -> str:
     folder = RunFolder(out)
     if not folder.is_run():
         raise UserError(f"{out}: folder is not empty and holds no run; choose another --out")
-    saved = read_json(folder.config).get("identity", {})
+    saved = folder.read_identity()
     if saved == identity and not force:
         remove_stale_temporaries(out)
         runs = folder.read_runs()

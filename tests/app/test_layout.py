@@ -64,3 +64,23 @@ def test_a_damaged_run_record_is_named(tmp_path):
     folder.runs.write_text("[1, 2")
     with pytest.raises(UserError, match="runs.json: unreadable run record"):
         folder.read_runs()
+
+
+def test_the_run_configuration_reads_back_typed_old_and_new(tmp_path):
+    import json
+
+    from pal.errors import UserError
+
+    folder = runfolder.RunFolder(tmp_path)
+    record = {"losses": ["mse", "perceptual"], "iterations": 1000, "checkpoint_every": 300, "sample_rate": 11025,
+              "window": 8192, "clip_names": ["speech"], "clip_sources": {"speech": "built-in clip 'speech'"},
+              "a_key_from_a_later_version": 1}
+    folder.config.write_text(json.dumps(record))  # a folder from before seeds were recorded
+    config = folder.read_config()
+    assert config.seeds == [0] and config.losses == ["mse", "perceptual"]
+    assert config.checkpoints() == [300, 600, 900, 1000]  # every 300, and the last
+    assert config.source("speech") == "built-in clip 'speech'" and config.source("other") == "other"
+    del record["losses"]
+    folder.config.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="config.json: damaged run configuration"):
+        folder.read_config()

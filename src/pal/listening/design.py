@@ -65,11 +65,6 @@ def level_matched(reference: np.ndarray, others: dict[str, np.ndarray]) -> tuple
     return reference * gain, {name: x * gain for name, x in scaled.items()}
 
 
-def available_checkpoints(config: dict) -> list[int]:
-    every, iterations = config["checkpoint_every"], config["iterations"]
-    return sorted({*range(every, iterations + 1, every), iterations})
-
-
 def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = None,
                  compare: list[str] | None = None) -> Stimuli:
     """The stimuli of every clip of the run at ``checkpoint`` (default: the last), first seed."""
@@ -79,14 +74,14 @@ def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = N
         raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     folder = RunFolder(run_dir)
     config = folder.read_config()
-    checkpoints = available_checkpoints(config)
+    checkpoints = config.checkpoints()
     checkpoint = checkpoints[-1] if checkpoint is None else checkpoint
     if checkpoint not in checkpoints:
         raise UserError(f"no checkpoint {checkpoint} in this run; it has {', '.join(map(str, checkpoints))}")
-    losses = _chosen_losses(config["losses"], mode, compare)
-    seed, sample_rate = config.get("seeds", [0])[0], config["sample_rate"]
+    losses = _chosen_losses(config.losses, mode, compare)
+    seed, sample_rate = config.seeds[0], config.sample_rate
     clips = []
-    for clip in config["clip_names"]:
+    for clip in config.clip_names:
         reference = _read(folder.original(clip))
         generated = {}
         for loss in losses:
