@@ -14,6 +14,7 @@ import numpy as np
 import soundfile
 from scipy import signal
 
+from .errors import UserError
 from .files import atomic_write_text
 from .pages import save_figure, templates
 
@@ -27,6 +28,7 @@ class Checkpoint:
     iteration: int
     audio: str
     image: str
+    problem: str | None = None  # "missing" or "damaged": the page shows this instead of a player
 
 
 @dataclass
@@ -185,6 +187,14 @@ def read_run(run_dir: Path) -> tuple:
     return config, {status.key: status for status in folder.read_runs()}
 
 
+def read_audio_file(path: Path) -> np.ndarray | None:
+    """A checkpoint's or original's samples, or ``None`` when the file is missing or not audio."""
+    try:
+        return soundfile.read(str(path), dtype="float64")[0]
+    except (OSError, RuntimeError):  # soundfile.LibsndfileError is a RuntimeError
+        return None
+
+
 def describe_status(status) -> str:
     """What the page says of a run (a :class:`pal.runfolder.RunStatus`): finished, failed (why), or interrupted."""
     if status.status == "finished":
@@ -201,7 +211,10 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
     folder = RunFolder(run_dir)
     sample_rate = config.sample_rate
     seeds = config.seeds
-    original, _ = soundfile.read(str(folder.original(clip)), dtype="float64")
+    original = read_audio_file(folder.original(clip))
+    if original is None:
+        raise UserError(f"{folder.original(clip)}: missing or damaged; the run's original of {clip!r} is gone, "
+                        "so the page cannot be built (run the same pal run command with --force to start again)")
     reference_max_db = log_spectrogram_db(original, sample_rate)[2].max()
     save_spectrogram(original, sample_rate, reference_max_db, folder.clip_image(clip, "original"), f"{clip}: original")
     section = ClipSection(
@@ -218,13 +231,24 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
         summary = "finished" if all(d == "finished" for d in described) else "; ".join(
             f"seed {seed}: {d}" for seed, d in zip(seeds, described))
         first = per_seed[0]
-        loss_section = LossSection(loss, summary, first.final_loss, first.seconds)
         curves[loss] = [curve for curve in (folder.read_losses(clip, loss, seed) for seed in seeds) if curve is not None]
-        for iteration, wav in folder.checkpoint_files(clip, loss, seeds[0]):
-            audio, _ = soundfile.read(str(wav), dtype="float64")
+        # The checkpoints the run recorded (or, while it runs, those on disk), each checked.
+        recorded = first.checkpoints or folder.checkpoints_on_disk(clip, loss, seeds[0])
+        checkpoints = []
+        for iteration in recorded:
+            wav = folder.checkpoint(clip, loss, seeds[0], iteration)
             image = wav.with_suffix(".png")
+            audio = read_audio_file(wav)
+            if audio is None:
+                problem = "damaged" if wav.exists() else "missing"
+                checkpoints.append(Checkpoint(iteration, folder.relative(wav), folder.relative(image), problem))
+                continue
             save_spectrogram(audio, sample_rate, reference_max_db, image, f"{loss}, iteration {iteration}")
-            loss_section.checkpoints.append(Checkpoint(iteration, folder.relative(wav), folder.relative(image)))
+            checkpoints.append(Checkpoint(iteration, folder.relative(wav), folder.relative(image)))
+        lost = [f"{c.audio} {c.problem}" for c in checkpoints if c.problem]
+        if lost:
+            summary = f"{summary}; but {', '.join(lost)}"
+        loss_section = LossSection(loss, summary, first.final_loss, first.seconds, checkpoints)
         section.losses.append(loss_section)
     save_loss_curves(curves, folder.clip_image(clip, "losses"), clip)
     rows = [r for r in metric_rows if r["clip"] == clip]

@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import UserError
+
 FILE_NAME = "listening.sqlite"
 
 SCHEMA = """
@@ -64,21 +66,32 @@ def connect(path: Path, write: bool = False) -> Iterator[sqlite3.Connection]:
 
 
 def create(path: Path) -> None:
-    """Create the tables if missing and switch the file to WAL (a property of the file)."""
-    connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    """Create the tables if missing and switch the file to WAL (a property of the file).
+
+    A file that is not a ratings database, or one the disk will not let us write, is one line
+    at start-up (:class:`~pal.errors.UserError`), before any rater sees the test.
+    """
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.executescript(SCHEMA)
-    finally:
-        connection.close()
+        connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(SCHEMA)
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        raise UserError(f"{path}: the ratings store is damaged or cannot be written ({error}); move it away to "
+                        "start a new one (its ratings stay in that file)") from None
 
 
 def _rows(path: Path, query: str) -> list[dict]:
-    """The rows of ``query`` as dicts; none when there is no database yet."""
+    """The rows of ``query`` as dicts; none when there is no database yet; one line if damaged."""
     if not path.is_file():
         return []
-    with connect(path) as connection:
-        return [dict(row) for row in connection.execute(query).fetchall()]
+    try:
+        with connect(path) as connection:
+            return [dict(row) for row in connection.execute(query).fetchall()]
+    except sqlite3.Error as error:
+        raise UserError(f"{path}: the ratings store is damaged ({error})") from None
 
 
 def read_ratings(path: Path) -> list[dict]:

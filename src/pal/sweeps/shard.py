@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,14 @@ def load_plan(sweep_dir: Path) -> tuple[dict, dict[str, Window], dict[str, np.nd
     """The plan a sweep saved: ``(sweep.json, windows by name, targets by name, shards)``."""
     record = read_record(sweep_dir)
     windows = {w["name"]: Window(**w) for w in record["windows"]}
-    with np.load(Path(sweep_dir) / TARGETS_FILE) as archive:
-        targets = {name: archive[name] for name in archive.files}
+    path = Path(sweep_dir) / TARGETS_FILE
+    try:
+        with np.load(path) as archive:
+            targets = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UserError(f"{path}: the sweep's targets are missing or damaged ({type(error).__name__}); "
+                        "rerun the same pal sweep command with --force to plan it again") from None
+    missing = [w for w in windows if w not in targets]
+    if missing:
+        raise UserError(f"{path}: the sweep's targets lack window {missing[0]!r}; rerun with --force")
     return record, windows, targets, [Shard(**s) for s in record["shards"]]
