@@ -151,6 +151,8 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
                                  _claims_text(out, config))
     _write_records(out, config, clips, losses, device, identity, running, run_dirs, created=created)
     state = folder.load_state() if mode == "resume" else None
+    if state is not None:
+        _verify_kept_checkpoints(folder, runs, clips)
 
     def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
         # Peak-normalised, as the post saved its checkpoints: a listener (and the measures)
@@ -242,6 +244,20 @@ def _write_records(out, config, clips, losses, device, identity, running, run_di
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise UserError(f"{out}: cannot write the run folder ({error.strerror or error})") from None
+
+
+def _verify_kept_checkpoints(folder: RunFolder, runs, clips) -> None:
+    """A resume keeps the checkpoints written before its saved state: each must still decode."""
+    import soundfile
+
+    for run in runs:
+        for saved in folder.checkpoints_on_disk(clips[run.target].name, run.loss, run.seed):
+            path = folder.checkpoint(clips[run.target].name, run.loss, run.seed, saved)
+            try:
+                soundfile.read(str(path), dtype="float32")
+            except (OSError, RuntimeError):  # soundfile's errors are RuntimeErrors
+                raise UserError(f"{path}: damaged checkpoint; the run cannot be resumed around it: pass --force "
+                                "to start it again (or delete the file to have the page mark it missing)") from None
 
 
 def _failed(statuses: list[RunStatus]) -> list[str]:

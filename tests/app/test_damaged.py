@@ -87,3 +87,28 @@ def test_sweep_targets_without_a_planned_window_are_named(tmp_path):
     np.savez(tmp_path / TARGETS_FILE, b=np.zeros(4))
     with pytest.raises(UserError, match="lack window 'a'"):
         load_plan(tmp_path)
+
+
+def test_a_resume_reverifies_the_checkpoints_it_keeps(tmp_path, capsys, monkeypatch):
+    import pal.runfolder as runfolder
+
+    out = tmp_path / "run"
+    args = ["run", "drums", "--losses", "mse", "--iterations", "4", "--checkpoint-every", "1", "--out", str(out),
+            "--no-progress"]
+    original_save = runfolder.save_state
+
+    def save_then_die(path, state):
+        original_save(path, state)
+        if state["iteration"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runfolder, "save_state", save_then_die)
+    assert main(args) == 130
+    monkeypatch.setattr(runfolder, "save_state", original_save)
+    capsys.readouterr()
+    kept = out / "clips" / "drums" / "mse" / "seed-0" / "iter-0001.wav"
+    kept.write_bytes(GARBAGE)
+    assert main(args) == 2
+    err = one_line(capsys)
+    assert "iter-0001.wav: damaged checkpoint" in err and "--force" in err
+    assert main([*args, "--force"]) == 0
