@@ -89,14 +89,21 @@ class Workspace:
 
 @dataclass(frozen=True)
 class Plan:
-    """The geometry of one call. ``frames``: outputs at stride 1 (``time + taps + 1``)."""
+    """One call's geometry and filters. ``frames``: outputs at stride 1 (``time + taps + 1``);
+    ``spectra``: the filters' spectra for ``n_fft`` ``(bands, n_fft/2 + 1)``; ``weights``: ``(bands, 1)``."""
 
     n_fft: int
     frames: int
     stride: int
     similarity: str  # "cosine" or "mse"
     kernels: NativeKernels
+    spectra: torch.Tensor = field(compare=False)
+    weights: torch.Tensor = field(compare=False)
     workspace: Workspace = field(default_factory=Workspace, compare=False)
+
+    @property
+    def n_bands(self) -> int:
+        return self.spectra.shape[0]
 
     @property
     def folded(self) -> int:
@@ -112,23 +119,24 @@ def decimated_fft_length(frames: int, stride: int, fft_length) -> int:
     return stride * fft_length(-(-frames // stride))
 
 
-def _band_blocks(n_bands: int) -> list[slice]:
-    return [slice(start, min(n_bands, start + BAND_CHUNK)) for start in range(0, n_bands, BAND_CHUNK)]
+def _band_blocks(plan: Plan) -> list[slice]:
+    return [slice(start, min(plan.n_bands, start + BAND_CHUNK)) for start in range(0, plan.n_bands, BAND_CHUNK)]
 
 
 class _BlockArrays:
     """One band block's spectra and signals, reused block after block (they stay in cache)."""
 
-    def __init__(self, plan: Plan, n_bands: int, dtype: torch.dtype):
-        rows = min(n_bands, BAND_CHUNK)
-        complex_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        self.spectra = plan.workspace.take("block spectra", (rows, plan.folded // 2 + 1), 1, complex_dtype)[0]
-        self.signals = plan.workspace.take("block signals", (rows, plan.folded), 1, dtype)[0]
+    def __init__(self, plan: Plan):
+        rows = min(plan.n_bands, BAND_CHUNK)
+        self.spectra = plan.workspace.take("block spectra", (rows, plan.folded // 2 + 1), 1, plan.spectra.dtype)[0]
+        self.signals = plan.workspace.take("block signals", (rows, plan.folded), 1, plan.weights.dtype)[0]
         self.plan = plan
 
-    def filtered(self, spectrum: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
-        """A block's filtered signals at the stride: ``(bands, n_fft / stride)``."""
-        rows, plan = spectra.shape[0], self.plan
+    def filtered(self, spectrum: torch.Tensor, bands: slice) -> torch.Tensor:
+        """The filtered signals of a block of bands, at the stride: ``(bands, n_fft / stride)``."""
+        plan = self.plan
+        spectra = plan.spectra[bands]
+        rows = spectra.shape[0]
         product = plan.kernels.product_real(spectrum, spectra, plan.n_fft, plan.stride, out=self.spectra[:rows])
         return torch.fft.irfft(product, n=plan.folded, out=self.signals[:rows])
 
@@ -139,19 +147,18 @@ class _BlockArrays:
         return torch.fft.rfft(gradient, out=self.spectra[:rows])
 
 
-def features(x: torch.Tensor, spectra: torch.Tensor, weights: torch.Tensor, plan: Plan,
-             scratch: bool = False) -> torch.Tensor:
+def features(x: torch.Tensor, plan: Plan, scratch: bool = False) -> torch.Tensor:
     """The feature map of ``x`` ``(signals, time)``, forward only: ``(signals, bands, out_frames)``.
 
     ``scratch=True`` writes it into the workspace: only for a map used and dropped within one call.
     """
-    shape = (x.shape[0], spectra.shape[0], plan.out_frames)
+    shape = (x.shape[0], plan.n_bands, plan.out_frames)
     out = plan.workspace.take("target", shape, 1, x.dtype)[0] if scratch else x.new_empty(shape)
-    blocks = _BlockArrays(plan, spectra.shape[0], x.dtype)
+    blocks = _BlockArrays(plan)
     for item in range(x.shape[0]):
         spectrum = torch.fft.rfft(x[item], n=plan.n_fft)
-        for bands in _band_blocks(spectra.shape[0]):
-            plan.kernels.rows(blocks.filtered(spectrum, spectra[bands]), None, weights[bands], plan.out_frames,
+        for bands in _band_blocks(plan):
+            plan.kernels.rows(blocks.filtered(spectrum, bands), None, plan.weights[bands], plan.out_frames,
                               "features", 0.0, out[item, bands], None, None)
     return out
 
@@ -166,19 +173,19 @@ class CompiledDistance(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, target, spectra, weights, plan):
-        signals, n_bands = x.shape[0], spectra.shape[0]
-        size = n_bands * plan.out_frames
-        arrays = plan.workspace.take("backward", (signals, n_bands, plan.out_frames), 2 if plan.similarity == "cosine" else 1,
-                                     x.dtype)
+    def forward(ctx, x, target, plan):
+        signals = x.shape[0]
+        size = plan.n_bands * plan.out_frames
+        arrays = plan.workspace.take("backward", (signals, plan.n_bands, plan.out_frames),
+                                     2 if plan.similarity == "cosine" else 1, x.dtype)
         p, q = arrays[0], (arrays[1] if len(arrays) > 1 else None)
         # The similarity's sums in float64: over millions of terms a float32 sum drifts by 1e-4.
         sums = torch.zeros(signals, 3, dtype=torch.float64)
-        blocks = _BlockArrays(plan, n_bands, x.dtype)
+        blocks = _BlockArrays(plan)
         for item in range(signals):
             spectrum = torch.fft.rfft(x[item], n=plan.n_fft)
-            for bands in _band_blocks(n_bands):
-                plan.kernels.rows(blocks.filtered(spectrum, spectra[bands]), target[item, bands], weights[bands],
+            for bands in _band_blocks(plan):
+                plan.kernels.rows(blocks.filtered(spectrum, bands), target[item, bands], plan.weights[bands],
                                   plan.out_frames, plan.similarity, 2.0 / size, p[item, bands],
                                   None if q is None else q[item, bands], sums[item])
         if plan.similarity == "cosine":
@@ -191,24 +198,24 @@ class CompiledDistance(torch.autograd.Function):
         else:
             value = (sums[:, 0] / size).to(x.dtype)
             a, b = torch.ones_like(sums[:, 0]), torch.zeros_like(sums[:, 0])
-        ctx.save_for_backward(spectra, p, q, a, b)
+        ctx.save_for_backward(p, q, a, b)
         plan.workspace.hold(arrays, ctx)
         ctx.plan, ctx.length = plan, x.shape[-1]
         return value
 
     @staticmethod
     def backward(ctx, grad_value):
-        spectra, p, q, a, b = ctx.saved_tensors
+        p, q, a, b = ctx.saved_tensors
         plan = ctx.plan
         a, b = (a * grad_value).tolist(), (b * grad_value).tolist()
         grad_x = p.new_empty(p.shape[0], ctx.length)
-        blocks = _BlockArrays(plan, spectra.shape[0], p.dtype)
+        blocks = _BlockArrays(plan)
         for item in range(p.shape[0]):
-            adjoint = torch.zeros(spectra.shape[-1], dtype=spectra.dtype)
-            for bands in _band_blocks(spectra.shape[0]):
+            adjoint = torch.zeros(plan.spectra.shape[-1], dtype=plan.spectra.dtype)
+            for bands in _band_blocks(plan):
                 gradient_spectra = blocks.gradient_spectra(p[item, bands], None if q is None else q[item, bands],
                                                            a[item], b[item])
-                plan.kernels.adjoint(gradient_spectra, spectra[bands], plan.n_fft, plan.stride, adjoint)
+                plan.kernels.adjoint(gradient_spectra, plan.spectra[bands], plan.n_fft, plan.stride, adjoint)
             # Adjoint of "rfft of x": the scale factors of rfft's and irfft's adjoints cancel here.
             grad_x[item] = torch.fft.irfft(adjoint, n=plan.n_fft)[: ctx.length]
-        return grad_x, None, None, None, None
+        return grad_x, None, None

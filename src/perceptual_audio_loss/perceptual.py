@@ -326,8 +326,7 @@ class PerceptualLoss(nn.Module):
         """
         plan = self._compiled_plan(y)
         if plan is not None:
-            return _compiled.features(y, self._filter_spectra(plan.n_fft, y.device, y.dtype),
-                                      self.band_weights.to(y.dtype), plan, scratch)
+            return _compiled.features(y, plan, scratch)
         return torch.cat([self._signal_features(item[None]) for item in y])
 
     def _compiled_plan(self, x: torch.Tensor) -> _compiled.Plan | None:
@@ -340,7 +339,9 @@ class PerceptualLoss(nn.Module):
             return None
         frames = x.shape[-1] + self.taps + 1
         n_fft = _compiled.decimated_fft_length(frames, self.stride, fft_length)
-        return _compiled.Plan(n_fft, frames, self.stride, self.similarity, kernels, self._workspace)
+        return _compiled.Plan(n_fft, frames, self.stride, self.similarity, kernels,
+                              self._filter_spectra(n_fft, x.device, x.dtype), self.band_weights.to(x.dtype),
+                              self._workspace)
 
     def against(
         self, input: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
@@ -370,9 +371,7 @@ class PerceptualLoss(nn.Module):
             return self.compare(self._signal_features(x), target_features, "none")
         plan = self._compiled_plan(x)
         if plan is not None:
-            spectra = self._filter_spectra(plan.n_fft, x.device, x.dtype)
-            weights = self.band_weights.to(x.dtype)
-            return _compiled.CompiledDistance.apply(x, target_features.contiguous(), spectra, weights, plan)
+            return _compiled.CompiledDistance.apply(x, target_features.contiguous(), plan)
         n_fft = fft_length(frames)
         spectra = self._filter_spectra(n_fft, x.device, x.dtype)
         weights = self.band_weights.to(device=x.device, dtype=x.dtype)
