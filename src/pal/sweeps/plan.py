@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,14 @@ class SweepSettings:
     def __post_init__(self):
         if isinstance(self.speech, bool):
             self.speech = ["*"] if self.speech else []
+
+    def experiment(self, **given):
+        """These training settings as a :class:`pal.config.ExperimentConfig`, ``given`` in place of
+        any of them (a shard's clips, losses and seeds)."""
+        from ..config import ExperimentConfig
+
+        shared = {f.name for f in fields(ExperimentConfig)} & {f.name for f in fields(self)}
+        return ExperimentConfig(**({name: getattr(self, name) for name in shared} | given))
 
 
 @dataclass

@@ -60,13 +60,10 @@ class SweepProgress:
 
 
 def check_settings(settings: SweepSettings, executor: str, workers: int) -> None:
-    from ..config import ExperimentConfig, custom_loss_sources
+    from ..config import custom_loss_sources
 
     # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
-    local_device = settings.device if executor == "local" else "cpu"
-    config = ExperimentConfig(losses=settings.losses, seeds=settings.seeds, iterations=settings.iterations,
-                              checkpoint_every=settings.checkpoint_every, device=local_device,
-                              learning_rate=settings.learning_rate, betas=settings.betas)
+    config = settings.experiment(device=settings.device if executor == "local" else "cpu")
     config.validate()
     settings.losses, settings.loss_sources = config.losses, custom_loss_sources(config.loss_sources)
     settings.learning_rate, settings.betas = config.learning_rate, config.betas

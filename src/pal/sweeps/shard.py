@@ -62,7 +62,6 @@ def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) ->
     """
     import torch
 
-    from ..config import ExperimentConfig
     from ..experiment import run_experiment
     from ..files import atomic_write_text
 
@@ -73,12 +72,9 @@ def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) ->
         return {"shard": shard.name, "status": "skipped"}
     folder = shard_folder(Path(sweep_dir), shard)
     started = time.perf_counter()
-    config = ExperimentConfig(
-        clips=[clip.source for clip in clips], losses=shard.losses, iterations=settings.iterations,
-        checkpoint_every=settings.checkpoint_every, seeds=shard.seeds, device=settings.device,
-        sample_rate=settings.sample_rate, window=settings.window, pad=settings.pad,
+    config = settings.experiment(
+        clips=[clip.source for clip in clips], losses=shard.losses, seeds=shard.seeds,
         speech=[clip.name for clip in clips if "*" in settings.speech or clip_name(Path(clip.source)) in settings.speech],
-        learning_rate=settings.learning_rate, betas=settings.betas,
         loss_sources={label: settings.loss_sources[label] for label in shard.losses if label in settings.loss_sources},
     )
     outcome = run_experiment(config, folder, progress=False, clips=clips, page=False)
