@@ -18,7 +18,7 @@ import torch
 
 from perceptual_audio_loss import __version__
 
-from .audio import Clip, load_clip, prepare_clip, write_wav
+from .audio import AudioError, Clip, load_clip, prepare_clip, read_audio, write_wav
 from .clips import BUILTIN_CLIPS, builtin_clip
 from .config import ExperimentConfig, resolve_device
 from .errors import UserError
@@ -248,14 +248,12 @@ def _write_records(out, config, clips, losses, device, identity, running, run_di
 
 def _verify_kept_checkpoints(folder: RunFolder, runs, clips) -> None:
     """A resume keeps the checkpoints written before its saved state: each must still decode."""
-    import soundfile
-
     for run in runs:
         for saved in folder.checkpoints_on_disk(clips[run.target].name, run.loss, run.seed):
             path = folder.checkpoint(clips[run.target].name, run.loss, run.seed, saved)
             try:
-                soundfile.read(str(path), dtype="float32")
-            except (OSError, RuntimeError):  # soundfile's errors are RuntimeErrors
+                read_audio(path)
+            except AudioError:
                 raise UserError(f"{path}: damaged checkpoint; the run cannot be resumed around it: pass --force "
                                 "to start it again (or delete the file to have the page mark it missing)") from None
 

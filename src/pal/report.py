@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import soundfile
 from scipy import signal
 
+from .audio import AudioError, read_audio
 from .errors import UserError
 from .files import atomic_write_text
 from .pages import save_figure, templates
@@ -188,10 +188,11 @@ def read_run(run_dir: Path) -> tuple:
 
 
 def read_audio_file(path: Path) -> np.ndarray | None:
-    """A checkpoint's or original's samples, or ``None`` when the file is missing or not audio."""
+    """A checkpoint's or original's (mono) samples, or ``None`` when :func:`pal.audio.read_audio`
+    finds the file missing, empty, truncated or not audio."""
     try:
-        return soundfile.read(str(path), dtype="float64")[0]
-    except (OSError, RuntimeError):  # soundfile.LibsndfileError is a RuntimeError
+        return read_audio(path)[0][:, 0]
+    except AudioError:
         return None
 
 
