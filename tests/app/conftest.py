@@ -29,3 +29,23 @@ def listening_run(tmp_path_factory):
     assert main(["run", "speech", "drums", "--losses", "mse,perceptual", "--iterations", "2",
                  "--checkpoint-every", "1", "--out", str(out), "--no-progress"]) == 0
     return out
+
+
+@pytest.fixture
+def stop_after_saving(monkeypatch):
+    """``stop_after_saving(i)``: the next ``pal run`` in this process is interrupted (as by Ctrl-C)
+    right after it saves its training state at iteration ``i``; later runs save as usual."""
+    import pal.runfolder as runfolder
+
+    original_save = runfolder.save_state
+
+    def arm(iteration: int) -> None:
+        def save_then_die(path, state):
+            original_save(path, state)
+            if state["iteration"] == iteration:
+                monkeypatch.setattr(runfolder, "save_state", original_save)
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(runfolder, "save_state", save_then_die)
+
+    return arm

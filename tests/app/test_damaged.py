@@ -89,22 +89,12 @@ def test_sweep_targets_without_a_planned_window_are_named(tmp_path):
         load_plan(tmp_path)
 
 
-def test_a_resume_reverifies_the_checkpoints_it_keeps(tmp_path, capsys, monkeypatch):
-    import pal.runfolder as runfolder
-
+def test_a_resume_reverifies_the_checkpoints_it_keeps(tmp_path, capsys, stop_after_saving):
     out = tmp_path / "run"
     args = ["run", "drums", "--losses", "mse", "--iterations", "4", "--checkpoint-every", "1", "--out", str(out),
             "--no-progress"]
-    original_save = runfolder.save_state
-
-    def save_then_die(path, state):
-        original_save(path, state)
-        if state["iteration"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runfolder, "save_state", save_then_die)
+    stop_after_saving(2)
     assert main(args) == 130
-    monkeypatch.setattr(runfolder, "save_state", original_save)
     capsys.readouterr()
     kept = out / "clips" / "drums" / "mse" / "seed-0" / "iter-0001.wav"
     kept.write_bytes(GARBAGE)

@@ -86,22 +86,12 @@ def test_sigkill_at_several_moments_then_resume_is_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_continues_from_the_saved_iteration(tmp_path, capsys, monkeypatch):
+def test_resume_continues_from_the_saved_iteration(tmp_path, capsys, stop_after_saving):
     """In-process: stop after the state at iteration 4 is saved, then resume to the end."""
-    import pal.runfolder as runfolder
-
     args = ["run", "drums", "--losses", "mse", "--iterations", "8", "--checkpoint-every", "4",
             "--out", str(tmp_path / "run"), "--no-progress"]
-    original_save = runfolder.save_state
-
-    def save_then_die(path, state):
-        original_save(path, state)
-        if state["iteration"] == 4:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(runfolder, "save_state", save_then_die)
+    stop_after_saving(4)
     assert main(args) == 130
-    monkeypatch.setattr(runfolder, "save_state", original_save)
     runs = json.loads((tmp_path / "run" / "runs.json").read_text())
     assert runs[0]["status"] == "running"
     assert "interrupted" in (tmp_path / "run" / "report.html").read_text()
