@@ -91,9 +91,9 @@ def test_builtin_clips_are_deterministic_and_usable():
         assert (np.sqrt((frames ** 2).mean(axis=1)) > 0.01).sum() >= 12, name
 
 
-def test_speech_window_ends_on_the_sibilant():
-    samples, rate = builtin_clip("speech")
-    clip = prepare_clip("speech", samples, rate, "speech")
+def test_synthetic_speech_window_ends_on_the_sibilant():
+    samples, rate = builtin_clip("synthetic-speech")
+    clip = prepare_clip("synthetic-speech", samples, rate, "synthetic-speech")
     tail = clip.samples[-1024:]  # the last 93 ms
     spectrum = np.abs(np.fft.rfft(tail)) ** 2
     freqs = np.fft.rfftfreq(len(tail), 1 / 11025)

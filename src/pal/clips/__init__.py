@@ -1,5 +1,5 @@
-"""Built-in clips: five synthetic stand-ins for the 2018 post's recordings."""
+"""Built-in clips: five real recordings (the default set) and five synthetic stand-ins."""
 
-from .builtin import BUILTIN_CLIPS, builtin_clip
+from .builtin import BUILTIN_CLIPS, DEFAULT_CLIPS, BuiltinClip, builtin_clip
 
-__all__ = ["BUILTIN_CLIPS", "builtin_clip"]
+__all__ = ["BUILTIN_CLIPS", "DEFAULT_CLIPS", "BuiltinClip", "builtin_clip"]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the five clips from installed packages. Writes into OUT_DIR (default: this folder).
+# Rebuild the five recorded built-in clips from installed packages. Writes into OUT_DIR (default:
+# this folder, src/pal/clips/data, where pal reads them).
 #
 # Needs (Debian 12 packages, install with apt-get):
 #   sox libsox-fmt-all ffmpeg fluidsynth python3
@@ -83,4 +84,4 @@ fluidsynth -ni -q -R 0 -C 0 -g 1.0 -r 44100 -o audio.file.format=float -T wav \
 sox -R "$WORK/drums.wav" -b 16 "$OUT_DIR/drum-kit-beat.flac" \
   channels 1 trim 2.2015 2.0 rate -v 22050 "${finish[@]}"
 
-ls -l "$OUT_DIR"/*.flac
+ls -l "$OUT_DIR"/{speech-selfish,piano-bach-prelude,rock-song-instrumental,beat-with-voice,drum-kit-beat}.flac
