@@ -97,23 +97,49 @@ def claims_table(rows: list[dict], losses: list[str]) -> list[ClaimRow]:
     return table
 
 
-def format_table(table: list[ClaimRow], losses: list[str], seeds: int, unit: str = "seed") -> str:
-    """The claims at each clip's last checkpoint (and STOI at its first), as plain text.
-
-    ``seeds`` counts what the intervals are over: seeds of one run, or clips of a sweep (``unit``).
-    """
+def headline(table: list[ClaimRow]) -> list[ClaimRow]:
+    """The rows the claims are read at: each clip's last checkpoint, STOI also at the first
+    ("intelligible sooner"), and the per-run quantities."""
     last = {}
     for row in table:
         if row.iteration is not None:
             last[row.clip] = max(last.get(row.clip, 0), row.iteration)
     first = min((r.iteration for r in table if r.iteration is not None), default=None)
+    return [row for row in table if row.iteration is None or row.iteration == last.get(row.clip) or (
+        row.claim.metric == "stoi" and row.iteration == first)]
+
+
+@dataclass
+class MatrixRow:
+    """One line of the page's claims matrix: a claim (at one checkpoint) and its row for each clip."""
+
+    claim: Claim
+    iteration: int | None
+    cells: dict[str, ClaimRow] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.claim.name if self.iteration is None else f"{self.claim.name} at {self.iteration}"
+
+
+def claims_matrix(table: list[ClaimRow]) -> tuple[list[str], list[MatrixRow]]:
+    """The headline rows as claims x clips: ``(clips, rows)``, claims in the post's order."""
+    clips = list(dict.fromkeys(row.clip for row in table))
+    rows: dict[tuple, MatrixRow] = {}
+    for row in headline(table):
+        rows.setdefault((row.claim.name, row.iteration), MatrixRow(row.claim, row.iteration)).cells[row.clip] = row
+    order = {claim.name: index for index, claim in enumerate(CLAIMS)}
+    return clips, sorted(rows.values(), key=lambda r: (order.get(r.claim.name, len(order)), r.iteration or 0))
+
+
+def format_table(table: list[ClaimRow], losses: list[str], seeds: int, unit: str = "seed") -> str:
+    """The claims at each clip's last checkpoint (and STOI at its first), as plain text.
+
+    ``seeds`` counts what the intervals are over: seeds of one run, or clips of a sweep (``unit``).
+    """
     lines = [f"claims of the 2018 post, mean ± 95 % interval over {seeds} {unit}(s)"
              + ("" if seeds > 1 else f" (one {unit}: an anecdote, no interval)")]
-    for row in table:
-        wanted = row.iteration is None or row.iteration == last.get(row.clip) or (
-            row.claim.metric == "stoi" and row.iteration == first)
-        if not wanted:
-            continue
+    for row in headline(table):
         when = "" if row.iteration is None else f" @ {row.iteration}"
         cells = "; ".join(f"{loss} {row.estimates[loss]}" for loss in losses)
         verdict = "" if row.winner is None else f" -> {row.winner} by {row.margin:.3g}" + (

@@ -1,54 +1,80 @@
-"""The run page: every checkpoint's audio and spectrogram beside the original's, and loss curves.
+"""The run page: per clip, a grid of checkpoints (a row for the original and one per loss, a
+column per checkpoint) whose spectrogram cells play when clicked, the loss curves of every loss
+on one chart, the measures against iterations, and the post's claims as a matrix on top.
 
 Built only from the files in a run folder, so ``pal report RUN_DIR`` can rebuild it any time.
-All links are relative: the folder can be moved, zipped and opened from disk.
+All links are relative: the folder can be moved, zipped and opened from disk. Cells are plain
+images (one STFT and a colour map each) and the charts are inline SVG, so the page costs little
+to write next to the training it shows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
 from .audio import AudioError, read_audio
+from .charts import Series, line_chart
 from .errors import UserError
-from .files import atomic_write_text
-from .pages import save_figure, templates
+from .files import atomic_write, atomic_write_text
+from .pages import templates
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
-DYNAMIC_RANGE_DB = 80.0
+DYNAMIC_RANGE_DB = 80.0  # colour range of a spectrogram cell, down from the original's peak
+ERROR_RANGE_DB = 40.0  # colour range of an error cell: generation minus original, -40 to +40 dB
+SPECTROGRAM_COLOURS, ERROR_COLOURS, MASK_COLOURS = "magma", "RdBu_r", "viridis"
+# One colour per loss, in the order of the run's losses, shared by the matrix, the grid and the charts.
+LOSS_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+                "#7f7f7f", "#bcbd22")
 
 
 @dataclass
-class Checkpoint:
-    iteration: int
-    audio: str
-    image: str
-    problem: str | None = None  # "missing" or "damaged": the page shows this instead of a player
+class Cell:
+    """One checkpoint of one (loss, seed) in the grid: what it plays and shows, or why it cannot."""
+
+    label: str
+    audio: str | None = None
+    image: str | None = None
+    error_image: str | None = None
+    problem: str | None = None  # "missing", "damaged" or "not reached": the cell says so instead of playing
 
 
 @dataclass
-class LossSection:
+class GridRow:
+    name: str  # "original" or the loss
+    cells: list[Cell]
+    status: str = "finished"
+
+
+@dataclass
+class SeedGrid:
+    seed: int
+    rows: list[GridRow]
+
+
+@dataclass
+class LossStatus:
     name: str
     status: str
     final_loss: float | None
     seconds: float | None
-    checkpoints: list[Checkpoint] = field(default_factory=list)
 
 
 @dataclass
 class ClipSection:
     name: str
     source: str
-    original_audio: str
-    original_image: str
-    curves_image: str
-    losses: list[LossSection] = field(default_factory=list)
-    metrics_image: str | None = None
+    iterations: list[int]
+    grids: list[SeedGrid] = field(default_factory=list)
+    statuses: list[LossStatus] = field(default_factory=list)
+    curves: str = ""  # inline SVG
+    measures: list[str] = field(default_factory=list)  # inline SVG, one per measure
     mask_image: str | None = None
 
 
@@ -60,67 +86,82 @@ def log_spectrogram_db(samples: np.ndarray, sample_rate: int) -> tuple[np.ndarra
     return freqs, times, 20.0 * np.log10(np.abs(stft) + 1e-10)
 
 
-def label_time_frequency(axes, title: str) -> None:
-    """Title and axes of a time-frequency image (spectrogram, masking threshold), alike on the page."""
-    axes.set_title(title, fontsize=9)
-    axes.set_xlabel("time (s)", fontsize=8)
-    axes.set_ylabel("kHz", fontsize=8)
-    axes.tick_params(labelsize=7)
+def save_image(values: np.ndarray, path: Path, low: float, high: float, colours: str) -> None:
+    """``values`` (frequency x time) as a palette PNG, one pixel per cell, low frequencies at the
+    bottom: 256 colours of a matplotlib colour map from ``low`` to ``high``, one byte a pixel."""
+    from PIL import Image
+
+    index = np.clip(np.nan_to_num((values - low) / (high - low) * 255.0 + 0.5), 0, 255).astype(np.uint8)
+    picture = Image.fromarray(np.ascontiguousarray(index[::-1]))
+    picture.putpalette(palette(colours))  # makes it a palette image
+    atomic_write(path, lambda temporary: picture.save(temporary, format="PNG", compress_level=6))
 
 
-def save_spectrogram(samples: np.ndarray, sample_rate: int, reference_max_db: float, path: Path, title: str) -> None:
-    """One spectrogram image on the original's colour scale, so images compare by eye."""
-    import matplotlib.pyplot as plt
+@lru_cache(maxsize=None)
+def palette(colours: str) -> bytes:
+    """A colour map's 256 colours as PIL's flat RGB palette."""
+    from matplotlib import colormaps
 
-    freqs, times, db = log_spectrogram_db(samples, sample_rate)
-    figure, axes = plt.subplots(figsize=(4.2, 2.4), dpi=90)
-    axes.pcolormesh(
-        times, freqs / 1000.0, db, vmin=reference_max_db - DYNAMIC_RANGE_DB, vmax=reference_max_db,
-        cmap="magma", shading="auto", rasterized=True,
-    )
-    label_time_frequency(axes, title)
-    save_figure(figure, path)
+    return (colormaps[colours](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0 + 0.5).astype(np.uint8).tobytes()
 
 
-def save_mask_image(samples: np.ndarray, sample_rate: int, path: Path, title: str) -> None:
-    """The masked loss's threshold for ``samples`` (23 ms resolution), in dB SPL, on the
-    spectrogram's axes so it reads under it: error below this level costs nothing."""
-    import matplotlib.pyplot as plt
+def save_spectrogram(db: np.ndarray, reference_max_db: float, path: Path) -> None:
+    """A spectrogram cell on the original's colour scale, so cells compare by eye."""
+    save_image(db, path, reference_max_db - DYNAMIC_RANGE_DB, reference_max_db, SPECTROGRAM_COLOURS)
+
+
+def save_error_spectrogram(db: np.ndarray, original_db: np.ndarray, reference_max_db: float, path: Path) -> None:
+    """Generation minus original in dB, both floored at the colour range's bottom: red where the
+    generation is louder (noise, artefacts), blue where it lacks the original's energy."""
+    floor = reference_max_db - DYNAMIC_RANGE_DB
+    save_image(np.maximum(db, floor) - np.maximum(original_db, floor), path, -ERROR_RANGE_DB, ERROR_RANGE_DB,
+               ERROR_COLOURS)
+
+
+def save_mask_image(samples: np.ndarray, sample_rate: int, frequencies_hz: np.ndarray, path: Path) -> None:
+    """The masked loss's threshold for ``samples`` (dB SPL, its own 23 ms frames), on the same
+    linear frequency axis as the spectrogram cells: error below this level costs nothing."""
     import torch
 
     from perceptual_audio_loss.masking import MaskedLoss
 
     loss = MaskedLoss(sample_rate)
     threshold_db = loss.threshold_db(torch.from_numpy(samples).float()[None])[0].numpy()
-    times = np.arange(threshold_db.shape[1]) * loss.hop() / sample_rate
-    figure, axes = plt.subplots(figsize=(4.2, 2.4), dpi=90)
-    mesh = axes.pcolormesh(
-        np.append(times, times[-1] + loss.hop() / sample_rate), loss.band_edges_hz / 1000.0, threshold_db,
-        vmin=0.0, vmax=max(1.0, float(threshold_db.max())), cmap="viridis", shading="flat", rasterized=True,
-    )
-    colorbar = figure.colorbar(mesh, ax=axes, pad=0.02)
-    colorbar.set_label("dB SPL", fontsize=7)
-    colorbar.ax.tick_params(labelsize=6)
-    label_time_frequency(axes, title)
-    save_figure(figure, path, right_inches=0.5)
+    bands = np.clip(np.searchsorted(loss.band_edges_hz, frequencies_hz, side="right") - 1, 0, len(threshold_db) - 1)
+    save_image(threshold_db[bands], path, 0.0, max(1.0, float(threshold_db.max())), MASK_COLOURS)
 
 
-def save_loss_curves(curves: dict[str, list[np.ndarray]], path: Path, title: str) -> None:
-    """One panel per loss (their units differ), loss against iteration, a line per seed."""
-    import matplotlib.pyplot as plt
+def colour_stops(colours: str, count: int = 9) -> str:
+    """A CSS gradient's stops sampled from a matplotlib colour map (for the legends)."""
+    from matplotlib import colormaps, colors
 
-    figure, axes = plt.subplots(1, max(1, len(curves)), figsize=(4.0 * max(1, len(curves)), 2.6), dpi=90, squeeze=False)
-    for axis, (name, seeds) in zip(axes[0], curves.items()):
+    colour_map = colormaps[colours]
+    return ", ".join(colors.to_hex(colour_map(i / (count - 1))) for i in range(count))
+
+
+def loss_curves_chart(curves: dict[str, list[np.ndarray]], colours: dict[str, str], clip: str) -> str:
+    """Every loss on one chart, each relative to its own first value (the losses' units differ):
+    a thin line per seed and, with several seeds, their mean in bold."""
+    positive = all(np.all(c[:, 1] > 0) for seeds in curves.values() for c in seeds)
+    series = []
+    for loss, seeds in curves.items():
+        scaled = []
         for curve in seeds:
-            axis.plot(curve[:, 0], curve[:, 1], linewidth=1.0, alpha=0.8)
-        if all(np.all(curve[:, 1] > 0) for curve in seeds):
-            axis.set_yscale("log")
-        axis.set_title(f"{title}: {name}", fontsize=9)
-        axis.set_xlabel("iteration", fontsize=8)
-        axis.set_ylabel("loss", fontsize=8)
-        axis.tick_params(labelsize=7)
-        axis.grid(alpha=0.3)
-    save_figure(figure, path)
+            values = curve[:, 1]
+            if positive:
+                scaled.append(values / values[0])
+            else:
+                span = np.ptp(values)
+                scaled.append((values - values.min()) / span if span > 0 else np.zeros_like(values))
+        several = len(scaled) > 1
+        for curve, values in zip(seeds, scaled):
+            series.append(Series(None if several else loss, colours[loss], curve[:, 0], values,
+                                 width=1.0 if several else 1.6, opacity=0.35 if several else 1.0))
+        if several:
+            length = min(len(v) for v in scaled)
+            series.append(Series(loss, colours[loss], seeds[0][:length, 0], np.mean([v[:length] for v in scaled], 0)))
+    label = "loss / its first value" if positive else "loss scaled to its range"
+    return line_chart(series, f"{clip}: every loss, relative", "iteration", label, log_y=positive, width=470, height=260)
 
 
 METRIC_LABELS = {
@@ -131,34 +172,28 @@ METRIC_LABELS = {
 }
 
 
-def save_metric_curves(rows: list[dict], losses: list[str], path: Path, title: str) -> None:
+def measure_charts(rows: list[dict], losses: list[str], colours: dict[str, str]) -> list[str]:
     """Each measure against iteration: a line per loss (mean over seeds) in its 95 % interval band."""
-    import matplotlib.pyplot as plt
-
     from .stats import mean_interval
 
-    names = [m for m in METRIC_LABELS if any(r["metric"] == m for r in rows)]
-    columns = 3
-    figure, axes = plt.subplots(-(-len(names) // columns), columns, figsize=(12, 2.6 * -(-len(names) // columns)),
-                                dpi=80, squeeze=False)
-    for axis, name in zip(axes.flat, names):
+    charts = []
+    for name in (m for m in METRIC_LABELS if any(r["metric"] == m for r in rows)):
+        series = []
         for loss in losses:
-            iterations = sorted({r["iteration"] for r in rows if r["metric"] == name and r["loss"] == loss})
-            estimates = [mean_interval([r["value"] for r in rows if r["metric"] == name and r["loss"] == loss
-                                        and r["iteration"] == i]) for i in iterations]
+            by_iteration: dict[int, list[float]] = {}
+            for r in rows:
+                if r["metric"] == name and r["loss"] == loss:
+                    by_iteration.setdefault(r["iteration"], []).append(r["value"])
+            if not by_iteration:
+                continue
+            iterations = sorted(by_iteration)
+            estimates = [mean_interval(by_iteration[i]) for i in iterations]
             means = np.array([e.mean for e in estimates])
             half = np.nan_to_num(np.array([e.half_width for e in estimates]))
-            line = axis.plot(iterations, means, marker="o", markersize=3, linewidth=1.2, label=loss)[0]
-            axis.fill_between(iterations, means - half, means + half, color=line.get_color(), alpha=0.2)
-        axis.set_title(METRIC_LABELS[name], fontsize=9)
-        axis.set_xlabel("iteration", fontsize=8)
-        axis.tick_params(labelsize=7)
-        axis.grid(alpha=0.3)
-    for axis in list(axes.flat)[len(names):]:
-        axis.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    figure.suptitle(title, fontsize=10)
-    save_figure(figure, path)
+            series.append(Series(loss, colours[loss], np.array(iterations), means, means - half, means + half,
+                                 markers=True))
+        charts.append(line_chart(series, METRIC_LABELS[name], "iteration", ""))
+    return charts
 
 
 @dataclass
@@ -205,75 +240,90 @@ def describe_status(status) -> str:
     return "interrupted (or still running): run the same `pal run` command again to resume it"
 
 
-def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: list[dict]) -> ClipSection:
-    """The clip's images and sections: players for the first seed's checkpoints, curves for all."""
+def loss_status(per_seed: list, seeds: list[int]) -> str:
+    """The loss's row status over its seeds' :class:`pal.runfolder.RunStatus`."""
+    described = [describe_status(status) for status in per_seed]
+    if all(d == "finished" for d in described):
+        return "finished"
+    return "; ".join(f"seed {seed}: {d}" for seed, d in zip(seeds, described))
+
+
+def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: list[dict],
+                 colours: dict[str, str]) -> ClipSection:
+    """The clip's grid for every seed (writing each cell's images), its curves and its measures."""
     from .runfolder import RunFolder, RunStatus
 
     folder = RunFolder(run_dir)
-    sample_rate = config.sample_rate
-    seeds = config.seeds
+    sample_rate, seeds = config.sample_rate, config.seeds
     original = read_audio_file(folder.original(clip))
     if original is None:
         raise UserError(f"{folder.original(clip)}: missing or damaged; the run's original of {clip!r} is gone, "
                         "so the page cannot be built (run the same pal run command with --force to start again)")
-    reference_max_db = log_spectrogram_db(original, sample_rate)[2].max()
-    save_spectrogram(original, sample_rate, reference_max_db, folder.clip_image(clip, "original"), f"{clip}: original")
-    section = ClipSection(
-        clip, config.source(clip), folder.relative(folder.original(clip)),
-        folder.relative(folder.clip_image(clip, "original")), folder.relative(folder.clip_image(clip, "losses")),
-    )
+    frequencies, _, original_db = log_spectrogram_db(original, sample_rate)
+    reference_max_db = original_db.max()
+    save_spectrogram(original_db, reference_max_db, folder.clip_image(clip, "original"))
+    runs = {(loss, seed): statuses.get((clip, loss, seed)) or RunStatus(clip, loss, seed)
+            for loss in config.losses for seed in seeds}
+    # The checkpoints each run recorded (or, while it runs, those on disk): the grid's columns are their union.
+    recorded = {key: status.checkpoints or folder.checkpoints_on_disk(clip, *key) for key, status in runs.items()}
+    iterations = sorted({i for its in recorded.values() for i in its})
+    section = ClipSection(clip, config.source(clip), iterations)
     if any(loss.startswith("masked") for loss in config.losses):
-        save_mask_image(original, sample_rate, folder.clip_image(clip, "mask"), f"{clip}: masking threshold")
+        save_mask_image(original, sample_rate, frequencies, folder.clip_image(clip, "mask"))
         section.mask_image = folder.relative(folder.clip_image(clip, "mask"))
+    original_cell = Cell(f"{clip}, original", folder.relative(folder.original(clip)),
+                         folder.relative(folder.clip_image(clip, "original")))
+    lost = {loss: [] for loss in config.losses}
+    for seed in seeds:
+        rows = [GridRow("original", [original_cell] * len(iterations))]
+        for loss in config.losses:
+            cells = []
+            for iteration in iterations:
+                cell = Cell(f"{clip}, {loss}, seed {seed}, iteration {iteration}")
+                wav = folder.checkpoint(clip, loss, seed, iteration)
+                audio = read_audio_file(wav) if iteration in recorded[(loss, seed)] else None
+                if audio is None:
+                    cell.problem = ("not reached" if iteration not in recorded[(loss, seed)]
+                                    else "damaged" if wav.exists() else "missing")
+                    if cell.problem != "not reached":
+                        lost[loss].append(f"{folder.relative(wav)} is {cell.problem}")
+                else:
+                    db = log_spectrogram_db(audio, sample_rate)[2]
+                    image = folder.checkpoint_image(clip, loss, seed, iteration)
+                    error_image = folder.checkpoint_image(clip, loss, seed, iteration, error=True)
+                    save_spectrogram(db, reference_max_db, image)
+                    save_error_spectrogram(db, original_db, reference_max_db, error_image)
+                    cell.audio, cell.image = folder.relative(wav), folder.relative(image)
+                    cell.error_image = folder.relative(error_image)
+                cells.append(cell)
+            rows.append(GridRow(loss, cells, describe_status(runs[(loss, seed)])))
+        section.grids.append(SeedGrid(seed, rows))
     curves = {}
     for loss in config.losses:
-        per_seed = [statuses.get((clip, loss, seed)) or RunStatus(clip, loss, seed) for seed in seeds]
-        described = [describe_status(status) for status in per_seed]
-        summary = "finished" if all(d == "finished" for d in described) else "; ".join(
-            f"seed {seed}: {d}" for seed, d in zip(seeds, described))
-        first = per_seed[0]
-        curves[loss] = [curve for curve in (folder.read_losses(clip, loss, seed) for seed in seeds) if curve is not None]
-        # The checkpoints the run recorded (or, while it runs, those on disk), each checked.
-        recorded = first.checkpoints or folder.checkpoints_on_disk(clip, loss, seeds[0])
-        checkpoints = []
-        for iteration in recorded:
-            wav = folder.checkpoint(clip, loss, seeds[0], iteration)
-            image = wav.with_suffix(".png")
-            audio = read_audio_file(wav)
-            if audio is None:
-                problem = "damaged" if wav.exists() else "missing"
-                checkpoints.append(Checkpoint(iteration, folder.relative(wav), folder.relative(image), problem))
-                continue
-            save_spectrogram(audio, sample_rate, reference_max_db, image, f"{loss}, iteration {iteration}")
-            checkpoints.append(Checkpoint(iteration, folder.relative(wav), folder.relative(image)))
-        lost = [f"{c.audio} {c.problem}" for c in checkpoints if c.problem]
-        if lost:
-            summary = f"{summary}; but {', '.join(lost)}"
-        loss_section = LossSection(loss, summary, first.final_loss, first.seconds, checkpoints)
-        section.losses.append(loss_section)
-    save_loss_curves(curves, folder.clip_image(clip, "losses"), clip)
-    rows = [r for r in metric_rows if r["clip"] == clip]
-    if rows:
-        save_metric_curves(rows, config.losses, folder.clip_image(clip, "metrics"),
-                           f"{clip}: measures against the original")
-        section.metrics_image = folder.relative(folder.clip_image(clip, "metrics"))
+        status = loss_status([runs[(loss, seed)] for seed in seeds], seeds)
+        if lost[loss]:
+            status = f"{status}; but {', '.join(lost[loss])}"
+        first = runs[(loss, seeds[0])]
+        section.statuses.append(LossStatus(loss, status, first.final_loss, first.seconds))
+        curves[loss] = [c for c in (folder.read_losses(clip, loss, seed) for seed in seeds) if c is not None and len(c)]
+    section.curves = loss_curves_chart({k: v for k, v in curves.items() if v}, colours, clip)
+    section.measures = measure_charts([r for r in metric_rows if r["clip"] == clip], config.losses, colours)
     return section
 
 
 def build_report(run_dir: str | Path) -> Path:
     """Write the page (and its images) for the run in ``run_dir``; return its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     run_dir = Path(run_dir)
-    from .claims import claims_table
+    from .claims import claims_matrix, claims_table
     from .runfolder import RunFolder
 
     config, statuses = read_run(run_dir)
     metric_rows = RunFolder(run_dir).read_metrics()
-    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows) for clip in config.clip_names]
+    colours = {loss: LOSS_COLOURS[i % len(LOSS_COLOURS)] for i, loss in enumerate(config.losses)}
+    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows, colours) for clip in config.clip_names]
     claims = claims_table(metric_rows, config.losses) if metric_rows else []
-    unfinished = [f"{c.name}/{l.name}" for c in clips for l in c.losses if l.status != "finished"]
+    matrix_clips, matrix = claims_matrix(claims)
+    unfinished = [f"{c.name}/{s.name}" for c in clips for s in c.statuses if s.status != "finished"]
     page = templates().get_template("run_page.html").render(
         config=config,
         clips=clips,
@@ -281,8 +331,16 @@ def build_report(run_dir: str | Path) -> Path:
         run_name=run_dir.resolve().name,
         unfinished=unfinished,
         claims=claims,
+        matrix=matrix,
+        matrix_clips=matrix_clips,
+        colours=colours,
         seeds=config.seeds,
         listening=collect_listening(run_dir),
+        spectrogram_stops=colour_stops(SPECTROGRAM_COLOURS),
+        error_stops=colour_stops(ERROR_COLOURS),
+        dynamic_range_db=DYNAMIC_RANGE_DB,
+        error_range_db=ERROR_RANGE_DB,
+        duration=config.window / config.sample_rate,
     )
     path = RunFolder(run_dir).page
     atomic_write_text(path, page)

@@ -39,8 +39,8 @@ def test_a_lost_checkpoint_is_marked_on_the_page_and_the_run_not_called_finished
     page = (run / "report.html").read_text()
     assert "clips/speech/perceptual/seed-0/iter-0001.wav is " + problem in page
     assert "Not every run finished" in page and "speech/perceptual" in page
-    assert 'src="clips/speech/perceptual/seed-0/iter-0001.wav"' not in page  # no silent player
-    assert 'src="clips/speech/perceptual/seed-0/iter-0002.wav"' in page  # the rest still play
+    assert 'data-audio="clips/speech/perceptual/seed-0/iter-0001.wav"' not in page  # no silent player
+    assert 'data-audio="clips/speech/perceptual/seed-0/iter-0002.wav"' in page  # the rest still play
 
 
 @pytest.mark.parametrize("name, words", [

@@ -13,7 +13,7 @@ PACKAGE = Path(runfolder.__file__).parent
 RUN_FILES = [runfolder.CONFIG, runfolder.RUNS, runfolder.METRICS, runfolder.STATE, runfolder.PAGE,
              runfolder.LISTENING_SUMMARY, runfolder.LISTENING_IMAGE,
              runfolder.ORIGINAL, runfolder.PEAKS, runfolder.LOSSES, *runfolder.CLIP_IMAGES.values(),
-             runfolder.checkpoint_name(250)[:5], "seed-"]
+             runfolder.ERROR_IMAGE_SUFFIX, runfolder.checkpoint_name(250)[:5], "seed-"]
 SWEEP_FILES = [shard.SWEEP_FILE, shard.TARGETS_FILE, shard.DONE_FILE, shard.SWEEP_PAGE]
 
 
@@ -39,7 +39,10 @@ def test_the_ratings_file_is_spelled_only_in_the_store():
 def test_the_folder_paths_compose_as_documented(tmp_path):
     folder = runfolder.RunFolder(tmp_path)
     assert folder.checkpoint("speech", "mse", 2, 250) == tmp_path / "clips/speech/mse/seed-2/iter-0250.wav"
-    assert folder.relative(folder.clip_image("speech", "losses")) == "clips/speech/losses.png"
+    assert folder.relative(folder.clip_image("speech", "mask")) == "clips/speech/mask.png"
+    assert folder.checkpoint_image("speech", "mse", 2, 250) == tmp_path / "clips/speech/mse/seed-2/iter-0250.png"
+    assert folder.checkpoint_image("speech", "mse", 2, 250, error=True) == \
+        tmp_path / "clips/speech/mse/seed-2/iter-0250-error.png"
     assert runfolder.checkpoint_iteration(folder.checkpoint("a", "b", 0, 1000)) == 1000
 
 
