@@ -53,10 +53,11 @@ def writing(folder: Path, what: str) -> Iterator[None]:
         except BlockingIOError:
             raise UserError(f"{folder}: {_holder(folder / LOCK_FILE)} is writing this {what} folder; "
                             "wait for it to finish or stop it") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        try:  # unbuffered: a full disk fails here, not again when the handle closes
+            os.ftruncate(handle.fileno(), 0)
+            os.write(handle.fileno(), str(os.getpid()).encode())
+        except OSError as error:
+            raise UserError(f"{folder}: cannot write the {what} folder ({error.strerror or error})") from None
         try:
             yield
         finally:

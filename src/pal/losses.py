@@ -253,6 +253,9 @@ def _call_factory(factory, spec: LossSpec, sample_rate: float) -> nn.Module:
         loss = factory(sample_rate, **spec.options)
     except (ValueError, TypeError, KeyError) as error:
         raise UserError(f"loss {spec.label!r}: {error}") from None
+    except Exception as error:  # options too large to honour (MemoryError, OverflowError), or a user's bug
+        raise UserError(f"loss {spec.label!r} could not be built ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if not isinstance(loss, nn.Module):
         raise UserError(f"loss {spec.label!r}: {spec.attribute or spec.target}(sample_rate) returned "
                         f"{type(loss).__name__}, not a torch.nn.Module")

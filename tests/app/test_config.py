@@ -62,10 +62,10 @@ def test_a_changed_optimiser_joins_the_identity_and_the_default_does_not():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--learning-rate", "nan"], "'learning_rate' must be a finite number above 0"),
-    (["--learning-rate", "0"], "'learning_rate' must be a finite number above 0"),
-    (["--betas", "1,0.9"], "'betas' must be two numbers in [0, 1)"),
-    (["--betas", "0.1"], "'betas' must be two numbers in [0, 1)"),
+    (["--learning-rate", "nan"], "--learning-rate must be a finite number above 0 and at most 1, got nan"),
+    (["--learning-rate", "0"], "--learning-rate must be a finite number above 0 and at most 1, got 0.0"),
+    (["--betas", "1,0.9"], "--betas must be 2 values, each a finite number at least 0 and below 1, got '1,0.9'"),
+    (["--betas", "0.1"], "--betas must be 2 values, each a finite number at least 0 and below 1, got '0.1'"),
 ])
 def test_bad_optimiser_settings_are_one_line(flags, message, tmp_path, capsys):
     assert main(["run", "drums", "--out", str(tmp_path / "run"), *flags]) == 2
@@ -103,11 +103,11 @@ def test_the_configured_learning_rate_is_the_first_step(learning_rate):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--offset", "nan"], "'offset_seconds' must be a finite number of seconds"),
-    (["--offset", "inf"], "'offset_seconds' must be a finite number of seconds"),
-    (["--offset", "-1"], "'offset_seconds' must be a finite number of seconds"),
-    (["--iterations", "1000000000000"], "--iterations must be between 1 and 10000000"),
-    (["--iterations", "0"], "--iterations must be between 1 and 10000000"),
+    (["--offset", "nan"], "--offset must be a finite number from 0 to 10000000, got nan"),
+    (["--offset", "inf"], "--offset must be a finite number from 0 to 10000000, got inf"),
+    (["--offset", "-1"], "--offset must be a finite number from 0 to 10000000, got -1.0"),
+    (["--iterations", "1000000000000"], "--iterations must be an integer from 1 to 10000000"),
+    (["--iterations", "0"], "--iterations must be an integer from 1 to 10000000"),
     (["--iterations", "1000000", "--checkpoint-every", "1"], "would write 1000000 checkpoints per run"),
 ])
 def test_numbers_that_are_not_finite_or_not_sane_are_one_line_and_write_nothing(flags, message, tmp_path, capsys):

@@ -94,7 +94,7 @@ def test_shards_hold_whole_windows_when_they_can():
     (["--executor", "slurm"], "unknown executor"),
     (["--runs-per-task", "0"], "--runs-per-task"),
     (["--losses", "mse,nope"], "unknown loss"),
-    (["--seeds", "a"], "integers"),
+    (["--seeds", "a"], "each an integer"),
     (["--device", "tpu"], "device"),
     (["--executor", "ray", "--device", "tpu"], "--device"),
 ])

@@ -110,14 +110,16 @@ def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
                 rows.append((token, session, clip.name, position, condition, 1))
                 items.append({"token": token, "url": f"/audio/{token}", "label": LABELS[position]})
             screens.append({"clip": clip.name, "reference": f"/audio/{reference}", "items": items})
-        store.add_session(database, session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, rows)
+        with refusals_as_http():
+            store.add_session(database, session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, rows)
         return {"session": session, "mode": stimuli.mode, "screens": screens}
 
     @app.get("/audio/{token}")
     def audio(token: str) -> Response:
         if not TOKEN.fullmatch(token):
             raise HTTPException(404, "no such sound")
-        sound = store.item_sound(database, token)
+        with refusals_as_http():
+            sound = store.item_sound(database, token)
         if sound is None or sound not in sounds:
             raise HTTPException(404, "no such sound")
         return Response(sounds[sound], media_type="audio/wav", headers={"Cache-Control": "private, max-age=3600"})

@@ -4,6 +4,10 @@ One connection per operation, WAL journal and ``synchronous=FULL``: two raters w
 each get their own transaction, and a rating acknowledged to a browser survives the server being
 killed. Writes that check and insert run inside ``BEGIN IMMEDIATE``, so a check cannot go stale
 before its insert.
+
+A store the disk will not let us use (full, read-only, an I/O error) is refused as such: at
+start-up in one line (:class:`~pal.errors.UserError`), while serving as a :class:`Refused` with
+status 507 (full) or 503; a failed transaction is rolled back, so ratings already stored stay.
 """
 
 from __future__ import annotations
@@ -58,11 +62,22 @@ def connect(path: Path, write: bool = False) -> Iterator[sqlite3.Connection]:
         try:
             yield connection
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
     finally:
         connection.close()
+
+
+def is_disk_full(error: sqlite3.Error) -> bool:
+    """Whether SQLite failed for want of space: the database or its journal could not grow, or
+    the WAL index (``-shm``) could not be allocated."""
+    return getattr(error, "sqlite_errorname", None) in ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE")
+
+
+def _problem(error: sqlite3.Error) -> str:
+    return f"the disk is full ({error})" if is_disk_full(error) else str(error)
 
 
 def create(path: Path) -> None:
@@ -79,6 +94,9 @@ def create(path: Path) -> None:
         finally:
             connection.close()
     except sqlite3.Error as error:
+        if is_disk_full(error):
+            raise UserError(f"{path}: cannot open the ratings store: {_problem(error)}; free space and start "
+                            "again (ratings already stored are kept)") from None
         raise UserError(f"{path}: the ratings store is damaged or cannot be written ({error}); move it away to "
                         "start a new one (its ratings stay in that file)") from None
 
@@ -91,6 +109,9 @@ def _rows(path: Path, query: str) -> list[dict]:
         with connect(path) as connection:
             return [dict(row) for row in connection.execute(query).fetchall()]
     except sqlite3.Error as error:
+        if is_disk_full(error):
+            raise UserError(f"{path}: cannot read the ratings store: {_problem(error)}; free space and run "
+                            "this again (its ratings are kept)") from None
         raise UserError(f"{path}: the ratings store is damaged ({error})") from None
 
 
@@ -107,7 +128,7 @@ def read_preferences(path: Path) -> list[dict]:
 
 
 class Refused(Exception):
-    """A write the store will not make: ``status`` is the HTTP status the server answers with."""
+    """A request the store will not serve: ``status`` is the HTTP status the server answers with."""
 
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -115,22 +136,36 @@ class Refused(Exception):
         self.message = message
 
 
+INSUFFICIENT_STORAGE, UNAVAILABLE = 507, 503  # HTTP (RFC 4918, 11.5; RFC 9110, 15.6.4)
+
+
+@contextmanager
+def serving() -> Iterator[None]:
+    """SQLite failing while the server runs (a full disk, an I/O error) as a :class:`Refused`."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        status = INSUFFICIENT_STORAGE if is_disk_full(error) else UNAVAILABLE
+        raise Refused(status, f"the ratings store cannot be used now: {_problem(error)}; ratings already "
+                              "stored are kept") from None
+
+
 def add_session(path: Path, session: str, rater: str, mode: str, checkpoint: int, items: list[tuple]) -> None:
     """A new session and its items ``(token, session, clip, position, condition, rated)``."""
-    with connect(path, write=True) as connection:
+    with serving(), connect(path, write=True) as connection:
         connection.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (session, rater, mode, checkpoint, now()))
         connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", items)
 
 
 def item_sound(path: Path, token: str) -> tuple[str, str] | None:
     """``(clip, condition)`` of the item behind ``token``, or ``None``."""
-    with connect(path) as connection:
+    with serving(), connect(path) as connection:
         row = connection.execute("SELECT clip, condition FROM items WHERE token = ?", (token,)).fetchone()
     return None if row is None else (row["clip"], row["condition"])
 
 
 def mark_played(path: Path, session: str, token: str) -> None:
-    with connect(path, write=True) as connection:
+    with serving(), connect(path, write=True) as connection:
         if connection.execute("SELECT 1 FROM items WHERE token = ? AND session = ?", (token, session)).fetchone() is None:
             raise Refused(404, "no such item in this session")
         connection.execute("INSERT OR IGNORE INTO plays VALUES (?)", (token,))
@@ -138,7 +173,7 @@ def mark_played(path: Path, session: str, token: str) -> None:
 
 def add_ratings(path: Path, session: str, clip: str, scores: dict[str, float]) -> int:
     """One MUSHRA screen's scores (item token -> score), each item played, once per screen."""
-    with connect(path, write=True) as connection:
+    with serving(), connect(path, write=True) as connection:
         items = _screen(connection, session, clip, "mushra")
         unknown = set(scores) - set(items)
         if unknown:
@@ -154,7 +189,7 @@ def add_ratings(path: Path, session: str, clip: str, scores: dict[str, float]) -
 
 def add_preference(path: Path, session: str, clip: str, preferred: str) -> None:
     """One preference screen's choice (the preferred item's token), both items played, once."""
-    with connect(path, write=True) as connection:
+    with serving(), connect(path, write=True) as connection:
         items = _screen(connection, session, clip, "preference")
         if preferred not in items:
             raise Refused(422, f"unknown condition {preferred!r} for clip {clip!r}")

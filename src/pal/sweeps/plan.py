@@ -13,6 +13,20 @@ from ..errors import UserError
 from ..discovery import audio_under, is_audio_file, no_audio_message, unique_names
 
 
+# One clip cut into this many windows or more is refused unless asked for (--allow-many-windows):
+# 10^4 windows of 8192 samples are over 300 MB of targets from one file, and as many runs per loss.
+MANY_WINDOWS = 10_000
+# Bounds of a sweep's own settings; the training settings' are declared in pal.config.
+MAX_WINDOWS_PER_CLIP = 10_000_000
+MAX_RUNS_PER_TASK = 10_000  # runs trained together in one process
+MAX_THREADS = 1_024  # threads of one shard, and shards at once on this machine
+
+
+def _sweep_setting(default: int, check, flag: str):
+    """A sweep's own setting: its default, its check (a :class:`pal.config.Number`) and its flag."""
+    return field(default=default, metadata={"check": check, "flag": flag})
+
+
 @dataclass(frozen=True)
 class Window:
     name: str  # unique in the sweep; the clip's folder name in its shard
@@ -28,6 +42,12 @@ def _run_default(name: str):
     return field(default_factory=lambda: default_of(name))
 
 
+def _bounds(high: int):
+    from ..config import Number
+
+    return Number(int, 1, high)
+
+
 @dataclass
 class SweepSettings:
     """A sweep's settings: the training settings of :class:`pal.config.ExperimentConfig` (same
@@ -35,11 +55,11 @@ class SweepSettings:
 
     losses: list[str] = _run_default("losses")
     seeds: list[int] = _run_default("seeds")
-    windows_per_clip: int = 1
+    windows_per_clip: int = _sweep_setting(1, _bounds(MAX_WINDOWS_PER_CLIP), "--windows-per-clip")
     iterations: int = _run_default("iterations")
     checkpoint_every: int = _run_default("checkpoint_every")
-    runs_per_task: int = 8
-    threads_per_task: int = 1
+    runs_per_task: int = _sweep_setting(8, _bounds(MAX_RUNS_PER_TASK), "--runs-per-task")
+    threads_per_task: int = _sweep_setting(1, _bounds(MAX_THREADS), "--threads-per-task")
     device: str = _run_default("device")
     # Source clips (by file name, as pal run names them) whose windows are scored for
     # intelligibility; "*" for all. Plans saved before this took names recorded true or false.
@@ -123,11 +143,23 @@ def window_offsets(total_samples: int, window: int, count: int) -> list[int]:
     """``count`` window starts spread evenly: window k is centred at (k + 1/2) / count of the
     clip's usable span, so one window is the middle, as ``pal run`` takes it."""
     usable = total_samples - window
+    if count > usable:  # starts closer than a sample apart: every start, 0 to usable (the same set)
+        return list(range(usable + 1))
     return sorted({int(round(usable * (k + 0.5) / count)) for k in range(count)})
 
 
-def plan_windows(files: list[Path], settings: SweepSettings) -> tuple[list[Window], dict[str, np.ndarray]]:
-    """Every window of every file, prepared as a target: ``(windows, name -> samples)``."""
+def windows_of(total_samples: int, window: int, count: int) -> int:
+    """How many windows :func:`window_offsets` gives, at most: ``count``, or every start when
+    the clip has fewer (found without listing them)."""
+    return min(count, max(total_samples - window, 0) + 1)
+
+
+def plan_windows(files: list[Path], settings: SweepSettings,
+                 allow_many_windows: bool = False) -> tuple[list[Window], dict[str, np.ndarray]]:
+    """Every window of every file, prepared as a target: ``(windows, name -> samples)``.
+
+    A clip cut into :data:`MANY_WINDOWS` or more is refused (one line naming it) unless
+    ``allow_many_windows``."""
     windows, targets, short = [], {}, []
     for path, stem in zip(files, unique_names([clip_name(path) for path in files])):
         samples, rate = read_audio(path)
@@ -135,6 +167,10 @@ def plan_windows(files: list[Path], settings: SweepSettings) -> tuple[list[Windo
         if length < settings.window and not settings.pad:
             short.append(path)
             continue
+        many = windows_of(length, settings.window, settings.windows_per_clip)
+        if many >= MANY_WINDOWS and not allow_many_windows:
+            raise UserError(f"{path}: --windows-per-clip {settings.windows_per_clip} would cut this clip into {many} "
+                            f"windows ({MANY_WINDOWS} or more); pass --allow-many-windows if that is meant")
         offsets = [None] if length < settings.window else window_offsets(length, settings.window, settings.windows_per_clip)
         for index, offset in enumerate(offsets):
             seconds = None if offset is None else offset / settings.sample_rate

@@ -10,15 +10,15 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
-from ..files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text, failure
 from ..locks import writing
-from .plan import Shard, SweepSettings, find_audio, plan_shards, plan_windows
+from .plan import MAX_THREADS, Shard, SweepSettings, find_audio, plan_shards, plan_windows
 from .shard import SHARDS, SWEEP_FILE, TARGETS_FILE, is_finished, load_plan
 from .summary import summarize
 
@@ -59,8 +59,8 @@ class SweepProgress:
                   f"({event})", file=sys.stderr, flush=True)
 
 
-def check_settings(settings: SweepSettings, executor: str, workers: int) -> None:
-    from ..config import custom_loss_sources
+def check_settings(settings: SweepSettings, executor: str, workers: int | None) -> None:
+    from ..config import COMMAND_LINE, Number, custom_loss_sources
 
     # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
     config = settings.experiment(device=settings.device if executor == "local" else "cpu")
@@ -69,20 +69,22 @@ def check_settings(settings: SweepSettings, executor: str, workers: int) -> None
     settings.learning_rate, settings.betas = config.learning_rate, config.betas
     if settings.device not in ("cpu", "auto") and not settings.device.startswith("cuda"):
         raise UserError(f"--device must be auto, cpu or cuda[:N], got {settings.device!r}")
-    for flag, value in (("--windows-per-clip", settings.windows_per_clip), ("--runs-per-task", settings.runs_per_task),
-                        ("--threads-per-task", settings.threads_per_task), ("--workers", workers)):
-        if value < 1:
-            raise UserError(f"{flag} must be 1 or more, got {value}")
+    for declared in fields(settings):
+        if "check" in declared.metadata:
+            declared.metadata["check"](getattr(settings, declared.name), declared.name, COMMAND_LINE)
+    if workers is not None:  # None: as many as the CPUs allow
+        Number(int, 1, MAX_THREADS)(workers, "workers", COMMAND_LINE)
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
 
 
-def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: bool) -> tuple:
+def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: bool,
+                   allow_many_windows: bool = False) -> tuple:
     """Plan the sweep into ``out``, or check that the plan already there is this one.
 
     Returns the plan as :func:`~pal.sweeps.shard.load_plan` would read it back.
     """
-    windows, targets = plan_windows(find_audio(data), settings)
+    windows, targets = plan_windows(find_audio(data), settings, allow_many_windows)
     shards = plan_shards(windows, settings)
     record = {"settings": _recorded(settings), "windows": [asdict(w) for w in windows],
               "shards": [asdict(s) for s in shards]}
@@ -111,7 +113,7 @@ def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: b
         atomic_write_bytes(out / TARGETS_FILE, buffer.getvalue())
         atomic_write_text(out / SWEEP_FILE, json.dumps(record, indent=1) + "\n")  # last: the plan is complete
     except OSError as error:
-        raise UserError(f"{out}: cannot write the sweep folder ({error.strerror or error})") from None
+        raise UserError(f"{out}: cannot write the sweep folder ({failure(error, out)})") from None
     return plan
 
 
@@ -124,19 +126,24 @@ def _recorded(settings: SweepSettings) -> dict:
 
 def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str = "local",
               address: str | None = None, workers: int | None = None, force: bool = False,
-              progress: bool = True) -> SweepOutcome:
-    """Plan (or re-check) the sweep, run every unfinished shard, then summarise the whole sweep."""
-    workers = workers or max(1, (os.cpu_count() or 1) // settings.threads_per_task)
+              progress: bool = True, allow_many_windows: bool = False) -> SweepOutcome:
+    """Plan (or re-check) the sweep, run every unfinished shard, then summarise the whole sweep.
+
+    ``allow_many_windows``: cut a clip into :data:`~pal.sweeps.plan.MANY_WINDOWS` windows or more.
+    """
     check_settings(settings, executor, workers)
+    if workers is None:
+        workers = max(1, (os.cpu_count() or 1) // settings.threads_per_task)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: folder exists and is not a sweep folder; use another --out")
     with writing(out, "sweep"):  # one writer: a second pal sweep on this folder is refused
-        return _run_locked(data, settings, out, executor, address, workers, force, progress)
+        return _run_locked(data, settings, out, executor, address, workers, force, progress, allow_many_windows)
 
 
-def _run_locked(data, settings, out, executor, address, workers, force, progress) -> SweepOutcome:
-    record, windows, targets, shards = prepare_folder(out, settings, data, force)
+def _run_locked(data, settings, out, executor, address, workers, force, progress,
+                allow_many_windows) -> SweepOutcome:
+    record, windows, targets, shards = prepare_folder(out, settings, data, force, allow_many_windows)
     todo = [shard for shard in shards if not is_finished(out, shard)]
     outcome = SweepOutcome(len(shards), len(shards) - len(todo))
     bar = SweepProgress(len(shards), outcome.skipped, progress)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import failure
 from .shard import load_plan, run_shard, shard_clips
 
 
@@ -22,6 +23,9 @@ def main(argv: list[str]) -> int:
         result = run_shard(str(sweep_dir), vars(shard), shard_clips(shard, windows, targets), record["settings"])
     except UserError as error:
         sys.stderr.write(f"pal sweep: {name}: {error}\n")
+        return 2
+    except OSError as error:  # the shard's state and checkpoints are kept: the next pal sweep resumes it
+        sys.stderr.write(f"pal sweep: {name}: writing the shard failed ({failure(error, sweep_dir)})\n")
         return 2
     print(json.dumps(result), flush=True)
     return 0
