@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
@@ -33,8 +35,18 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_INPUT)
 
 
+def builtin_clips_help() -> str:
+    """``pal run``'s help on its clips, naming the built-in clips from their registry."""
+    from .clips import BUILTIN_CLIPS, DEFAULT_CLIPS
+
+    others = [name for name in BUILTIN_CLIPS if name not in DEFAULT_CLIPS]
+    return (f"audio files, folders, or built-in clip names: {', '.join(DEFAULT_CLIPS)} (real recordings, "
+            f"the clips used when none are given) or {', '.join(others)} (synthetic stand-ins)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import add_setting_flags
+    from .sweeps.plan import MANY_WINDOWS
 
     parser = OneLineParser(prog="pal", description="Perceptual audio loss: the 2018 experiment and its page.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -42,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Flags default to None so that a --config file's values stand unless a flag is given.
     run = commands.add_parser("run", help="fit the generator to clips under several losses; "
                               "on an unfinished run folder of the same configuration, resume it")
-    run.add_argument("clips", nargs="*", help="audio files, folders, or built-in clip names "
-                     "(speech, piano, band, hiphop, drums); none: all five built-in clips")
+    run.add_argument("clips", nargs="*", help=builtin_clips_help())
     run.add_argument("--config", type=Path, help="a TOML file of settings (keys as the flags, with _ for -)")
     add_setting_flags(run, "run", integer)
     run.add_argument("--seed", type=integer, help="one seed, the same as --seeds N")
@@ -72,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, required=True, help="the sweep folder")
     add_setting_flags(sweep, "sweep", integer)
     sweep.add_argument("--windows-per-clip", type=integer, default=1, help="windows spread evenly over each clip (default 1)")
+    sweep.add_argument("--allow-many-windows", action="store_true", help=f"allow cutting one clip into "
+                       f"{MANY_WINDOWS} windows or more (refused otherwise, as a likely typo)")
     sweep.add_argument("--executor", default="local", help="local (default) or ray")
     sweep.add_argument("--address", help="Ray cluster to join (default: start a local Ray instance)")
     sweep.add_argument("--runs-per-task", type=integer, default=8, help="runs trained together in one shard (default 8)")
@@ -114,13 +127,28 @@ def command_run(args: argparse.Namespace) -> int:
     return EXIT_RUN_FAILED if outcome.failed else 0
 
 
+@contextmanager
+def write_errors_named(folder: Path, doing: str, kept: str):
+    """A write that fails (full or read-only disk, I/O error) as one line: the folder, what was
+    being written and why it failed, then what is kept and what to do."""
+    from .files import failure
+
+    try:
+        yield
+    except OSError as error:
+        raise UserError(f"{folder}: {doing} failed ({failure(error, folder)}); {kept}") from None
+
+
 def command_report(args: argparse.Namespace) -> int:
     from .report import build_report
 
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: no such run folder")
     check_not_being_written(args.run_dir, "run")
-    print(f"report: {build_report(args.run_dir)}")
+    with write_errors_named(args.run_dir, "writing the page", "nothing in the run is lost: free space and run "
+                            "pal report again"):
+        page = build_report(args.run_dir)
+    print(f"report: {page}")
     return 0
 
 
@@ -134,12 +162,15 @@ def command_listen(args: argparse.Namespace) -> int:
         from .listening.results import write_page_section
         from .report import build_report
 
-        text = write_page_section(args.run_dir)
+        with write_errors_named(args.run_dir, "writing the listening results", "the ratings and the run are kept: "
+                                "free space and run this again"):
+            text = write_page_section(args.run_dir)
+            page = build_report(args.run_dir) if text is not None else None
         if text is None:
             print(f"{args.run_dir}: no ratings yet (start a test with: pal listen {args.run_dir})")
             return 0
         print(text)
-        print(f"report: {build_report(args.run_dir)}")
+        print(f"report: {page}")
         return 0
     if not args.host.strip():
         raise UserError("--host is empty; give an address (127.0.0.1 for this machine only)")
@@ -163,8 +194,10 @@ def command_sweep(args: argparse.Namespace) -> int:
         **settings_from_flags(args, "sweep"), windows_per_clip=args.windows_per_clip,
         runs_per_task=args.runs_per_task, threads_per_task=args.threads_per_task,
     )
-    outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,
-                        progress=not args.no_progress)
+    with write_errors_named(args.out, "writing the sweep", "finished shards are kept: run the same command again "
+                            "to resume"):
+        outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,
+                            progress=not args.no_progress, allow_many_windows=args.allow_many_windows)
     print(outcome.summary)
     print(f"page: {args.out / SWEEP_PAGE}")
     if outcome.failed:
@@ -181,7 +214,10 @@ def command_summarize(args: argparse.Namespace) -> int:
     if not args.sweep_dir.is_dir():
         raise UserError(f"{args.sweep_dir}: no such sweep folder")
     check_not_being_written(args.sweep_dir, "sweep")
-    print(summarize(args.sweep_dir))
+    with write_errors_named(args.sweep_dir, "writing the sweep's summary", "the shards are kept: free space and "
+                            "run pal summarize again"):
+        summary = summarize(args.sweep_dir)
+    print(summary)
     print(f"page: {args.sweep_dir / SWEEP_PAGE}")
     return 0
 
@@ -214,6 +250,10 @@ def _main(argv: list[str]) -> int:
         return handlers[args.command](args)
     except UserError as error:
         sys.stderr.write(f"pal: error: {error}\n")
+        return EXIT_BAD_INPUT
+    except OSError as error:  # what no command names itself: still one line, naming the file
+        where = f"{os.fsdecode(error.filename)}: " if error.filename else ""
+        sys.stderr.write(f"pal: error: {where}{error.strerror or error}\n")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         sys.stderr.write("pal: interrupted\n")

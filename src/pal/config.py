@@ -10,72 +10,116 @@ from pathlib import Path
 import torch
 
 from .audio import SAMPLE_RATE, WINDOW
-from .clips import BUILTIN_CLIPS
+from .clips import DEFAULT_CLIPS
 from .errors import UserError
 from .losses import LossSpec, parse_loss_spec
+
+COMMAND_LINE = "command line"
+
+
+def _subject(key: str, source: str) -> str:
+    """How a message names a setting: its flag on the command line, else its key in ``source``."""
+    if source == COMMAND_LINE:
+        declared = next((f for f in settings_fields() if f.name == key), None)
+        flag = declared.metadata["flag"] if declared is not None else None
+        return flag or "--" + key.replace("_", "-")
+    return f"{source}: {key!r}"
+
 
 def _string_list(value, key: str, source: str) -> list[str]:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return list(value)
-    raise UserError(f"{source}: {key!r} must be a list of strings, got {value!r}")
-
-
-def _integer(value, key: str, source: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError(f"{source}: {key!r} must be an integer, got {value!r}")
-    return value
-
-
-def _integer_list(value, key: str, source: str) -> list[int]:
-    if isinstance(value, str):
-        try:
-            return [int(item) for item in value.split(",") if item.strip()]
-        except ValueError:
-            raise UserError(f"{source}: {key!r} must be integers, got {value!r}") from None
-    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return list(value)
-    raise UserError(f"{source}: {key!r} must be a list of integers, got {value!r}")
-
-
-def _number_or_none(value, key: str, source: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise UserError(f"{source}: {key!r} must be a finite number of seconds, 0 or more, got {value!r}")
-    return float(value)
+    raise UserError(f"{_subject(key, source)} must be a list of strings, got {value!r}")
 
 
 def _boolean(value, key: str, source: str) -> bool:
     if not isinstance(value, bool):
-        raise UserError(f"{source}: {key!r} must be true or false, got {value!r}")
+        raise UserError(f"{_subject(key, source)} must be true or false, got {value!r}")
     return value
 
 
 def _string(value, key: str, source: str) -> str:
     if not isinstance(value, str):
-        raise UserError(f"{source}: {key!r} must be a string, got {value!r}")
+        raise UserError(f"{_subject(key, source)} must be a string, got {value!r}")
     return value
 
 
-
-def _positive_number(value, key: str, source: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise UserError(f"{source}: {key!r} must be a finite number above 0, got {value!r}")
-    return float(value)
+def _shown_bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _betas(value, key: str, source: str) -> list[float]:
-    if isinstance(value, str):
-        try:
-            value = [float(item) for item in value.split(",")]
-        except ValueError:
-            raise UserError(f"{source}: {key!r} must be two numbers, got {value!r}") from None
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1 for v in value)):
-        raise UserError(f"{source}: {key!r} must be two numbers in [0, 1), got {value!r}")
-    return [float(v) for v in value]
+@dataclass(frozen=True)
+class Number:
+    """A setting's check: one finite number of ``kind`` (``int`` or ``float``, where an integer is
+    also a number) from ``low`` to ``high``; ``low_excluded`` / ``high_excluded`` leave a bound out.
+    With ``optional``, ``None`` (the declared default only: TOML has no null) passes. ``why`` says
+    where a bound comes from. Tests generate out-of-range values from these bounds."""
+
+    kind: type
+    low: float
+    high: float
+    low_excluded: bool = False
+    high_excluded: bool = False
+    optional: bool = False
+    why: str = ""
+
+    def describe(self) -> str:
+        what = "an integer" if self.kind is int else "a finite number"
+        if self.low == self.high:
+            return f"{_shown_bound(self.low)}{f' ({self.why})' if self.why else ''}"
+        low, high = _shown_bound(self.low), _shown_bound(self.high)
+        if not (self.low_excluded or self.high_excluded):
+            bounds = f"from {low} to {high}"
+        else:
+            bounds = (f"{'above' if self.low_excluded else 'at least'} {low} and "
+                      f"{'below' if self.high_excluded else 'at most'} {high}")
+        return f"{what} {bounds}{f' ({self.why})' if self.why else ''}"
+
+    def accepts(self, value) -> bool:
+        kinds = int if self.kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_excluded else value >= self.low
+        below = value < self.high if self.high_excluded else value <= self.high
+        return above and below
+
+    def __call__(self, value, key: str, source: str):
+        if value is None and self.optional:
+            return None
+        if not self.accepts(value):
+            raise UserError(f"{_subject(key, source)} must be {self.describe()}, got {value!r}")
+        return self.kind(value)
+
+
+@dataclass(frozen=True)
+class NumberList:
+    """A setting's check: ``min_items`` to ``max_items`` numbers, each passing ``item`` (a
+    :class:`Number`), given as a list or as comma-separated text; with ``unique``, no repeats."""
+
+    item: Number
+    min_items: int
+    max_items: int
+    unique: bool = False
+
+    def describe(self) -> str:
+        count = (f"{self.min_items}" if self.min_items == self.max_items
+                 else f"{self.min_items} to {self.max_items}")
+        return f"{count} {'different ' if self.unique else ''}values, each {self.item.describe()}"
+
+    def __call__(self, value, key: str, source: str) -> list:
+        items = value
+        if isinstance(value, str):
+            try:
+                items = [float(v) if self.item.kind is float else int(v) for v in value.split(",") if v.strip()]
+            except ValueError:
+                items = None
+        if (not isinstance(items, list) or not self.min_items <= len(items) <= self.max_items
+                or not all(self.item.accepts(v) for v in items)
+                or (self.unique and len(set(items)) != len(items))):
+            raise UserError(f"{_subject(key, source)} must be {self.describe()}, got {value!r}")
+        return [self.item.kind(v) for v in items]
 
 
 def setting(default=None, *, factory=None, check, help: str, flag: str | None = None, metavar: str | None = None,
@@ -91,9 +135,20 @@ def setting(default=None, *, factory=None, check, help: str, flag: str | None = 
     return field(default=default, metadata=metadata)
 
 
-# Bounds that keep a typo from planning terabytes: the post trained 1000 iterations, 4 checkpoints.
+# Bounds that keep a typo from planning terabytes: the post trained 1000 iterations, 4 checkpoints,
+# one seed. A plan beyond them is refused with the bound named.
 MAX_ITERATIONS = 10_000_000
 MAX_CHECKPOINTS = 10_000
+MAX_SEEDS = 1_000
+MAX_SEED = 2**32 - 1  # numpy's seed range; torch takes more
+MAX_OFFSET_SECONDS = 10_000_000  # about 16 weeks of audio
+# Rates the experiment is tested at, telephone to studio: at 384 kHz the 8192-sample window is too
+# short for STOI's frames, and below 8 kHz no clip the project ships fills the window.
+SAMPLE_RATES = Number(int, 8_000, 192_000, why="the rates the experiment supports")
+# The 2018 generator writes 8192 samples (pal.generator.BLOCKS), so the window cannot differ.
+WINDOWS = Number(int, WINDOW, WINDOW, why="the 2018 generator's output length")
+SEEDS = NumberList(Number(int, 0, MAX_SEED), 1, MAX_SEEDS, unique=True)
+BETAS = NumberList(Number(float, 0, 1, high_excluded=True), 2, 2)  # Adam's: each in [0, 1)
 
 
 @dataclass
@@ -104,54 +159,50 @@ class ExperimentConfig:
     their help and defaults, and the TOML keys are generated from these declarations.
     """
 
-    clips: list[str] = setting(factory=lambda: list(BUILTIN_CLIPS), check=_string_list, sweep=False,
+    clips: list[str] = setting(factory=lambda: list(DEFAULT_CLIPS), check=_string_list, sweep=False,
                                help="audio files, folders, or built-in clip names")
     losses: list[str] = setting(factory=lambda: ["mse", "perceptual"], check=_string_list, metavar="LOSSES",
                                 help="comma-separated losses: a name, name:key=value:..., path/to/file.py:NAME "
                                      "or package.module:NAME")
-    iterations: int = setting(1000, check=_integer, help="updates of each generator")
-    checkpoint_every: int = setting(250, check=_integer, help="iterations between saved checkpoints")
-    seeds: list[int] = setting(factory=lambda: [0], check=_integer_list, metavar="SEEDS",
+    iterations: int = setting(1000, check=Number(int, 1, MAX_ITERATIONS), help="updates of each generator")
+    checkpoint_every: int = setting(250, check=Number(int, 1, MAX_ITERATIONS),
+                                    help="iterations between saved checkpoints")
+    seeds: list[int] = setting(factory=lambda: [0], check=SEEDS, metavar="SEEDS",
                                help="comma-separated seeds: every (clip, loss) runs once per seed, with its own "
                                     "initial weights and latent")
     device: str = setting("auto", check=_string, identity="never", help="auto, cpu or cuda[:N]")
-    sample_rate: int = setting(SAMPLE_RATE, check=_integer, flag="", help="Hz (TOML only)")
-    window: int = setting(WINDOW, check=_integer, flag="", help="samples (TOML only)")
-    offset_seconds: float | None = setting(None, check=_number_or_none, flag="--offset", metavar="SECONDS",
-                                           sweep=False, help="start of the window in each clip (default: the middle)")
+    sample_rate: int = setting(SAMPLE_RATE, check=SAMPLE_RATES, flag="", help="Hz (TOML only)")
+    window: int = setting(WINDOW, check=WINDOWS, flag="", help="samples (TOML only)")
+    offset_seconds: float | None = setting(None, check=Number(float, 0, MAX_OFFSET_SECONDS, optional=True),
+                                           flag="--offset", metavar="SECONDS", sweep=False,
+                                           help="start of the window in each clip (default: the middle)")
     pad: bool = setting(False, check=_boolean, help="centre clips shorter than the window in silence instead "
                                                      "of refusing them")
     # Clips scored for intelligibility (STOI, PESQ), by name; "*" scores every clip.
     speech: list[str] = setting(factory=lambda: ["speech"], check=_string_list, identity="never", metavar="CLIPS",
                                 help="clip names to score for intelligibility (STOI, PESQ), or * for every clip")
     # The post's optimiser: Adam, lr 1e-4, betas (0, 0.9) (WGAN-GP style: Gulrajani et al., 2017).
-    learning_rate: float = setting(1e-4, check=_positive_number, identity="if-changed", help="Adam's step size")
-    betas: list[float] = setting(factory=lambda: [0.0, 0.9], check=_betas, identity="if-changed", metavar="B1,B2",
+    learning_rate: float = setting(1e-4, check=Number(float, 0, 1, low_excluded=True), identity="if-changed",
+                                   help="Adam's step size")
+    betas: list[float] = setting(factory=lambda: [0.0, 0.9], check=BETAS, identity="if-changed", metavar="B1,B2",
                                  help="Adam's two decay rates")
     # Each loss's resolved spec by label (pal.losses.LossSpec records), filled by validate() from
     # `losses` as the user wrote them; after validate(), `losses` holds the labels.
     loss_sources: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        if not 0 < self.iterations <= MAX_ITERATIONS:
-            raise UserError(f"--iterations must be between 1 and {MAX_ITERATIONS}, got {self.iterations}")
-        if not 0 < self.checkpoint_every <= self.iterations:
-            raise UserError(
-                f"--checkpoint-every must be between 1 and --iterations ({self.iterations}), "
-                f"got {self.checkpoint_every}"
-            )
+        """Every setting through its declared check (as flags and TOML keys are), then the rules
+        between settings; one line (:class:`~pal.errors.UserError`) for the first that fails."""
+        for declared in settings_fields():
+            checked = declared.metadata["check"](getattr(self, declared.name), declared.name, "the configuration")
+            setattr(self, declared.name, checked)
+        if self.checkpoint_every > self.iterations:
+            raise UserError(f"--checkpoint-every must be at most --iterations ({self.iterations}), "
+                            f"got {self.checkpoint_every}")
         checkpoints = self.iterations // self.checkpoint_every
         if checkpoints > MAX_CHECKPOINTS:
             raise UserError(f"--checkpoint-every {self.checkpoint_every} would write {checkpoints} checkpoints per run "
                             f"(at most {MAX_CHECKPOINTS}); choose a larger --checkpoint-every")
-        if not self.seeds or any(seed < 0 for seed in self.seeds):
-            raise UserError(f"--seeds must be one or more integers, each 0 or more, got {self.seeds}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise UserError(f"--seeds names a seed twice: {self.seeds}")
-        if self.sample_rate <= 0 or self.window <= 0:
-            raise UserError("sample_rate and window must be positive")
-        self.learning_rate = _positive_number(self.learning_rate, "learning_rate", "the configuration")
-        self.betas = _betas(list(self.betas), "betas", "the configuration")
         self.resolve_losses()
         resolve_device(self.device)
 
@@ -238,7 +289,7 @@ def checked_settings(settings: dict, source: str) -> dict:
     if "seed" in settings:
         if "seeds" in settings:
             raise UserError(f"{source}: give 'seed' or 'seeds', not both")
-        settings["seeds"] = [_integer(settings.pop("seed"), "seed", source)]
+        settings["seeds"] = [Number(int, 0, MAX_SEED)(settings.pop("seed"), "seed", source)]
     for key, value in settings.items():
         if key not in CHECKS:
             raise UserError(f"{source}: unknown key {key!r} (known: {', '.join(CHECKS)})")
@@ -283,9 +334,10 @@ def add_setting_flags(parser, command: str, integer) -> None:
     Every flag defaults to ``None``, so that a TOML file's value (or the declared default) stands
     unless the flag is given; the help names the declared default. ``integer`` parses integers.
     """
-    kinds = {_integer: integer, _positive_number: float, _number_or_none: float}
     for declared in flagged_settings(command):
         meta = declared.metadata
+        check = meta["check"]
+        kind = (integer if check.kind is int else float) if isinstance(check, Number) else str
         flag = meta["flag"] or "--" + declared.name.replace("_", "-")
         default = default_of(declared.name)
         shown = default is not None and meta["check"] is not _boolean
@@ -293,7 +345,7 @@ def add_setting_flags(parser, command: str, integer) -> None:
         if meta["check"] is _boolean:
             parser.add_argument(flag, dest=declared.name, action="store_true", default=None, help=help_text)
         else:
-            parser.add_argument(flag, dest=declared.name, type=kinds.get(meta["check"], str), default=None,
+            parser.add_argument(flag, dest=declared.name, type=kind, default=None,
                                 metavar=meta["metavar"], help=help_text)
 
 
@@ -301,4 +353,4 @@ def settings_from_flags(args, command: str) -> dict:
     """The declared settings given as flags, type-checked as a TOML file's would be."""
     given = {declared.name: getattr(args, declared.name) for declared in flagged_settings(command)
              if getattr(args, declared.name) is not None}
-    return checked_settings(given, "command line")
+    return checked_settings(given, COMMAND_LINE)

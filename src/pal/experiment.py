@@ -22,6 +22,7 @@ from .audio import AudioError, Clip, load_clip, prepare_clip, read_audio, write_
 from .clips import BUILTIN_CLIPS, builtin_clip
 from .config import ExperimentConfig, resolve_device
 from .errors import UserError
+from .files import failure
 from .losses import build_loss, probe
 from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, read_json, write_json, write_losses_csv
 from .discovery import audio_under, no_audio_message, unique_names
@@ -62,7 +63,9 @@ def load_clips(config: ExperimentConfig) -> list[Clip]:
     for source in expand_sources(config.clips):
         if source in BUILTIN_CLIPS and not Path(source).exists():
             samples, rate = builtin_clip(source)
-            clips.append(prepare_clip(source, samples, rate, f"built-in clip {source!r}", **options))
+            # The credit travels with the clip onto the page, as the recordings' licences ask.
+            described = f"built-in clip {source!r} ({BUILTIN_CLIPS[source].credit.rstrip('.')})"
+            clips.append(prepare_clip(source, samples, rate, described, **options))
         else:
             clips.append(load_clip(source, **options))
     for clip, name in zip(clips, unique_names([clip.name for clip in clips])):
@@ -147,8 +150,12 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
     run_dirs = [folder.run(clips[run.target].name, run.loss, run.seed) for run in runs]
     running = [RunStatus(clips[run.target].name, run.loss, run.seed) for run in runs]
     if mode == "finished":
-        return ExperimentOutcome(report(out), _failed(folder.read_runs()), config.iterations, True,
-                                 _claims_text(out, config))
+        try:
+            page = report(out)
+        except OSError as error:
+            raise UserError(f"{out}: rebuilding the page failed ({failure(error, out)}); the finished run is kept: "
+                            "run the same command again to rebuild it") from None
+        return ExperimentOutcome(page, _failed(folder.read_runs()), config.iterations, True, _claims_text(out, config))
     _write_records(out, config, clips, losses, device, identity, running, run_dirs, created=created)
     state = folder.load_state() if mode == "resume" else None
     if state is not None:
@@ -179,11 +186,14 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
             on_save=folder.save_state, resume=state, learning_rate=config.learning_rate, betas=config.betas,
         )
     except OSError as error:
-        raise UserError(f"{out}: writing the run failed ({error.strerror or error}); what was saved is kept: "
+        raise UserError(f"{out}: writing the run failed ({failure(error, out)}); what was saved is kept: "
                         "run the same command again to resume") from None
     except KeyboardInterrupt:
         bars.close()
-        report(out)  # the page shows the runs as interrupted, with what they wrote so far
+        try:
+            report(out)  # the page shows the runs as interrupted, with what they wrote so far
+        except OSError:
+            pass  # no page then; the interruption is what to report
         raise
     finally:
         bars.close()
@@ -193,7 +203,7 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
         return ExperimentOutcome(report(out), _failed(statuses), state["iteration"] if state else 0, False,
                                  _claims_text(out, config))
     except OSError as error:
-        raise UserError(f"{out}: writing the run's results failed ({error.strerror or error}); the training "
+        raise UserError(f"{out}: writing the run's results failed ({failure(error, out)}); the training "
                         "is saved: run the same command again to finish") from None
 
 
@@ -243,7 +253,7 @@ def _write_records(out, config, clips, losses, device, identity, running, run_di
     except OSError as error:
         if created:
             shutil.rmtree(out, ignore_errors=True)
-        raise UserError(f"{out}: cannot write the run folder ({error.strerror or error})") from None
+        raise UserError(f"{out}: cannot write the run folder ({failure(error, out)})") from None
 
 
 def _verify_kept_checkpoints(folder: RunFolder, runs, clips) -> None:

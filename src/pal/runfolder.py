@@ -10,9 +10,10 @@ Layout (:class:`RunFolder` spells every name; no other module does)::
     report.html                        the page (pal.report)
     listening.txt, listening.png       the listening test's summary, as pal listen --results last wrote it
     clips/<clip>/original.wav          the target window, peak 1
-    clips/<clip>/original.png, losses.png, metrics.png, mask.png   the page's images of the clip
+    clips/<clip>/original.png, mask.png          the page's images of the clip: spectrogram, masking threshold
     clips/<clip>/<loss>/seed-<n>/iter-0250.wav  the generator's output after 250 updates, peak-normalised
     clips/<clip>/<loss>/seed-<n>/iter-0250.png  its spectrogram on the page
+    clips/<clip>/<loss>/seed-<n>/iter-0250-error.png  its spectrogram minus the original's, in dB
     clips/<clip>/<loss>/seed-<n>/peaks.json     each checkpoint's raw peak (raw output = file x peak)
     clips/<clip>/<loss>/seed-<n>/losses.csv     the loss after every update
 
@@ -33,13 +34,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .files import atomic_write, atomic_write_text, remove_stale_temporaries
+from .files import atomic_write, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from .locks import LOCK_FILE
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
 ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
 LISTENING_SUMMARY, LISTENING_IMAGE = "listening.txt", "listening.png"  # written by pal listen --results
-CLIP_IMAGES = {"original": "original.png", "losses": "losses.png", "metrics": "metrics.png", "mask": "mask.png"}
+CLIP_IMAGES = {"original": "original.png", "mask": "mask.png"}
+IMAGE_SUFFIX, ERROR_IMAGE_SUFFIX = ".png", "-error.png"  # beside a checkpoint's WAV
 RUN_ENTRIES = (CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS)
 
 
@@ -160,7 +162,7 @@ class RunFolder:
         return self.clip(clip) / ORIGINAL
 
     def clip_image(self, clip: str, kind: str) -> Path:
-        """One of the page's images of a clip: ``original``, ``losses``, ``metrics`` or ``mask``."""
+        """One of the page's images of a clip: ``original`` or ``mask``."""
         return self.clip(clip) / CLIP_IMAGES[kind]
 
     def run(self, clip: str, loss: str, seed: int) -> Path:
@@ -169,6 +171,11 @@ class RunFolder:
 
     def checkpoint(self, clip: str, loss: str, seed: int, iteration: int) -> Path:
         return self.run(clip, loss, seed) / checkpoint_name(iteration)
+
+    def checkpoint_image(self, clip: str, loss: str, seed: int, iteration: int, error: bool = False) -> Path:
+        """A checkpoint's spectrogram on the page; with ``error``, its difference from the original's."""
+        wav = self.checkpoint(clip, loss, seed, iteration)
+        return wav.with_name(wav.stem + (ERROR_IMAGE_SUFFIX if error else IMAGE_SUFFIX))
 
     def peaks(self, clip: str, loss: str, seed: int) -> Path:
         return self.run(clip, loss, seed) / PEAKS
@@ -298,7 +305,11 @@ def read_metrics_csv(path: Path) -> list[dict]:
 def save_state(path: Path, state: dict) -> None:
     import torch
 
-    atomic_write(path, lambda temporary: torch.save(state, temporary))
+    # Serialised in memory, then written as bytes: torch writing a file itself turns a full disk
+    # into a RuntimeError ("unexpected pos"), never the kernel's OSError that names the cause.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_state(path: Path) -> dict | None:
