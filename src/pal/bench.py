@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import Number, NumberList
+
 SAMPLE_RATE = 11025
 WINDOW = 8192
 EXPERIMENT_CLIPS = ("speech", "piano", "drums")
@@ -563,15 +565,44 @@ def print_sweep(report: dict) -> None:
             print(f"  {name:22s} {row:.2f}x")
 
 
+def checked(check, flag: str):
+    """An argparse type that reads a flag's text through one of :mod:`pal.config`'s checks
+    (:class:`~pal.config.Number` or :class:`~pal.config.NumberList`), so a bad value is one line."""
+    import argparse
+
+    from .errors import UserError
+
+    def parse(text: str):
+        try:
+            value = text if isinstance(check, NumberList) else int(text) if check.kind is int else float(text)
+            return check(value, flag, "the command line")
+        except (ValueError, UserError):
+            raise argparse.ArgumentTypeError(f"must be {check.describe()}, got {text!r}") from None
+
+    return parse
+
+
+# The bench's own bounds: enough for any honest measurement, never hours of a typo.
+ITERATIONS_CHECK = Number(int, 1, 100_000)
+ROUNDS_CHECK, REPEATS_CHECK, THREADS_CHECK = Number(int, 1, 100), Number(int, 1, 10_000), Number(int, 1, 1024)
+RATES_CHECK = NumberList(Number(int, 8_000, 192_000), 1, 16, unique=True)
+SECONDS_CHECK = NumberList(Number(float, 0.01, 600.0), 1, 16, unique=True)
+BATCHES_CHECK = NumberList(Number(int, 1, 4096), 1, 16, unique=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="pal bench")
-    parser.add_argument("--iterations", type=int, default=150, help="iterations per run in the experiment section")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the loss comparison; the experiment "
-                        "runs min(rounds, 2) times each (default 3)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per variant per round, or per matrix cell")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+    from .cli import OneLineParser
+
+    parser = OneLineParser(prog="pal bench")
+    parser.add_argument("--iterations", type=checked(ITERATIONS_CHECK, "--iterations"), default=150,
+                        help="iterations per run in the experiment section")
+    parser.add_argument("--rounds", type=checked(ROUNDS_CHECK, "--rounds"), default=3,
+                        help="rounds of the loss comparison; the experiment runs min(rounds, 2) times each (default 3)")
+    parser.add_argument("--repeats", type=checked(REPEATS_CHECK, "--repeats"), default=7,
+                        help="timed calls per variant per round, or per matrix cell")
+    parser.add_argument("--threads", type=checked(THREADS_CHECK, "--threads"), default=torch.get_num_threads(),
                         help="torch threads for ours and for every child process (default: torch's)")
     parser.add_argument("--device", default=None, help="--matrix only: cpu (default) or cuda")
     zounds_flags = parser.add_mutually_exclusive_group()
@@ -584,9 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="--matrix: write the table as JSON here")
     parser.add_argument("--quick", action="store_true", help="--matrix: a tiny grid (l1, mel; 11025 Hz, 0.75 s, batch 1)")
     parser.add_argument("--losses", type=lambda s: tuple(s.split(",")), help="--matrix: losses (default all)")
-    parser.add_argument("--rates", type=lambda s: tuple(int(v) for v in s.split(",")), help="--matrix: Hz, comma-separated")
-    parser.add_argument("--seconds", type=lambda s: tuple(float(v) for v in s.split(",")), help="--matrix: lengths")
-    parser.add_argument("--batches", type=lambda s: tuple(int(v) for v in s.split(",")), help="--matrix: batch sizes")
+    parser.add_argument("--rates", type=checked(RATES_CHECK, "--rates"), help="--matrix: Hz, comma-separated")
+    parser.add_argument("--seconds", type=checked(SECONDS_CHECK, "--seconds"), help="--matrix: lengths in seconds")
+    parser.add_argument("--batches", type=checked(BATCHES_CHECK, "--batches"), help="--matrix: batch sizes")
     parser.add_argument("--matrix-cell", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="only the sweep throughput: 1 against 2 workers")
     parser.add_argument("--executors", default="local,ray", help="for --sweep: local, ray or both (default)")
@@ -613,8 +644,14 @@ def main(argv: list[str] | None = None) -> int:
         report = bench_matrix(device, 1 if args.quick else args.repeats, args.threads, grid)
         print_matrix(report)
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=1) + "\n")
+            from .files import atomic_write_text, failure
+
+            try:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
+            except OSError as error:
+                sys.stderr.write(f"pal bench: error: cannot write --out ({failure(error)}); the table is printed above\n")
+                return 2
             print(f"wrote {args.out}")
         return 0
     if args.device not in (None, "cpu"):

@@ -110,3 +110,25 @@ def test_a_child_process_peak_is_its_own_not_ours(tmp_path):
     child = "import numpy; a = numpy.ones(64 * 2**20 // 8); a += 1"
     peak = bench.run_process([sys.executable, "-c", child], {}, tmp_path / "child.log")["peak_rss_mib"]
     assert 64 < peak < 250
+
+
+@pytest.mark.parametrize("flags", [
+    ["--threads", "0"], ["--threads", "-1"], ["--repeats", "0"], ["--rounds", "nan"], ["--iterations", "1e12"],
+    ["--seconds", "nan"], ["--seconds", "0.75,inf"], ["--rates", "8000,x"], ["--rates", "1000"],
+    ["--batches", "0"], ["--batches", "1,1"],
+])
+def test_bad_bench_flags_are_one_line(flags, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        bench.main([*flags, "--no-zounds"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and err.startswith("pal bench: error: argument ")
+    assert flags[0] in err and "Traceback" not in err
+
+
+def test_an_unwritable_matrix_out_is_one_line_after_the_table(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert bench.main(["--matrix", "--quick", "--out", str(blocker / "table.json")]) == 2
+    captured = capsys.readouterr()
+    assert "l1" in captured.out + captured.err  # the table was printed
+    assert captured.err.strip().splitlines()[-1].startswith("pal bench: error: cannot write --out")
