@@ -46,7 +46,7 @@ def builtin_clips_help() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import add_setting_flags
-    from .sweeps.plan import MANY_WINDOWS
+    from .sweeps.plan import MANY_WINDOWS, own_settings
 
     parser = OneLineParser(prog="pal", description="Perceptual audio loss: the 2018 experiment and its page.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -82,14 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("data", nargs="+", help="audio files, folders (searched recursively) or text files listing paths")
     sweep.add_argument("--out", type=Path, required=True, help="the sweep folder")
     add_setting_flags(sweep, "sweep", integer)
-    sweep.add_argument("--windows-per-clip", type=integer, default=1, help="windows spread evenly over each clip (default 1)")
+    for declared in own_settings():
+        sweep.add_argument(declared.metadata["flag"], dest=declared.name, type=integer, default=declared.default,
+                           help=f"{declared.metadata['help']} (default {declared.default})")
     sweep.add_argument("--allow-many-windows", action="store_true", help=f"allow cutting one clip into "
                        f"{MANY_WINDOWS} windows or more (refused otherwise, as a likely typo)")
     sweep.add_argument("--executor", default="local", help="local (default) or ray")
     sweep.add_argument("--address", help="Ray cluster to join (default: start a local Ray instance)")
-    sweep.add_argument("--runs-per-task", type=integer, default=8, help="runs trained together in one shard (default 8)")
     sweep.add_argument("--workers", type=integer, help="shards at once on this machine (default: CPUs / threads per task)")
-    sweep.add_argument("--threads-per-task", type=integer, default=1, help="torch threads of each shard (default 1)")
     sweep.add_argument("--force", action="store_true", help="replace a different sweep in --out")
     sweep.add_argument("--no-progress", action="store_true")
 
@@ -188,12 +188,11 @@ def command_listen(args: argparse.Namespace) -> int:
 def command_sweep(args: argparse.Namespace) -> int:
     from .config import settings_from_flags
     from .sweeps import SweepSettings, run_sweep
+    from .sweeps.plan import own_settings
     from .sweeps.shard import SWEEP_PAGE
 
-    settings = SweepSettings(
-        **settings_from_flags(args, "sweep"), windows_per_clip=args.windows_per_clip,
-        runs_per_task=args.runs_per_task, threads_per_task=args.threads_per_task,
-    )
+    own = {declared.name: getattr(args, declared.name) for declared in own_settings()}
+    settings = SweepSettings(**settings_from_flags(args, "sweep"), **own)
     with write_errors_named(args.out, "writing the sweep", "finished shards are kept: run the same command again "
                             "to resume"):
         outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,

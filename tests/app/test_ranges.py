@@ -10,7 +10,6 @@ flags, and ``pal listen``'s flags, and must give exit 2, one line, no traceback 
 import datetime
 import math
 import re
-from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from pal.cli import build_parser, integer, main
 from pal.errors import UserError
 from pal.config import MAX_SEEDS, Number, NumberList, settings_fields
 from pal.sweeps import SweepSettings
-from pal.sweeps.plan import MANY_WINDOWS, plan_windows, window_offsets, windows_of
+from pal.sweeps.plan import MANY_WINDOWS, own_settings, plan_windows, window_offsets, windows_of
 
 from conftest import sine
 
@@ -40,9 +39,8 @@ def declared_checks() -> dict[str, tuple[str, object]]:
         flag = declared.metadata["flag"]
         checks[declared.name] = ("" if flag == "" else flag or "--" + declared.name.replace("_", "-"),
                                  declared.metadata["check"])
-    for declared in fields(SweepSettings):
-        if "check" in declared.metadata:
-            checks[declared.name] = (declared.metadata["flag"], declared.metadata["check"])
+    for declared in own_settings():
+        checks[declared.name] = (declared.metadata["flag"], declared.metadata["check"])
     return checks
 
 

@@ -22,9 +22,10 @@ MAX_RUNS_PER_TASK = 10_000  # runs trained together in one process
 MAX_THREADS = 1_024  # threads of one shard, and shards at once on this machine
 
 
-def _sweep_setting(default: int, check, flag: str):
-    """A sweep's own setting: its default, its check (a :class:`pal.config.Number`) and its flag."""
-    return field(default=default, metadata={"check": check, "flag": flag})
+def _sweep_setting(default: int, check, flag: str, help: str):
+    """A sweep's own setting: its default, its check (a :class:`pal.config.Number`), its flag and
+    its help; ``pal sweep``'s flags for these are generated from it (:func:`own_settings`)."""
+    return field(default=default, metadata={"check": check, "flag": flag, "help": help})
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,13 @@ class SweepSettings:
 
     losses: list[str] = _run_default("losses")
     seeds: list[int] = _run_default("seeds")
-    windows_per_clip: int = _sweep_setting(1, _bounds(MAX_WINDOWS_PER_CLIP), "--windows-per-clip")
+    windows_per_clip: int = _sweep_setting(1, _bounds(MAX_WINDOWS_PER_CLIP), "--windows-per-clip",
+                                           "windows spread evenly over each clip")
     iterations: int = _run_default("iterations")
     checkpoint_every: int = _run_default("checkpoint_every")
-    runs_per_task: int = _sweep_setting(8, _bounds(MAX_RUNS_PER_TASK), "--runs-per-task")
-    threads_per_task: int = _sweep_setting(1, _bounds(MAX_THREADS), "--threads-per-task")
+    runs_per_task: int = _sweep_setting(8, _bounds(MAX_RUNS_PER_TASK), "--runs-per-task",
+                                        "runs trained together in one shard")
+    threads_per_task: int = _sweep_setting(1, _bounds(MAX_THREADS), "--threads-per-task", "torch threads of each shard")
     device: str = _run_default("device")
     # Source clips (by file name, as pal run names them) whose windows are scored for
     # intelligibility; "*" for all. Plans saved before this took names recorded true or false.
@@ -82,6 +85,11 @@ class SweepSettings:
 
         shared = {f.name for f in fields(ExperimentConfig)} & {f.name for f in fields(self)}
         return ExperimentConfig(**({name: getattr(self, name) for name in shared} | given))
+
+
+def own_settings() -> list:
+    """The declared settings that are a sweep's own, not training settings (each has a flag)."""
+    return [declared for declared in fields(SweepSettings) if "check" in declared.metadata]
 
 
 @dataclass

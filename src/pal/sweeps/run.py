@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_text, failure
 from ..locks import writing
-from .plan import MAX_THREADS, Shard, SweepSettings, find_audio, plan_shards, plan_windows
+from .plan import MAX_THREADS, Shard, SweepSettings, find_audio, own_settings, plan_shards, plan_windows
 from .shard import SHARDS, SWEEP_FILE, TARGETS_FILE, is_finished, load_plan
 from .summary import summarize
 
@@ -69,9 +69,8 @@ def check_settings(settings: SweepSettings, executor: str, workers: int | None) 
     settings.learning_rate, settings.betas = config.learning_rate, config.betas
     if settings.device not in ("cpu", "auto") and not settings.device.startswith("cuda"):
         raise UserError(f"--device must be auto, cpu or cuda[:N], got {settings.device!r}")
-    for declared in fields(settings):
-        if "check" in declared.metadata:
-            declared.metadata["check"](getattr(settings, declared.name), declared.name, COMMAND_LINE)
+    for declared in own_settings():
+        declared.metadata["check"](getattr(settings, declared.name), declared.name, COMMAND_LINE)
     if workers is not None:  # None: as many as the CPUs allow
         Number(int, 1, MAX_THREADS)(workers, "workers", COMMAND_LINE)
     if executor not in EXECUTORS:
