@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .files import atomic_write, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from .files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from .locks import LOCK_FILE
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"

@@ -216,7 +216,7 @@ def test_pal_report_on_a_full_disk_is_one_line_and_loses_nothing(chosen, finishe
 
 def test_a_sweep_plan_on_a_full_disk_is_one_line_and_leaves_nothing(small_disk, tone, monkeypatch, capsys):
     out = small_disk.root / "sweep"
-    fill = FillBefore(monkeypatch, small_disk, out, lambda path, n: path.name == "targets.npz", PAGE)
+    FillBefore(monkeypatch, small_disk, out, lambda path, n: path.name == "targets.npz", PAGE)
     assert main(["sweep", str(tone), "--out", str(out), "--losses", "mse", "--iterations", "2",
                  "--checkpoint-every", "1", "--no-progress"]) == 2
     assert_one_line_naming(capsys.readouterr().err, out, "targets.npz")
