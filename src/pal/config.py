@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -264,6 +266,33 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"device {name!r} is not supported; use auto, cpu or cuda[:N]")
     return device
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """While inside, CUDA computes float32 in float32: TF32 off in matrix products and cuDNN
+    convolutions, cuDNN limited to deterministic algorithms; the previous flags return on exit.
+
+    This is what "the same experiment on a GPU" means here: the CPU's experiment up to float32
+    rounding, and a resumed run bit-identical to an uninterrupted one on the same device. TF32
+    keeps 10 bits of mantissa (unit roundoff 2^-11, about 5e-4) where float32 keeps 23 (2^-24,
+    about 6e-8), and the seed's Adam (beta1 = 0) turns gradient differences of that size into
+    step-sized ones: with cuDNN's default TF32 the CUDA checkpoints left the CPU's by 3 % of
+    the peak in two updates (issue 21), against about 1e-6 for float32 rounding alone. cuDNN's
+    nondeterministic algorithms (atomic adds) would make two runs of one command differ.
+
+    The flags are process-wide, so the library never sets them; ``pal run`` and ``pal sweep`` do,
+    around each run only. They are torch's TF32 flags of every release from 2.1 on; torch
+    2.9's ``fp32_precision`` settings must not be mixed with them in one process (torch refuses).
+    They do nothing on the CPU.
+    """
+    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark
+    cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = False, False, True, False
+    try:
+        yield
+    finally:
+        cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
 
 
 def settings_fields():

@@ -20,7 +20,7 @@ from perceptual_audio_loss import __version__
 
 from .audio import AudioError, Clip, load_clip, prepare_clip, read_audio, write_wav
 from .clips import BUILTIN_CLIPS, builtin_clip
-from .config import ExperimentConfig, resolve_device
+from .config import ExperimentConfig, full_float32, resolve_device
 from .errors import UserError
 from .files import failure
 from .losses import build_loss, probe
@@ -133,7 +133,8 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     existed = out.exists()
-    with writing(out, "run"):  # one writer: a second pal run on this folder is refused
+    # One writer: a second pal run on this folder is refused. CUDA trains in float32, as the CPU.
+    with writing(out, "run"), full_float32():
         return _run_locked(config, out, force, progress, clips, losses, device, identity, report,
                            created=not existed)
 
