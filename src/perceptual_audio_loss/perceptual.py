@@ -8,8 +8,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import _compiled, _native
+from . import _batched, _compiled, _native
+from .arguments import Choice, Flag, Number, check_arguments
 from .contract import (
+    REDUCTIONS,
     check_reduction,
     compute_dtype,
     finish,
@@ -19,11 +21,32 @@ from .contract import (
     signals,
 )
 from .filters import filter_bank
-from .scales import band_weights
+from .scales import SCALES, WEIGHTINGS, band_weights
 
 SIMILARITIES = ("cosine", "mse")
 METHODS = ("auto", "fft", "direct")
-_COSINE_EPS = 1e-8  # as F.cosine_similarity's default eps
+# Size bounds, checked before anything is allocated: budgets, not psychoacoustics. The post's
+# bank is 512 x 512 = 2^18 coefficients; 2^24 (64 MiB in float32) leaves 64 times that. 768 kHz
+# is the highest rate of common audio converters.
+MAX_FILTER_COEFFICIENTS = 2**24
+# Designing a filter takes scipy about half a millisecond: 8192 bands take a few seconds.
+MAX_BANDS = 8192
+MAX_SAMPLE_RATE = 768000.0
+ARGUMENTS = {
+    "sample_rate": Number(low=0, low_open=True, high=MAX_SAMPLE_RATE),
+    "n_bands": Number(low=1, high=MAX_BANDS, integer=True),
+    "taps": Number(low=3, high=2**16, integer=True),
+    "low_hz": Number(low=0),
+    "high_hz": Number(low=0, low_open=True, optional=True),
+    "scale": Choice(SCALES),
+    "stride": Number(low=1, high=2**16, integer=True),
+    "log_factor": Number(low=0, low_open=True, high=1e12),
+    "weighting": Choice(WEIGHTINGS),
+    "similarity": Choice(SIMILARITIES),
+    "reduction": Choice(REDUCTIONS),
+    "method": Choice(METHODS),
+    "compiled": Flag(),
+}
 # Below this many taps per output frame a direct convolution beats the FFT on a CPU
 # (measured by `pal bench`'s crossover table on a 2-core x86 machine; see BENCHMARKS.md).
 FFT_MIN_TAPS_PER_FRAME = 64
@@ -55,85 +78,6 @@ def choose_method(method: str, taps: int, stride: int) -> str:
     if method != "auto":
         return method
     return "fft" if taps / stride >= FFT_MIN_TAPS_PER_FRAME else "direct"
-
-
-BAND_CHUNK = 32  # bands filtered together in the fused path: a chunk's arrays stay in cache
-
-
-class _FusedFFTDistance(torch.autograd.Function):
-    """Per-item distance between the features of ``x`` and fixed target features, fused.
-
-    Forward filters by FFT a chunk of bands at a time, rectifies, compresses, weights, and keeps
-    the features and their slope ``w / (1 + relu(y))`` (0 where ``y <= 0``), while accumulating the
-    similarity's sums; backward uses the slope and the adjoint of the filtering (a convolution with
-    the same filters, again by FFT). Each batch item is computed on its own, so an item's value
-    does not depend on what else is in the batch. ``x`` is ``(batch, time)``.
-    """
-
-    @staticmethod
-    def forward(ctx, x, spectra, weights, target, n_fft, frames, stride, similarity):
-        features = torch.empty_like(target)
-        slopes = torch.empty_like(target)
-        n_bands = spectra.shape[0]
-        # The similarity's sums, per item: float32 pairwise sums within a chunk, accumulated over
-        # chunks in float64. One float32 dot product over millions of terms drifts by 1e-4.
-        sums = torch.zeros(x.shape[0], 3, dtype=torch.float64, device=x.device)
-        for item in range(x.shape[0]):
-            spectrum = torch.fft.rfft(x[item], n=n_fft)
-            for start in range(0, n_bands, BAND_CHUNK):
-                bands = slice(start, min(n_bands, start + BAND_CHUNK))
-                filtered = torch.fft.irfft(spectrum * spectra[bands], n=n_fft)[:, :frames:stride]
-                rectified = filtered.clamp_min_(0.0)
-                chunk = torch.log1p(rectified, out=features[item, bands]).mul_(weights[bands])
-                slope = torch.add(rectified, 1.0, out=slopes[item, bands]).reciprocal_().mul_(weights[bands])
-                slope.masked_fill_(rectified == 0.0, 0.0)
-                target_chunk = target[item, bands]
-                if similarity == "cosine":
-                    sums[item, 0] += torch.sum(chunk * target_chunk)
-                    sums[item, 1] += torch.sum(chunk * chunk)
-                    sums[item, 2] += torch.sum(target_chunk * target_chunk)
-                else:
-                    sums[item, 0] += torch.sum((chunk - target_chunk) ** 2)
-        if similarity == "cosine":
-            dot = sums[:, 0]
-            f_norm = sums[:, 1].sqrt().clamp_min(_COSINE_EPS)
-            t_norm = sums[:, 2].sqrt().clamp_min(_COSINE_EPS)
-            value = (-dot / (f_norm * t_norm)).to(x.dtype)
-            # dL/df = a * target + b * features, per item
-            a = (-1.0 / (f_norm * t_norm)).to(x.dtype)
-            b = torch.where(f_norm > _COSINE_EPS, dot / (f_norm ** 3 * t_norm), torch.zeros_like(dot)).to(x.dtype)
-        else:
-            size = target[0].numel()
-            value = (sums[:, 0] / size).to(x.dtype)
-            a = torch.full_like(value, -2.0 / size)
-            b = torch.full_like(value, 2.0 / size)
-        ctx.save_for_backward(spectra, target, features, slopes, a, b)
-        ctx.shape = (x.shape[-1], n_fft, frames, stride)
-        return value
-
-    @staticmethod
-    def backward(ctx, grad_value):
-        spectra, target, features, slopes, a, b = ctx.saved_tensors
-        length, n_fft, frames, stride = ctx.shape
-        n_bands = spectra.shape[0]
-        a, b = a * grad_value, b * grad_value
-        grad_x = torch.empty(target.shape[0], length, dtype=target.dtype, device=target.device)
-        for item in range(target.shape[0]):
-            adjoint = torch.zeros(n_fft // 2 + 1, dtype=spectra.dtype, device=spectra.device)
-            for start in range(0, n_bands, BAND_CHUNK):
-                bands = slice(start, min(n_bands, start + BAND_CHUNK))
-                grad_filtered = torch.mul(target[item, bands], a[item])
-                grad_filtered.addcmul_(features[item, bands], b[item]).mul_(slopes[item, bands])
-                if stride != 1:
-                    spread = grad_filtered.new_zeros(grad_filtered.shape[0], frames)
-                    spread[:, ::stride] = grad_filtered
-                    grad_filtered = spread
-                # Adjoint of "irfft of spectrum x filter": rfft, then multiply by the conjugate filter.
-                grad_spectra = torch.fft.rfft(grad_filtered, n=n_fft)
-                adjoint += (grad_spectra * spectra[bands].conj()).sum(dim=0)
-            # Adjoint of "rfft of x": the scale factors of rfft's and irfft's adjoints cancel here.
-            grad_x[item] = torch.fft.irfft(adjoint, n=n_fft)[:length]
-        return grad_x, None, None, None, None, None, None, None
 
 
 class PerceptualLoss(nn.Module):
@@ -203,15 +147,14 @@ class PerceptualLoss(nn.Module):
         compiled: bool = True,
     ):
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-        if similarity not in SIMILARITIES:
-            raise ValueError(f"unknown similarity {similarity!r}; choose one of {SIMILARITIES}")
-        check_reduction(reduction)
-        if stride < 1:
-            raise ValueError(f"stride must be at least 1, got {stride}")
-        if log_factor <= 0:
-            raise ValueError(f"log_factor must be positive, got {log_factor}")
+        arguments = check_arguments(ARGUMENTS, locals())
+        sample_rate, n_bands, taps, stride = (arguments[k] for k in ("sample_rate", "n_bands", "taps", "stride"))
+        log_factor, low_hz, high_hz = arguments["log_factor"], arguments["low_hz"], arguments["high_hz"]
+        if n_bands * taps > MAX_FILTER_COEFFICIENTS:
+            raise ValueError(f"n_bands x taps must be at most {MAX_FILTER_COEFFICIENTS} (the filters' size budget), "
+                             f"got {n_bands} x {taps}")
+        if high_hz is not None and low_hz >= high_hz:
+            raise ValueError(f"low_hz must be below high_hz, got {low_hz} and {high_hz}")
         filters, centres = filter_bank(sample_rate, n_bands, taps, low_hz, high_hz, scale)
         self.sample_rate = sample_rate
         self.taps = taps
@@ -220,10 +163,9 @@ class PerceptualLoss(nn.Module):
         self.similarity = similarity
         self.reduction = reduction
         self.method = choose_method(method, taps, stride)
-        if not isinstance(compiled, bool):
-            raise TypeError(f"compiled must be True or False, got {compiled!r}")
         self.compiled = compiled
-        self._spectra: dict[tuple, torch.Tensor] = {}
+        self._spectra: dict[tuple, tuple] = {}
+        self.block_bytes = _batched.BLOCK_BYTES
         self._workspace = _compiled.Workspace()
         self.register_buffer("filters", torch.from_numpy(filters).float().unsqueeze(1))
         self.register_buffer("band_centres_hz", torch.from_numpy(centres).float())
@@ -247,39 +189,46 @@ class PerceptualLoss(nn.Module):
 
     def _signal_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(signals, time)`` -> ``(signals, n_bands, frames)`` in ``x``'s dtype."""
-        x = x.unsqueeze(1)
         weights = self.band_weights.to(device=x.device, dtype=x.dtype)
         if self.method == "fft":
             # log_factor is folded into the filters' spectra: k relu(y) = relu(k y) for k > 0.
-            scaled_bands = self._fft_filter(x)
-            return torch.log1p(scaled_bands.clamp_min_(0.0)).mul_(weights)
+            geometry = self._geometry(x)
+            return _batched.features(x, self._filter_spectra(geometry.n_fft, x.device, x.dtype), weights, geometry)
         filters = self.filters.to(device=x.device, dtype=x.dtype)
         # Zero padding of `taps` on both sides: T + taps + 1 outputs per band at stride 1.
-        bands = F.conv1d(x, filters, stride=self.stride, padding=self.taps)
+        bands = F.conv1d(x.unsqueeze(1), filters, stride=self.stride, padding=self.taps)
         return torch.log1p(self.log_factor * F.relu(bands)) * weights
 
-    def _filter_spectra(self, n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """rfft of ``log_factor`` x each filter, time-reversed and delayed by one sample.
+    def _geometry(self, x: torch.Tensor) -> _batched.Geometry:
+        frames = x.shape[-1] + self.taps + 1
+        return _batched.Geometry(fft_length(frames), frames, self.stride, self.similarity, self.block_bytes)
+
+    def _filter_spectra(self, n_fft: int, device: torch.device, dtype: torch.dtype,
+                        conjugate: bool = False) -> torch.Tensor:
+        """rfft of ``log_factor`` x each filter, time-reversed and delayed by one sample (or the
+        complex conjugate of that, for the adjoint of the filtering).
 
         Reversal turns convolution into the cross-correlation conv1d computes; the one-sample
         delay reproduces the leading zero of conv1d's ``taps`` padding, so the first
         ``T + taps + 1`` samples of the inverse FFT are exactly the direct path's outputs.
+
+        Cached per FFT length, device and dtype, and made again whenever what they are made of
+        changes: the filters tensor itself (``load_state_dict``, an in-place edit, a new tensor)
+        or ``log_factor``.
         """
-        key = (n_fft, device, dtype, self.filters.data_ptr())
-        if key not in self._spectra:
+        key = (n_fft, device, dtype, conjugate)
+        source = (self.filters, self.filters._version, self.log_factor)
+        cached = self._spectra.get(key)
+        if cached is not None and cached[0] is source[0] and cached[1:3] == source[1:]:
+            return cached[3]
+        if conjugate:
+            spectra = self._filter_spectra(n_fft, device, dtype).conj().resolve_conj()
+        else:
             kernels = self.log_factor * self.filters.detach().squeeze(1).flip(-1).to(torch.float64)
             delayed = F.pad(kernels, (1, 0))
-            self._spectra[key] = torch.fft.rfft(delayed, n=n_fft).to(device=device, dtype=_complex_of(dtype))
-        return self._spectra[key]
-
-    def _fft_filter(self, x: torch.Tensor) -> torch.Tensor:
-        """``log_factor`` x the direct path's conv1d output, by FFT: ``(batch, n_bands, frames)``."""
-        frames = x.shape[-1] + self.taps + 1
-        n_fft = fft_length(frames)
-        spectra = self._filter_spectra(n_fft, x.device, x.dtype)
-        signal_spectrum = torch.fft.rfft(x, n=n_fft)  # (batch, 1, bins)
-        bands = torch.fft.irfft(signal_spectrum * spectra, n=n_fft)
-        return bands[..., : frames : self.stride]
+            spectra = torch.fft.rfft(delayed, n=n_fft).to(device=device, dtype=_complex_of(dtype))
+        self._spectra[key] = (*source, spectra)
+        return spectra
 
     def compare(
         self, input_features: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
@@ -293,22 +242,15 @@ class PerceptualLoss(nn.Module):
             raise ValueError(f"input_features {tuple(input_features.shape)} and target_features "
                              f"{tuple(target_features.shape)} must have the same shape")
         batch = input_features.shape[0]
-        a = input_features.reshape(-1, *input_features.shape[-2:]).flatten(1)
-        b = target_features.reshape(-1, *target_features.shape[-2:]).flatten(1)
-        # Sums accumulated in float64: over millions of terms a float32 dot product drifts by 1e-5.
-        if self.similarity == "cosine":
-            dot = torch.sum(a * b, dim=1, dtype=torch.float64)
-            a_norm = torch.sum(a * a, dim=1, dtype=torch.float64).sqrt().clamp_min(_COSINE_EPS)
-            b_norm = torch.sum(b * b, dim=1, dtype=torch.float64).sqrt().clamp_min(_COSINE_EPS)
-            per_item = (-dot / (a_norm * b_norm)).to(a.dtype)
-        else:
-            per_item = (torch.sum((a - b) ** 2, dim=1, dtype=torch.float64) / a.shape[1]).to(a.dtype)
-        return reduce(per_item.reshape(batch, -1).mean(1), check_reduction(reduction or self.reduction))
+        per_signal = _batched.similarity(input_features.reshape(-1, *input_features.shape[-2:]),
+                                         target_features.reshape(-1, *target_features.shape[-2:]), self.similarity)
+        return reduce(per_signal.reshape(batch, -1).mean(1), check_reduction(reduction or self.reduction))
 
     def target_features(self, target: torch.Tensor) -> torch.Tensor:
         """Features of a fixed target, without a graph: compute once, pass to :meth:`against`.
 
-        Signal by signal, so a signal's features do not depend on the rest of the batch.
+        A signal's features do not depend on the rest of the batch (within the rounding of batched
+        FFTs on the device path; bit for bit on the compiled CPU path).
 
         Shape:
             target: as :meth:`forward` takes it. output: ``(batch * channels, n_bands, frames)``.
@@ -319,7 +261,7 @@ class PerceptualLoss(nn.Module):
 
     @torch.no_grad()
     def _prepare(self, y: torch.Tensor, scratch: bool = False) -> torch.Tensor:
-        """Features of target signals ``(signals, time)``, one signal at a time, without a graph.
+        """Features of target signals ``(signals, time)``, without a graph.
 
         ``scratch``: the map is used and dropped within this call (the compiled path then reuses
         one array from call to call).
@@ -327,7 +269,7 @@ class PerceptualLoss(nn.Module):
         plan = self._compiled_plan(y)
         if plan is not None:
             return _compiled.features(y, plan, scratch)
-        return torch.cat([self._signal_features(item[None]) for item in y])
+        return self._signal_features(y)
 
     def _compiled_plan(self, x: torch.Tensor) -> _compiled.Plan | None:
         """The compiled kernels' plan for signals like ``x``, or ``None`` where the torch path runs
@@ -372,11 +314,11 @@ class PerceptualLoss(nn.Module):
         plan = self._compiled_plan(x)
         if plan is not None:
             return _compiled.CompiledDistance.apply(x, target_features.contiguous(), plan)
-        n_fft = fft_length(frames)
-        spectra = self._filter_spectra(n_fft, x.device, x.dtype)
+        geometry = self._geometry(x)
+        spectra = self._filter_spectra(geometry.n_fft, x.device, x.dtype)
+        conjugate = self._filter_spectra(geometry.n_fft, x.device, x.dtype, conjugate=True)
         weights = self.band_weights.to(device=x.device, dtype=x.dtype)
-        return _FusedFFTDistance.apply(x, spectra, weights, target_features, n_fft, frames, self.stride,
-                                       self.similarity)
+        return _batched.BatchedDistance.apply(x, spectra, conjugate, weights, target_features.contiguous(), geometry)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x, y, batch = matching_signals(input, target)

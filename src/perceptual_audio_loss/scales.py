@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 SCALES = ("bark", "mel", "linear")
+WEIGHTINGS = ("a", "none")
 
 
 def hz_to_bark(hz):

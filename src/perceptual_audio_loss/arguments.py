@@ -1,0 +1,97 @@
+"""Constructor arguments checked by declared rules: one rule per argument, one message style.
+
+A loss declares ``ARGUMENTS = {"name": rule, ...}`` and calls :func:`check_arguments` first thing
+in ``__init__``; a bad value raises ``TypeError`` (wrong kind: a bool where a number is wanted, a
+string, a float where an integer is) or ``ValueError`` (NaN, infinity, out of range, not a
+choice), and the message starts with the argument's name.
+
+>>> Number(low=0, low_open=True).check("beta", float("nan"))
+Traceback (most recent call last):
+...
+ValueError: beta must be a finite number, got nan
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Number:
+    """A real number (or an integer) in ``[low, high]``; ``low_open`` excludes ``low`` itself."""
+
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    low_open: bool = False
+    optional: bool = False  # None allowed (a documented default computed later)
+
+    def check(self, name: str, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        kind = numbers.Integral if self.integer else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
+            wanted = "an integer" if self.integer else "a number"
+            raise TypeError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__})")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and value > self.high
+        if too_low or too_high:
+            raise ValueError(f"{name} must be {self.describe()}, got {value!r}")
+        return int(value) if self.integer else value
+
+    def describe(self) -> str:
+        low = "" if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low:g}"
+        high = "" if self.high is None else f"at most {self.high:g}"
+        return " and ".join(part for part in (low, high) if part) or "finite"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of strings."""
+
+    options: tuple[str, ...]
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be one of {self.options}, got {value!r} ({type(value).__name__})")
+        if value not in self.options:
+            raise ValueError(f"{name} must be one of {self.options}, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """``True`` or ``False`` and nothing else (not 0, 1 or a string)."""
+
+    def check(self, name: str, value: Any) -> Any:
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+        return value
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """A non-empty tuple or list of numbers, each by ``rule``, at most ``most`` of them."""
+
+    rule: Number
+    most: int = 8
+
+    def check(self, name: str, value: Any) -> Any:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+            raise TypeError(f"{name} must be a tuple of numbers, got {value!r} ({type(value).__name__})")
+        if not 1 <= len(value) <= self.most:
+            raise ValueError(f"{name} must hold 1 to {self.most} numbers, got {len(value)}")
+        return tuple(self.rule.check(f"{name}[{i}]", item) for i, item in enumerate(value))
+
+
+Rule = Number | Choice | Flag | Numbers
+
+
+def check_arguments(rules: Mapping[str, Rule], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every value by its rule, in the rules' order; the checked values (integers as ``int``)."""
+    return {name: rule.check(name, values[name]) for name, rule in rules.items()}
