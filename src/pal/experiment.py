@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from .clips import BUILTIN_CLIPS, builtin_clip
 from .config import ExperimentConfig, full_float32, resolve_device
 from .errors import UserError
 from .files import failure
+from .guard import GuardedLoss, UserLossFailed, blame
 from .losses import build_loss, probe
 from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, read_json, write_json, write_losses_csv
 from .discovery import audio_under, no_audio_message, unique_names
@@ -179,6 +180,9 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
     targets = torch.from_numpy(np.stack([clip.samples for clip in clips])).unsqueeze(1)
     bars = RunProgress(labels, config.iterations, progress)
     bars.start(state["iteration"] if state else 0)
+    for loss in losses.values():
+        if isinstance(loss, GuardedLoss):
+            loss.start(state["iteration"] + 1 if state else 1)
     started = time.perf_counter()
     try:
         results = train_batched(
@@ -186,9 +190,15 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
             on_progress=bars.update, on_checkpoint=save_checkpoint,
             on_save=folder.save_state, resume=state, learning_rate=config.learning_rate, betas=config.betas,
         )
-    except OSError as error:
-        raise UserError(f"{out}: writing the run failed ({failure(error, out)}); what was saved is kept: "
-                        "run the same command again to resume") from None
+    except (Exception, SystemExit, GeneratorExit) as error:  # a Ctrl-C is not the loss's: below
+        loss_failure = blame(error, losses.values())
+        if loss_failure is not None:  # a user's loss failed: its runs are recorded so, the rest kept
+            _record_loss_failure(out, running, loss_failure, report)
+            raise loss_failure from None
+        if isinstance(error, OSError):
+            raise UserError(f"{out}: writing the run failed ({failure(error, out)}); what was saved is kept: "
+                            "run the same command again to resume") from None
+        raise
     except KeyboardInterrupt:
         bars.close()
         try:
@@ -206,6 +216,21 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
     except OSError as error:
         raise UserError(f"{out}: writing the run's results failed ({failure(error, out)}); the training "
                         "is saved: run the same command again to finish") from None
+
+
+def _record_loss_failure(out: Path, running: list[RunStatus], loss_failure: UserLossFailed, report) -> None:
+    """``runs.json`` after a user's loss failed: its runs failed at that iteration, with the reason;
+    the other runs stay as they were (interrupted: the same command resumes them). The page is
+    rebuilt to show it; nothing written before is touched."""
+    folder = RunFolder(out)
+    statuses = [replace(status, status="failed", reason=loss_failure.reason, stopped_at=loss_failure.iteration,
+                        checkpoints=folder.checkpoints_on_disk(*status.key))
+                if status.loss == loss_failure.label else status for status in running]
+    try:
+        folder.write_runs(statuses)
+        report(out)
+    except (OSError, UserError):
+        pass  # the loss's failure is what to report; the folder is as the last save left it
 
 
 def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[RunStatus]:

@@ -33,6 +33,7 @@ from torch import nn
 from perceptual_audio_loss import LOSSES as LIBRARY_LOSSES
 
 from .errors import UserError
+from .guard import Guard, guarded
 
 PEER_LOSSES: dict[str, Callable[..., nn.Module]] = {}
 
@@ -193,14 +194,14 @@ def _file_sha256(path: Path) -> str:
 def _import_module(name: str, spec: str):
     if os.getcwd() not in sys.path:  # as `python -m` would find a module in the working folder
         sys.path.append(os.getcwd())
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name and name.startswith(error.name):
-            raise UserError(f"loss {spec!r}: no module named {error.name!r}") from None
-        raise UserError(f"loss {spec!r}: importing {name} failed: {error}") from None
-    except Exception as error:  # the user's module: any error at import is theirs to see in one line
-        raise UserError(f"loss {spec!r}: importing {name} raised {type(error).__name__}: {error}") from None
+    with Guard(spec, lambda: f"on import of {name}"):  # any error at import, sys.exit too, in one line
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if not (error.name and name.startswith(error.name)):
+                raise
+            missing = error.name
+    raise UserError(f"loss {spec!r}: no module named {missing!r}")
 
 
 def _load_file(spec: LossSpec):
@@ -216,10 +217,11 @@ def _load_file(spec: LossSpec):
     module = importlib.util.module_from_spec(loader_spec)
     sys.modules[module_name] = module
     try:
-        loader_spec.loader.exec_module(module)
-    except Exception as error:
+        with Guard(spec.label, lambda: f"on import of {path}"):
+            loader_spec.loader.exec_module(module)
+    except BaseException:
         del sys.modules[module_name]
-        raise UserError(f"loss {spec.label!r}: loading {path} raised {type(error).__name__}: {error}") from None
+        raise
     return module
 
 
@@ -238,7 +240,8 @@ def build_loss(spec: LossSpec, sample_rate: float) -> nn.Module:
         raise UserError(f"loss {spec.label!r}: {spec.attribute} is not a class or function")
     loss = _call_factory(factory, spec, sample_rate)
     _check_forward(loss, spec)
-    return loss
+    source = spec.target if spec.kind == "file" else getattr(module, "__file__", None)
+    return guarded(loss, spec.label, source)  # guarded for the whole run, not only at the probe
 
 
 def _call_factory(factory, spec: LossSpec, sample_rate: float) -> nn.Module:
@@ -249,17 +252,24 @@ def _call_factory(factory, spec: LossSpec, sample_rate: float) -> nn.Module:
                         f"(sample_rate{''.join(f', {k}=...' for k in spec.options)}): {error}") from None
     except ValueError:  # no signature to read (a builtin): let the call say
         pass
-    try:
-        loss = factory(sample_rate, **spec.options)
-    except (ValueError, TypeError, KeyError) as error:
-        raise UserError(f"loss {spec.label!r}: {error}") from None
-    except Exception as error:  # options too large to honour (MemoryError, OverflowError), or a user's bug
-        raise UserError(f"loss {spec.label!r} could not be built ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    try:  # anything else it raises (MemoryError, a user's bug, sys.exit) is one line from the guard
+        with Guard(spec.label, lambda: "when built", passthrough=(ValueError, TypeError, KeyError)):
+            loss = factory(sample_rate, **spec.options)
+    except (ValueError, TypeError, KeyError) as error:  # options it refuses: one line naming them
+        raise UserError(f"loss {spec.label!r}: {_refusal(error, spec.options)}") from None
     if not isinstance(loss, nn.Module):
         raise UserError(f"loss {spec.label!r}: {spec.attribute or spec.target}(sample_rate) returned "
                         f"{type(loss).__name__}, not a torch.nn.Module")
     return loss
+
+
+def _refusal(error: Exception, options: dict) -> str:
+    """The factory's refusal in one line; the options named when its message names none of them."""
+    text = (str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)).strip()
+    text = text.splitlines()[0] if text else type(error).__name__
+    if options and not any(key in text for key in options):
+        text += f" (options: {', '.join(f'{key}={value!r}' for key, value in options.items())})"
+    return text
 
 
 def _check_forward(loss: nn.Module, spec: LossSpec) -> None:
@@ -272,23 +282,16 @@ def _check_forward(loss: nn.Module, spec: LossSpec) -> None:
 
 def probe(loss: nn.Module, spec: LossSpec, window: int, sample_rate: float) -> None:
     """One call on a noise pair, before any folder is written: a user's loss that raises, or
-    returns something that is not one finite number, is refused in one line."""
+    returns something that is not one finite number, is refused in one line. What a guarded loss
+    checks at every call (:mod:`pal.guard`) is checked here first."""
     if spec.kind == "registered":
         return
     generator = torch.Generator().manual_seed(0)
     length = min(window, int(sample_rate))
     input = (0.1 * torch.randn(1, 1, length, generator=generator)).requires_grad_()
     target = 0.1 * torch.randn(1, 1, length, generator=generator)
-    try:
-        value = loss(input, target)
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise UserError(f"loss {spec.label!r}: returned {shape} for a batch of one, not a single value")
-        if not torch.isfinite(value).all():
-            raise UserError(f"loss {spec.label!r}: returned {float(value)} on a noise pair")
+    value = loss(input, target)
+    if not bool(torch.isfinite(value).all()):
+        raise UserError(f"loss {spec.label!r}: returned {float(value)} on a noise pair")
+    with Guard(spec.label, lambda: "in its backward on a noise pair"):
         value.reshape(()).backward()
-    except UserError:
-        raise
-    except Exception as error:
-        raise UserError(f"loss {spec.label!r} raised {type(error).__name__} on a noise pair: "
-                        f"{str(error).splitlines()[0] if str(error) else ''}") from None
