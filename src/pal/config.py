@@ -15,6 +15,7 @@ from .audio import SAMPLE_RATE, WINDOW
 from .clips import DEFAULT_CLIPS
 from .errors import UserError
 from .losses import LossSpec, parse_loss_spec
+from .names import check_label
 
 COMMAND_LINE = "command line"
 
@@ -34,6 +35,15 @@ def _string_list(value, key: str, source: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return list(value)
     raise UserError(f"{_subject(key, source)} must be a list of strings, got {value!r}")
+
+
+def _names(value, key: str, source: str) -> list[str]:
+    """A list of strings that names at least one thing (clips, losses): ``[]`` is refused, as it
+    would run nothing (no clips given at all means the built-in ones: the flag, or no key)."""
+    names = _string_list(value, key, source)
+    if not names or not all(name.strip() for name in names):
+        raise UserError(f"{_subject(key, source)} must name at least one, and no empty one, got {value!r}")
+    return names
 
 
 def _boolean(value, key: str, source: str) -> bool:
@@ -161,9 +171,9 @@ class ExperimentConfig:
     their help and defaults, and the TOML keys are generated from these declarations.
     """
 
-    clips: list[str] = setting(factory=lambda: list(DEFAULT_CLIPS), check=_string_list, sweep=False,
+    clips: list[str] = setting(factory=lambda: list(DEFAULT_CLIPS), check=_names, sweep=False,
                                help="audio files, folders, or built-in clip names")
-    losses: list[str] = setting(factory=lambda: ["mse", "perceptual"], check=_string_list, metavar="LOSSES",
+    losses: list[str] = setting(factory=lambda: ["mse", "perceptual"], check=_names, metavar="LOSSES",
                                 help="comma-separated losses: a name, name:key=value:..., path/to/file.py:NAME "
                                      "or package.module:NAME")
     iterations: int = setting(1000, check=Number(int, 1, MAX_ITERATIONS), help="updates of each generator")
@@ -221,6 +231,7 @@ class ExperimentConfig:
         for label in labels:
             if labels.count(label) > 1:
                 raise UserError(f"--losses names the loss {label!r} twice")
+            check_label(label, "loss")  # its folders' name: refused here, before any is made
         self.losses = labels
         self.loss_sources = {record["label"]: record for record in records}
 
@@ -336,6 +347,8 @@ def read_config_file(path: Path) -> dict:
         raise UserError(f"{path}: is a folder, not a config file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not valid TOML ({str(error).splitlines()[0]})") from None
+    except RecursionError:  # tomllib recurses once per level of nested tables and arrays
+        raise UserError(f"{path}: not a config file (nested too deeply to read)") from None
     out = settings.pop("out", None)
     checked = checked_settings(settings, str(path))
     if out is not None:

@@ -25,7 +25,7 @@ from .errors import UserError
 from .files import failure
 from .guard import GuardedLoss, UserLossFailed, blame
 from .losses import build_loss, probe
-from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, read_json, write_json, write_losses_csv
+from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, write_json, write_losses_csv
 from .discovery import audio_under, no_audio_message, unique_names
 from .locks import writing
 from .train import Diverged, RunSpec, train_batched
@@ -173,9 +173,7 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
                 where = (clips[run.target].name, run.loss, run.seed)
                 write_wav(folder.checkpoint(*where, iteration), samples / peak if peak > 0 else samples,
                           config.sample_rate)
-                peaks_path = folder.peaks(*where)
-                peaks = read_json(peaks_path) if peaks_path.exists() else {}
-                write_json(peaks_path, peaks | {str(iteration): peak})
+                write_json(folder.peaks(*where), folder.read_peaks(*where) | {str(iteration): peak})
 
     targets = torch.from_numpy(np.stack([clip.samples for clip in clips])).unsqueeze(1)
     bars = RunProgress(labels, config.iterations, progress)

@@ -23,6 +23,7 @@ from .charts import Series, line_chart
 from .errors import UserError
 from .files import atomic_write, atomic_write_text
 from .pages import templates
+from .records import DamagedRecord
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -209,7 +210,7 @@ def collect_listening(run_dir: Path) -> ListeningSection | None:
     folder = RunFolder(run_dir)
     if not folder.listening_summary.is_file():
         return None
-    image = folder.relative(folder.listening_image) if folder.listening_image.is_file() else None
+    image = folder.link(folder.listening_image) if folder.listening_image.is_file() else None
     return ListeningSection(folder.listening_summary.read_text(encoding="utf-8"), image)
 
 
@@ -219,7 +220,7 @@ def read_run(run_dir: Path) -> tuple:
 
     folder = RunFolder(run_dir)
     config = folder.read_config()
-    return config, {status.key: status for status in folder.read_runs()}
+    return config, {status.key: status for status in folder.read_runs(config)}
 
 
 def read_audio_file(path: Path) -> np.ndarray | None:
@@ -249,8 +250,13 @@ def loss_status(per_seed: list, seeds: list[int]) -> str:
 
 
 def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: list[dict],
-                 colours: dict[str, str]) -> ClipSection:
-    """The clip's grid for every seed (writing each cell's images), its curves and its measures."""
+                 colours: dict[str, str], damaged: list | None = None) -> ClipSection:
+    """The clip's grid for every seed (writing each cell's images), its curves and its measures.
+
+    A damaged loss history leaves its curve out, is named in its loss's status,
+    and is added to ``damaged`` (a list of :class:`~pal.records.DamagedRecord`)."""
+    from .records import DamagedRecord
+
     from .runfolder import RunFolder, RunStatus
 
     folder = RunFolder(run_dir)
@@ -270,9 +276,9 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
     section = ClipSection(clip, config.source(clip), iterations)
     if any(loss.startswith("masked") for loss in config.losses):
         save_mask_image(original, sample_rate, frequencies, folder.clip_image(clip, "mask"))
-        section.mask_image = folder.relative(folder.clip_image(clip, "mask"))
-    original_cell = Cell(f"{clip}, original", folder.relative(folder.original(clip)),
-                         folder.relative(folder.clip_image(clip, "original")))
+        section.mask_image = folder.link(folder.clip_image(clip, "mask"))
+    original_cell = Cell(f"{clip}, original", folder.link(folder.original(clip)),
+                         folder.link(folder.clip_image(clip, "original")))
     lost = {loss: [] for loss in config.losses}
     for seed in seeds:
         rows = [GridRow("original", [original_cell] * len(iterations))]
@@ -293,8 +299,8 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
                     error_image = folder.checkpoint_image(clip, loss, seed, iteration, error=True)
                     save_spectrogram(db, reference_max_db, image)
                     save_error_spectrogram(db, original_db, reference_max_db, error_image)
-                    cell.audio, cell.image = folder.relative(wav), folder.relative(image)
-                    cell.error_image = folder.relative(error_image)
+                    cell.audio, cell.image = folder.link(wav), folder.link(image)
+                    cell.error_image = folder.link(error_image)
                 cells.append(cell)
             rows.append(GridRow(loss, cells, describe_status(runs[(loss, seed)])))
         section.grids.append(SeedGrid(seed, rows))
@@ -305,7 +311,17 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
             status = f"{status}; but {', '.join(lost[loss])}"
         first = runs[(loss, seeds[0])]
         section.statuses.append(LossStatus(loss, status, first.final_loss, first.seconds))
-        curves[loss] = [c for c in (folder.read_losses(clip, loss, seed) for seed in seeds) if c is not None and len(c)]
+        curves[loss] = []
+        for seed in seeds:
+            try:
+                curve = folder.read_losses(clip, loss, seed)
+            except DamagedRecord as error:
+                damaged = [] if damaged is None else damaged
+                damaged.append(error)
+                section.statuses[-1].status += f"; but {folder.relative(error.path)} is damaged (its curve is left out)"
+                continue
+            if curve is not None and len(curve):
+                curves[loss].append(curve)
     section.curves = loss_curves_chart({k: v for k, v in curves.items() if v}, colours, clip)
     section.measures = measure_charts([r for r in metric_rows if r["clip"] == clip], config.losses, colours)
     return section
@@ -318,9 +334,14 @@ def build_report(run_dir: str | Path) -> Path:
     from .runfolder import RunFolder
 
     config, statuses = read_run(run_dir)
-    metric_rows = RunFolder(run_dir).read_metrics()
+    damaged: list[DamagedRecord] = []  # records the page is built without; named once it is written
+    try:
+        metric_rows = RunFolder(run_dir).read_metrics(config)
+    except DamagedRecord as error:
+        metric_rows, damaged = [], [error]
     colours = {loss: LOSS_COLOURS[i % len(LOSS_COLOURS)] for i, loss in enumerate(config.losses)}
-    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows, colours) for clip in config.clip_names]
+    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows, colours, damaged)
+             for clip in config.clip_names]
     claims = claims_table(metric_rows, config.losses) if metric_rows else []
     matrix_clips, matrix = claims_matrix(claims)
     unfinished = [f"{c.name}/{s.name}" for c in clips for s in c.statuses if s.status != "finished"]
@@ -330,6 +351,7 @@ def build_report(run_dir: str | Path) -> Path:
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         run_name=run_dir.resolve().name,
         unfinished=unfinished,
+        damaged=[str(error) for error in damaged],
         claims=claims,
         matrix=matrix,
         matrix_clips=matrix_clips,
@@ -344,4 +366,11 @@ def build_report(run_dir: str | Path) -> Path:
     )
     path = RunFolder(run_dir).page
     atomic_write_text(path, page)
+    if damaged:
+        more = f" (and {len(damaged) - 1} more damaged record(s), named on the page)" if len(damaged) > 1 else ""
+        raise PageWithoutDamaged(f"{damaged[0]}{more}; the page {path} was rebuilt without it")
     return path
+
+
+class PageWithoutDamaged(UserError):
+    """The page was written, but without what a damaged record held; the message names the record."""

@@ -27,8 +27,9 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ import numpy as np
 from .errors import UserError
 from .files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from .locks import LOCK_FILE
+from . import records
+from .names import UnsafeName, folder_name, link
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
 ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
@@ -73,12 +76,18 @@ class RunRecord:
     identity: dict = field(default_factory=dict)
 
     @classmethod
-    def from_record(cls, record: dict, path: Path) -> RunRecord:
-        known = {f.name for f in fields(cls)}
+    def from_record(cls, record, path: Path) -> RunRecord:
+        """The record checked field by field (the settings by their declared bounds, the names as
+        folder names); anything else is a :class:`~pal.records.DamagedRecord` naming ``path``."""
         try:
-            return cls(**{key: value for key, value in record.items() if key in known})
-        except (TypeError, AttributeError) as error:
-            raise UserError(f"{path}: damaged run configuration ({error})") from None
+            config = records.typed(cls, record, _run_record_checks())
+            records.expect(config.checkpoint_every <= config.iterations,
+                           f"'checkpoint_every' at most 'iterations' ({config.iterations})", config.checkpoint_every)
+            records.expect(config.iterations // config.checkpoint_every <= _max_checkpoints(),
+                           f"at most {_max_checkpoints()} checkpoints", config.iterations // config.checkpoint_every)
+        except records.BadValue as error:
+            raise records.DamagedRecord(path, "run configuration", str(error)) from None
+        return config
 
     def checkpoints(self) -> list[int]:
         """The iterations the run saves checkpoints at (every ``checkpoint_every``, and the last)."""
@@ -87,6 +96,53 @@ class RunRecord:
 
     def source(self, clip: str) -> str:
         return self.clip_sources.get(clip, clip)
+
+
+def _declared(name: str) -> records.Check:
+    """A recorded setting checked as the flag and the TOML key are (:data:`pal.config.CHECKS`)."""
+    from .config import CHECKS
+
+    def check(value):
+        try:
+            return CHECKS[name](value, name, "record")
+        except UserError as error:
+            message = str(error)
+            raise records.BadValue(message[message.index(" must be ") + 1:] if " must be " in message
+                                   else message) from None
+
+    return check
+
+
+def _max_checkpoints() -> int:
+    from .config import MAX_CHECKPOINTS
+
+    return MAX_CHECKPOINTS
+
+
+def _label(value) -> str:
+    """A loss's label or a clip's name: text that can name a folder (:func:`pal.names.folder_name`)."""
+    records.text(value)
+    try:
+        folder_name(value)
+    except UnsafeName as error:
+        raise records.BadValue(str(error)) from None
+    return value
+
+
+def _run_record_checks() -> dict[str, records.Check]:
+    labels = records.list_of(_label, unique=True, nonempty=True)
+    return {
+        "losses": labels, "clip_names": labels,
+        **{name: _declared(name) for name in ("iterations", "checkpoint_every", "sample_rate", "window", "seeds")},
+        "clip_sources": records.mapping(value=records.text),
+        "clip_offsets": records.mapping(value=records.optional(records.number)),
+        "loss_sources": records.mapping(value=records.mapping()),
+        "resolved_device": records.optional(records.text), "version": records.optional(records.text),
+        "identity": records.mapping(),
+    }
+
+
+STATUSES = ("running", "finished", "failed")
 
 
 @dataclass
@@ -103,10 +159,26 @@ class RunStatus:
     seconds: float | None = None
     checkpoints: list[int] = field(default_factory=list)
 
+    CHECKS = {
+        "clip": _label, "loss": _label, "seed": records.integer(0), "status": records.one_of(*STATUSES),
+        "reason": records.optional(records.text), "stopped_at": records.optional(records.integer(0)),
+        "final_loss": records.optional(records.number), "seconds": records.optional(records.number),
+        "checkpoints": records.list_of(records.integer(1), unique=True),
+    }
+
     @classmethod
-    def from_record(cls, record: dict) -> RunStatus:
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in record.items() if key in known})
+    def from_record(cls, record, where: str = "") -> RunStatus:
+        """One entry of ``runs.json``, checked field by field (:class:`~pal.records.BadValue` if not)."""
+        return records.typed(cls, record, cls.CHECKS, where)
+
+    def check_against(self, config: RunRecord) -> None:
+        """Refuse (:class:`~pal.records.BadValue`) a status of a run the configuration does not
+        hold, or with checkpoints it never saves."""
+        records.expect(self.clip in config.clip_names, f"a clip of the run ({', '.join(config.clip_names)})", self.clip)
+        records.expect(self.loss in config.losses, f"a loss of the run ({', '.join(config.losses)})", self.loss)
+        records.expect(self.seed in config.seeds, f"a seed of the run ({config.seeds})", self.seed)
+        planned = set(config.checkpoints())
+        records.expect(all(i in planned for i in self.checkpoints), "checkpoints the run saves", self.checkpoints)
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -156,7 +228,8 @@ class RunFolder:
         return self.root / LISTENING_IMAGE
 
     def clip(self, clip: str) -> Path:
-        return self.root / CLIPS / clip
+        """A clip's folder: its name made a safe, unique folder name (:func:`pal.names.folder_name`)."""
+        return self.root / CLIPS / folder_name(clip)
 
     def original(self, clip: str) -> Path:
         return self.clip(clip) / ORIGINAL
@@ -166,8 +239,9 @@ class RunFolder:
         return self.clip(clip) / CLIP_IMAGES[kind]
 
     def run(self, clip: str, loss: str, seed: int) -> Path:
-        """The folder of one (clip, loss, seed) run."""
-        return self.root / CLIPS / run_label(clip, loss, seed)
+        """The folder of one (clip, loss, seed) run: the loss's label made a folder name, as the
+        clip's, so no label (``..``, ``a/b``, ``#``) can reach outside it or into another's."""
+        return self.clip(clip) / folder_name(loss) / f"seed-{int(seed)}"
 
     def checkpoint(self, clip: str, loss: str, seed: int, iteration: int) -> Path:
         return self.run(clip, loss, seed) / checkpoint_name(iteration)
@@ -184,8 +258,12 @@ class RunFolder:
         return self.run(clip, loss, seed) / LOSSES
 
     def relative(self, path: Path) -> str:
-        """``path`` as the page links it: relative to the folder, with forward slashes."""
+        """``path`` relative to the folder, with forward slashes, as messages name it."""
         return Path(path).relative_to(self.root).as_posix()
+
+    def link(self, path: Path) -> str:
+        """``path`` as the page links it: relative, URL-encoded (a ``#`` or ``%`` in a name stays a name)."""
+        return link(self.relative(path))
 
     # -- records -----------------------------------------------------------------------------
     def is_run(self) -> bool:
@@ -198,27 +276,44 @@ class RunFolder:
 
     def read_config(self) -> RunRecord:
         self.require()
-        return RunRecord.from_record(read_json(self.config), self.config)
+        return RunRecord.from_record(records.read_json(self.config, "run configuration"), self.config)
 
     def read_identity(self) -> dict:
         """The identity a run was started under (what decides whether a command resumes it)."""
-        return read_json(self.config).get("identity", {})
+        return self.read_config().identity
 
-    def read_runs(self) -> list[RunStatus]:
-        """Every run's status record; none before the first is written."""
+    def read_runs(self, config: RunRecord | None = None) -> list[RunStatus]:
+        """Every run's status record; none before the first is written. With ``config``, each
+        must be a run of it (its clip, loss and seed, checkpoints it saves)."""
         if not self.runs.exists():
             return []
-        records = read_json(self.runs)
-        try:
-            return [RunStatus.from_record(record) for record in records]
-        except (TypeError, AttributeError):
-            raise UserError(f"{self.runs}: damaged run record (not a list of runs)") from None
+
+        def parse(value) -> list[RunStatus]:
+            records.expect(isinstance(value, list), "a list of runs", value)
+            statuses = [RunStatus.from_record(entry, f" of run {index + 1}") for index, entry in enumerate(value)]
+            for index, status in enumerate(statuses):
+                if config is not None:
+                    try:
+                        status.check_against(config)
+                    except records.BadValue as error:
+                        raise records.BadValue(f"run {index + 1}: {error}") from None
+            return statuses
+
+        return records.parse_json(self.runs, "run record", parse)
 
     def write_runs(self, statuses: list[RunStatus]) -> None:
         write_json(self.runs, [asdict(status) for status in statuses])
 
-    def read_metrics(self) -> list[dict]:
-        return read_metrics_csv(self.metrics)
+    def read_metrics(self, config: RunRecord | None = None) -> list[dict]:
+        """``metrics.csv``'s rows; with ``config``, each must measure a checkpoint the run saves."""
+        rows = read_metrics_csv(self.metrics)
+        if config is not None:
+            for number, row in enumerate(rows, start=2):
+                try:
+                    RunStatus(row["clip"], row["loss"], row["seed"], checkpoints=[row["iteration"]]).check_against(config)
+                except records.BadValue as error:
+                    raise records.DamagedRecord(self.metrics, "table of measures", f"line {number}: {error}") from None
+        return rows
 
     def write_metrics(self, rows: list[dict]) -> None:
         write_metrics_csv(self.metrics, rows)
@@ -226,6 +321,14 @@ class RunFolder:
     def read_losses(self, clip: str, loss: str, seed: int) -> np.ndarray | None:
         path = self.losses(clip, loss, seed)
         return read_losses_csv(path) if path.exists() else None
+
+    def read_peaks(self, clip: str, loss: str, seed: int) -> dict[str, float]:
+        """Each checkpoint's raw peak by iteration (as text, as JSON keys are); ``{}`` before the first."""
+        path = self.peaks(clip, loss, seed)
+        if not path.exists():
+            return {}
+        return records.parse_json(path, "record of checkpoint peaks",
+                                  records.mapping(key=_iteration_key, value=records.number))
 
     def checkpoints_on_disk(self, clip: str, loss: str, seed: int) -> list[int]:
         return checkpoint_iterations_on_disk(self.run(clip, loss, seed))
@@ -235,14 +338,68 @@ class RunFolder:
         return [(i, self.checkpoint(clip, loss, seed, i)) for i in self.checkpoints_on_disk(clip, loss, seed)]
 
     def save_state(self, state: dict) -> None:
-        save_state(self.state, state)
+        """Save the training state, marked with the run it belongs to (:func:`identity_digest`)."""
+        save_state(self.state, state | {"run": identity_digest(self.read_identity())})
 
     def load_state(self) -> dict | None:
-        return load_state(self.state)
+        """The saved training state, checked against this run (its identity, runs and iterations);
+        ``None`` before the first save. A state of another run, or not of this shape: one line."""
+        state = load_state(self.state)
+        if state is not None:
+            try:
+                check_state(state, len(self.read_runs()), self.read_config().iterations,
+                            identity_digest(self.read_identity()))
+            except records.BadValue as error:
+                raise UserError(f"{self.state}: not this run's training state ({error}); "
+                                "pass --force to start the run again") from None
+        return state
+
+
+def _iteration_key(value) -> str:
+    records.expect(isinstance(value, str) and value.isdigit(), "an iteration", value)
+    return value
+
+
+def identity_digest(identity: dict) -> str:
+    """SHA-256 of a run's identity: the training state carries it, so a ``state.pt`` copied from
+    another run is refused, not resumed into this one."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def check_state(state, runs: int, iterations: int, digest: str) -> None:
+    """The shape :func:`pal.train.train_batched` saves, for ``runs`` runs of ``iterations``
+    (:class:`~pal.records.BadValue` saying what differs)."""
+    import torch
+
+    from .train import STATE_FORMAT
+
+    expect = records.expect
+    expect(isinstance(state, dict), "a training state", type(state).__name__)
+    expect(state.get("run", digest) == digest, "the state of this run", "the state of another run")
+    expect(state.get("format") in (1, STATE_FORMAT), f"format 1 or {STATE_FORMAT}", state.get("format"))
+    records.integer(1, iterations)(state.get("iteration"))
+    tensors = {name: state.get(name) for name in ("latents", "history", "rng")}
+    for name, tensor in tensors.items():
+        expect(isinstance(tensor, torch.Tensor), f"{name} as a tensor", type(tensor).__name__)
+    expect(tensors["latents"].dim() >= 1 and tensors["latents"].shape[0] == runs, f"latents of {runs} runs",
+           tuple(tensors["latents"].shape))
+    expect(tuple(tensors["history"].shape) == (state["iteration"], runs),
+           f"a loss history of {state['iteration']} iterations x {runs} runs", tuple(tensors["history"].shape))
+    weights = state.get("weights")
+    expect(isinstance(weights, list) and all(isinstance(w, torch.Tensor) for w in weights), "weights as tensors",
+           type(weights).__name__)
+    optimizer = state.get("optimizer")
+    expect(isinstance(optimizer, dict) and isinstance(optimizer.get("param_groups"), list)
+           and isinstance(optimizer.get("state"), dict), "an optimiser state", type(optimizer).__name__)
+    failures = state.get("failures")
+    expect(isinstance(failures, list) and all(isinstance(f, (list, tuple)) and f and isinstance(f[0], int)
+                                              and 0 <= f[0] < runs for f in failures),
+           f"failures of runs 0 to {runs - 1}", failures)
 
 
 def run_label(clip: str, loss: str, seed: int) -> str:
-    """How a run is named to a user, ``speech/mse/seed-0``: its folder below ``clips/``."""
+    """How a run is named to a user, ``speech/mse/seed-0`` (its folder below ``clips/`` when the
+    names are safe; :meth:`RunFolder.run` is its folder)."""
     return f"{clip}/{loss}/seed-{seed}"
 
 
@@ -255,8 +412,14 @@ def checkpoint_iteration(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
+_CHECKPOINT_NAME = re.compile(r"^iter-[0-9]+\.wav$")
+
+
 def checkpoint_iterations_on_disk(run_folder: Path) -> list[int]:
-    return sorted(checkpoint_iteration(path) for path in run_folder.glob("iter-*.wav"))
+    """The checkpoints in a run's folder (files named as :func:`checkpoint_name` names them; a
+    stray ``iter-old.wav`` is not one)."""
+    return sorted(checkpoint_iteration(path) for path in run_folder.glob("iter-*.wav")
+                  if _CHECKPOINT_NAME.match(path.name))
 
 
 def write_json(path: Path, value) -> None:
@@ -264,23 +427,32 @@ def write_json(path: Path, value) -> None:
 
 
 def read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: unreadable run record ({error})") from None
+    """A run record's JSON value (no shape checked: the readers of :class:`RunFolder` check it)."""
+    return records.read_json(path, "run record")
 
 
 def write_losses_csv(path: Path, losses: list[float]) -> None:
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["iteration", "loss"])
+    writer.writerow(LOSSES_COLUMNS)
     writer.writerows((i, repr(v)) for i, v in enumerate(losses, start=1))
     atomic_write_text(path, text.getvalue())
 
 
+LOSSES_COLUMNS = ("iteration", "loss")
+
+
 def read_losses_csv(path: Path) -> np.ndarray:
-    """``(iterations, 2)`` array of (iteration, loss)."""
-    return np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    """``(iterations, 2)`` array of (iteration, loss): iterations 1, 2, 3, ... in order, each loss
+    a number (``nan`` where a run diverged); anything else a :class:`~pal.records.DamagedRecord`."""
+    what = "loss history"
+    values = []
+    for line, row in records.read_csv(path, what, LOSSES_COLUMNS):
+        iteration = records.csv_value(path, what, line, "iteration", row["iteration"], int)
+        if iteration != len(values) + 1:
+            raise records.DamagedRecord(path, what, f"line {line}: iteration {iteration}, expected {len(values) + 1}")
+        values.append((iteration, records.csv_value(path, what, line, "loss", row["loss"], float)))
+    return np.array(values, dtype=np.float64).reshape(-1, 2)
 
 
 METRIC_COLUMNS = ("clip", "loss", "seed", "iteration", "metric", "value")
@@ -295,11 +467,20 @@ def write_metrics_csv(path: Path, rows: list[dict]) -> None:
 
 
 def read_metrics_csv(path: Path) -> list[dict]:
+    """Every row with ``seed`` and ``iteration`` as integers and ``value`` as a number; ``[]``
+    before the file is written. A row that is not so: :class:`~pal.records.DamagedRecord`."""
     if not path.exists():
         return []
-    with path.open(newline="") as handle:
-        return [{**row, "seed": int(row["seed"]), "iteration": int(row["iteration"]), "value": float(row["value"])}
-                for row in csv.DictReader(handle)]
+    what = "table of measures"
+    rows = []
+    for line, row in records.read_csv(path, what, METRIC_COLUMNS):
+        seed = records.csv_value(path, what, line, "seed", row["seed"], int)
+        iteration = records.csv_value(path, what, line, "iteration", row["iteration"], int)
+        if seed < 0 or iteration < 1:
+            raise records.DamagedRecord(path, what, f"line {line}: seed {seed}, iteration {iteration}")
+        rows.append({**row, "seed": seed, "iteration": iteration,
+                     "value": records.csv_value(path, what, line, "value", row["value"], float)})
+    return rows
 
 
 def save_state(path: Path, state: dict) -> None:
@@ -343,7 +524,12 @@ def open_run_folder(out: Path, identity: dict, force: bool) -> str:
     folder = RunFolder(out)
     if not folder.is_run():
         raise UserError(f"{out}: folder is not empty and holds no run; choose another --out")
-    saved = folder.read_identity()
+    try:
+        saved = folder.read_identity()
+    except UserError as error:
+        if not force:
+            raise UserError(f"{error}; pass --force to replace the run") from None
+        saved = None  # --force: a run whose record is damaged is replaced like any other
     if saved == identity and not force:
         remove_stale_temporaries(out)
         runs = folder.read_runs()

@@ -45,8 +45,8 @@ def test_a_lost_checkpoint_is_marked_on_the_page_and_the_run_not_called_finished
 
 @pytest.mark.parametrize("name, words", [
     ("clips/drums/original.wav", "missing or damaged"),
-    ("runs.json", "unreadable run record"),
-    ("config.json", "unreadable run record"),
+    ("runs.json", "damaged run record"),
+    ("config.json", "damaged run configuration"),
 ])
 @pytest.mark.parametrize("how", ["garbage", "empty"])
 def test_a_damaged_record_is_one_line_naming_it(run, name, words, how, capsys):

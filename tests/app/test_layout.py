@@ -65,7 +65,7 @@ def test_a_damaged_run_record_is_named(tmp_path):
     with pytest.raises(UserError, match="runs.json: damaged run record"):
         folder.read_runs()
     folder.runs.write_text("[1, 2")
-    with pytest.raises(UserError, match="runs.json: unreadable run record"):
+    with pytest.raises(UserError, match=r"runs.json: damaged run record \(not JSON"):
         folder.read_runs()
 
 

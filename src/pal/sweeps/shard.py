@@ -12,14 +12,18 @@ The sweep folder (this module spells every name in it; :mod:`pal.runfolder` spel
 from __future__ import annotations
 
 import json
+import re
 import time
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 from ..audio import Clip, clip_name
+from .. import records
 from ..errors import UserError
+from ..names import check_label
 from ..runfolder import METRICS, RunFolder
 from .plan import Shard, SweepSettings, Window
 
@@ -32,14 +36,83 @@ SWEEP_PAGE = "index.html"
 
 
 def read_record(sweep_dir: Path) -> dict:
-    """The sweep's plan as saved; one line if the folder holds none or it is damaged."""
+    """The sweep's plan as saved, checked (:func:`check_plan`); one line naming ``sweep.json`` if
+    the folder holds none or it is damaged in any way."""
     path = Path(sweep_dir) / SWEEP_FILE
     if not path.is_file():
         raise UserError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
+    return records.parse_json(path, "sweep plan", check_plan)
+
+
+SHARD_NAME = re.compile(r"^shard-[0-9]{4,}$")  # as plan_shards names them: never a path elsewhere
+
+
+def _settings(value) -> dict:
+    """The plan's settings: every key a :class:`SweepSettings` field, each value through its
+    declared check (the training settings' of :mod:`pal.config`, a sweep's own)."""
+    from ..config import CHECKS
+    from .plan import own_settings
+
+    records.expect(isinstance(value, dict), "settings as an object", value)
+    own = {declared.name: declared.metadata["check"] for declared in own_settings()}
+    known = {f.name for f in fields(SweepSettings)}
+    for key, setting in value.items():
+        records.expect(key in known, f"a setting ({', '.join(sorted(known))})", key)
+        check = CHECKS.get(key) or own.get(key)
+        if key == "speech" and isinstance(setting, bool):
+            continue  # plans from before speech took names
+        if check is not None:
+            try:
+                check(setting, key, "settings")
+            except UserError as error:
+                raise records.BadValue(str(error)) from None
+    for label, source in records.mapping(value=records.mapping())(value.get("loss_sources", {})).items():
+        records.expect(source.get("label") == label, f"the record of loss {label!r}", source)
+    for label in value.get("losses", []):
+        _folder_name(label, "loss")
+    return value
+
+
+def _folder_name(name: str, what: str) -> None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: damaged sweep plan ({error})") from None
+        check_label(name, what)
+    except UserError as error:
+        raise records.BadValue(str(error)) from None
+
+
+_WINDOW_CHECKS = {"name": records.text, "source": records.text, "offset_samples": records.integer(),
+                  "padded": records.boolean}
+_SHARD_CHECKS = {"name": records.text, "windows": records.list_of(records.text, nonempty=True),
+                 "losses": records.list_of(records.text, nonempty=True),
+                 "seeds": records.list_of(records.integer(0), nonempty=True)}
+
+
+def check_plan(record) -> dict:
+    """``sweep.json`` as :func:`~pal.sweeps.run.prepare_folder` writes it: settings, windows with
+    unique names that can name folders, shards named ``shard-NNNN`` whose windows, losses and
+    seeds are the plan's (:class:`~pal.records.BadValue` otherwise)."""
+    records.expect(isinstance(record, dict) and {"settings", "windows", "shards"} <= set(record),
+                   "an object of settings, windows and shards", record)
+    settings = _settings(record["settings"])
+    windows = [records.typed(Window, w, _WINDOW_CHECKS, f" of window {i + 1}")
+               for i, w in enumerate(records.list_of(lambda w: w)(record["windows"]))]
+    names = [w.name for w in windows]
+    for name in names:
+        _folder_name(name, "window")
+    records.expect(len(set(names)) == len(names), "windows of different names",
+                   next((n for n in names if names.count(n) > 1), None) if len(set(names)) != len(names) else None)
+    shards = [records.typed(Shard, s, _SHARD_CHECKS, f" of shard {i + 1}")
+              for i, s in enumerate(records.list_of(lambda s: s)(record["shards"]))]
+    losses = set(settings.get("losses", SweepSettings().losses))
+    seeds = set(settings.get("seeds", SweepSettings().seeds))
+    for shard in shards:
+        records.expect(bool(SHARD_NAME.match(shard.name)), "a shard named shard-NNNN", shard.name)
+        records.expect(set(shard.windows) <= set(names), f"windows of the plan in {shard.name}", shard.windows)
+        records.expect(set(shard.losses) <= losses, f"losses of the plan in {shard.name}", shard.losses)
+        records.expect(set(shard.seeds) <= seeds, f"seeds of the plan in {shard.name}", shard.seeds)
+    records.expect(len({s.name for s in shards}) == len(shards), "shards of different names",
+                   [s.name for s in shards])
+    return record
 
 
 # -- one shard ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..claims import CLAIMS, claims_table, format_table
 from ..stats import Estimate, binomial_p_value, mean_interval
 from ..files import atomic_write_text
 from ..pages import templates
+from ..records import DamagedRecord
 from ..runfolder import RunFolder
 from .shard import DONE_FILE, SWEEP_METRICS, SWEEP_PAGE, read_record, shard_folder
 
@@ -68,6 +69,9 @@ def metric_rows(sweep_dir: Path, record: dict) -> tuple[list[dict], int]:
             continue
         finished += 1
         for row in RunFolder(folder).read_metrics():
+            if row["clip"] not in shard["windows"] or row["loss"] not in shard["losses"]:
+                raise DamagedRecord(RunFolder(folder).metrics, "table of measures",
+                                    f"a row of window {row['clip']!r} and loss {row['loss']!r}, not of {shard['name']}")
             window = windows[row["clip"]]
             key = (row["clip"], row["loss"], row["seed"], row["iteration"])
             wide.setdefault(key, {
