@@ -61,8 +61,7 @@ def judge(row: ClaimRow) -> ClaimRow:
         best_e, second_e = row.estimates[best], row.estimates[second]
         if not math.isnan(best_e.half_width) and not math.isnan(second_e.half_width):
             row.separated = row.margin > best_e.half_width + second_e.half_width
-    elif ranked:
-        row.winner = ranked[0][1]
+    # With one finite mean there is no runner-up: no winner and no margin (never "mse by nan").
     return row
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def command_run(args: argparse.Namespace) -> int:
     settings = read_config_file(args.config) if args.config else {}
     out_from_file = settings.pop("out", None)
     out = args.out or out_from_file or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.seed is not None and args.seeds is not None:  # as a TOML file with both keys is refused
+        raise UserError("give --seed or --seeds, not both")
     flags = {"clips": args.clips or None, "seed": args.seed}
     settings |= checked_settings({k: v for k, v in flags.items() if v is not None}, "command line")
     settings |= settings_from_flags(args, "run")
@@ -200,6 +203,8 @@ def command_sweep(args: argparse.Namespace) -> int:
     print(outcome.summary)
     print(f"page: {args.out / SWEEP_PAGE}")
     if outcome.failed:
+        for name, reason in sorted(outcome.failed.items()):  # also when --no-progress kept the progress lines quiet
+            sys.stderr.write(f"pal: shard failed: {name}: {reason}\n")
         sys.stderr.write(f"pal: {len(outcome.failed)} of {outcome.shards} shard(s) failed "
                          f"({', '.join(sorted(outcome.failed))}); run the same command again to redo them\n")
         return EXIT_RUN_FAILED
@@ -245,9 +250,13 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"run": command_run, "report": command_report, "listen": command_listen, "sweep": command_sweep,
                 "summarize": command_summarize}
+    held = HeldWarnings()
     try:
-        return handlers[args.command](args)
-    except UserError as error:
+        with held:
+            status = handlers[args.command](args)
+        held.show()
+        return status
+    except UserError as error:  # a refusal is its one line: warnings raised on the way to it are dropped
         sys.stderr.write(f"pal: error: {error}\n")
         return EXIT_BAD_INPUT
     except OSError as error:  # what no command names itself: still one line, naming the file
@@ -255,8 +264,36 @@ def _main(argv: list[str]) -> int:
         sys.stderr.write(f"pal: error: {where}{error.strerror or error}\n")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        held.show()
         sys.stderr.write("pal: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+class HeldWarnings(warnings.catch_warnings):
+    """Python's and torch's warnings, held while a command runs and shown after it (each distinct
+    one once), so that a refusal stays one line on stderr: a warning on the way to it (a user's
+    loss warning in its probe, torch on a tensor pal reports) is dropped with the command."""
+
+    LIMIT = 20  # distinct warnings kept; a loss warning differently at every step is not a memory leak
+
+    def __init__(self):
+        super().__init__()
+        self.held: dict[tuple, tuple] = {}
+
+    def __enter__(self):
+        super().__enter__()
+        warnings.showwarning = self._hold
+        return self
+
+    def _hold(self, message, category, filename, lineno, file=None, line=None):
+        key = (category, str(message))
+        if key not in self.held and len(self.held) < self.LIMIT:
+            self.held[key] = (message, category, filename, lineno)
+
+    def show(self) -> None:
+        for message, category, filename, lineno in self.held.values():
+            warnings.showwarning(message, category, filename, lineno)
+        self.held.clear()
 
 
 if __name__ == "__main__":
