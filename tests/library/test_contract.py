@@ -15,6 +15,7 @@ RATE = 11025
 LENGTH = 2048
 NAMES = sorted(LOSSES)
 REDUCED = [torch.float16, torch.bfloat16]
+REDUCED_IDS = ["float16", "bfloat16"]
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -96,13 +97,18 @@ def test_every_float_dtype_in_and_out(loss, dtype):
     assert relative(gradient, reference_gradient) < tolerance
 
 
-def test_autocast_is_off_inside_the_loss(loss):
+@pytest.mark.parametrize("dtype", REDUCED, ids=REDUCED_IDS)
+def test_autocast_is_off_inside_the_loss(loss, dtype):
+    """Float32 in under either half type's autocast, forward and backward inside it (as a training
+    step under autocast may run): the float32 value and gradient, as if autocast were not there."""
     x, y = pair((2, 2, LENGTH))
-    plain = loss(x, y)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        inside = loss(x, y)
-    assert inside.dtype == torch.float32
+    plain, plain_gradient = value_and_gradient(loss, x, y)
+    with torch.autocast("cpu", dtype=dtype):
+        inside, gradient = value_and_gradient(loss, x, y)
+    assert inside.dtype == torch.float32 and gradient.dtype == torch.float32
+    assert torch.isfinite(gradient).all()
     torch.testing.assert_close(inside, plain, rtol=1e-6, atol=1e-7)
+    assert relative(gradient, plain_gradient) < 1e-6
 
 
 SILENT_CASES = ["silent target", "silent input", "both silent", "one target channel silent"]
@@ -143,20 +149,22 @@ def test_bad_arguments_are_named(loss):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dtype", REDUCED, ids=REDUCED_IDS)
 @pytest.mark.parametrize("make", [PerceptualLoss, MaskedLoss], ids=["perceptual", "masked"])
-def test_stereo_44100_under_bfloat16_autocast_matches_float32(make):
-    """The issue's case: (4, 2, 44100) bfloat16 under CPU autocast, within 1e-2 of float32."""
+def test_stereo_44100_under_half_autocast_matches_float32(make, dtype):
+    """The issues' case: (4, 2, 44100) float16 or bfloat16 under CPU autocast, within 1e-2 of
+    float32 on the same (rounded) samples."""
     loss = make(44100)
     x, y = pair((4, 2, 44100), seed=3)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        value, gradient = value_and_gradient(loss, x.bfloat16(), y.bfloat16())
-    reference, reference_gradient = value_and_gradient(loss, x.bfloat16().float(), y.bfloat16().float())
+    with torch.autocast("cpu", dtype=dtype):
+        value, gradient = value_and_gradient(loss, x.to(dtype), y.to(dtype))
+    reference, reference_gradient = value_and_gradient(loss, x.to(dtype).float(), y.to(dtype).float())
     assert torch.isfinite(value) and torch.isfinite(gradient).all()
     assert relative(value, reference) < 1e-2 and relative(gradient, reference_gradient) < 1e-2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dtype", REDUCED, ids=REDUCED_IDS)
 def test_cuda_autocast_matches_float32(loss, dtype):
     loss = loss.to("cuda")
     x, y = pair((2, 2, LENGTH))
