@@ -127,7 +127,7 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     device = resolve_device(config.device)
     losses = {}
     for spec in config.loss_specs():
-        losses[spec.label] = build_loss(spec, config.sample_rate)
+        losses[spec.label] = build_loss(spec, config.sample_rate, config.window)
         probe(losses[spec.label], spec, config.window, config.sample_rate)
     identity = config.identity() | {"targets": {c.name: fingerprint(c.samples) for c in clips}}
     out = Path(out)

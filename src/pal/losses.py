@@ -32,6 +32,7 @@ from torch import nn
 
 from perceptual_audio_loss import LOSSES as LIBRARY_LOSSES
 
+from .budget import check_working_set
 from .errors import UserError
 from .guard import Guard, guarded
 
@@ -225,12 +226,22 @@ def _load_file(spec: LossSpec):
     return module
 
 
-def build_loss(spec: LossSpec, sample_rate: float) -> nn.Module:
-    """The loss module of a resolved spec; a user's loss is also checked against the contract's shape."""
+def check_size(spec: LossSpec, sample_rate: float, window: int) -> None:
+    """Refuse a registered loss whose options would need more memory than the budget on signals of
+    ``window`` samples (:mod:`pal.budget`), before anything is built."""
+    if spec.kind == "registered":
+        check_working_set(spec.label, spec.target, spec.options, sample_rate, window)
+
+
+def build_loss(spec: LossSpec, sample_rate: float, window: int | None = None) -> nn.Module:
+    """The loss module of a resolved spec; a user's loss is also checked against the contract's shape.
+    With ``window``, a registered loss's options are first bounded by :func:`check_size`."""
     if spec.kind == "registered":
         factory = LIBRARY_LOSSES.get(spec.target) or PEER_LOSSES.get(spec.target)
         if factory is None:
             raise UserError(f"unknown loss {spec.target!r}")
+        if window is not None:
+            check_size(spec, sample_rate, window)
         return _call_factory(factory, spec, sample_rate)
     module = _load_file(spec) if spec.kind == "file" else _import_module(spec.target, spec.label)
     if not hasattr(module, spec.attribute):

@@ -61,10 +61,13 @@ class SweepProgress:
 
 def check_settings(settings: SweepSettings, executor: str, workers: int | None) -> None:
     from ..config import COMMAND_LINE, Number, custom_loss_sources
+    from ..losses import check_size
 
     # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
     config = settings.experiment(device=settings.device if executor == "local" else "cpu")
     config.validate()
+    for spec in config.loss_specs():  # each shard builds the losses; options too large are refused here, at once
+        check_size(spec, config.sample_rate, config.window)
     settings.losses, settings.loss_sources = config.losses, custom_loss_sources(config.loss_sources)
     settings.learning_rate, settings.betas = config.learning_rate, config.betas
     if settings.device not in ("cpu", "auto") and not settings.device.startswith("cuda"):
@@ -133,6 +136,10 @@ def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str
     check_settings(settings, executor, workers)
     if workers is None:
         workers = max(1, (os.cpu_count() or 1) // settings.threads_per_task)
+    if executor == "ray":  # an unreachable cluster is one line at once, before the folder is touched
+        from .executors import check_ray_address
+
+        check_ray_address(address)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: folder exists and is not a sweep folder; use another --out")
