@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 from ..errors import UserError
 from .plan import Shard
@@ -61,6 +63,35 @@ def run_local(sweep_dir: Path, shards: list[Shard], workers: int, threads: int, 
             process.wait()
 
 
+# Seconds to wait for a Ray cluster's address to accept a connection. Ray itself keeps retrying an
+# unreachable address for over a minute with no word; a cluster that is up answers in milliseconds.
+CONNECT_TIMEOUT_S = 5.0
+RAY_DEFAULT_PORT = 6379  # the head node's GCS port when an address names none (Ray's own default)
+
+
+def check_ray_address(address: str | None) -> None:
+    """One line, within :data:`CONNECT_TIMEOUT_S`, for a Ray address nothing answers at.
+
+    ``host:port`` and ``ray://host:port`` are tried with one TCP connection, before Ray is asked;
+    no address (start a local Ray) and ``auto`` (Ray finds a local cluster itself) pass.
+    """
+    if not address or address in ("auto", "local"):
+        return
+    where = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        host, port = where.hostname, where.port or RAY_DEFAULT_PORT
+    except ValueError:  # a port that is not a number in 0..65535
+        host = None
+    if not host:
+        raise UserError(f"--address {address!r} is not host:port or ray://host:port")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise UserError(f"cannot reach Ray at {address}: {reason} (waited up to {CONNECT_TIMEOUT_S:g} s); is the "
+                        "cluster up and the address right?") from None
+
+
 def run_ray(sweep_dir: Path, shards: list[Shard], plan: tuple, address: str | None, workers: int,
             on_start: Started, on_done: Done, on_failed: Failed) -> None:
     """Each shard a Ray task declaring its CPUs (and a GPU when the sweep runs on CUDA).
@@ -76,6 +107,7 @@ def run_ray(sweep_dir: Path, shards: list[Shard], plan: tuple, address: str | No
     record, windows, targets = plan
     settings = record["settings"]
     if not ray.is_initialized():
+        check_ray_address(address)
         try:
             if address:
                 ray.init(address=address, log_to_driver=False)
