@@ -217,7 +217,7 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
 
 
 def _record_loss_failure(out: Path, running: list[RunStatus], loss_failure: UserLossFailed, report) -> None:
-    """``runs.json`` after a user's loss failed: its runs failed at that iteration, with the reason;
+    """The runs' statuses after a user's loss failed: its runs failed at that iteration, with the reason;
     the other runs stay as they were (interrupted: the same command resumes them). The page is
     rebuilt to show it; nothing written before is touched."""
     folder = RunFolder(out)
