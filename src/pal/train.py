@@ -154,30 +154,63 @@ class RunStacks(nn.Module):
         self.stacks = nn.ModuleList(GeneratorStack([seeded[i][0] for i in m], stack_mode) for m in self.members)
         self.slots = {run: (s, j) for s, members in enumerate(self.members) for j, run in enumerate(members)}
         self.register_buffer("latents", torch.cat([latent for _, latent in seeded]))
+        # Device-side indices between run order and the stacks' order, so no step waits for the host.
+        order = torch.tensor([run for members in self.members for run in members])
+        back_to_run_order = torch.empty_like(order)
+        back_to_run_order[order] = torch.arange(len(order))
+        self.register_buffer("back_to_run_order", back_to_run_order, persistent=False)
+        for stack, members in enumerate(self.members):
+            self.register_buffer(f"members_{stack}", torch.tensor(members), persistent=False)
+        self._slot_indices: dict[tuple[int, ...], torch.Tensor] = {}
 
     def forward(self) -> list[torch.Tensor]:
         """Each stack's outputs ``(members, width, T)``."""
-        return [stack(self.latents[members]) for stack, members in zip(self.stacks, self.members)]
+        return [stack(self.latents[self._members(index)]) for index, stack in enumerate(self.stacks)]
 
     def output(self, outputs: list[torch.Tensor], runs: list[int]) -> torch.Tensor:
         """The outputs of ``runs`` (all of one width), stacked."""
         stack = self.slots[runs[0]][0]
-        return outputs[stack][[self.slots[run][1] for run in runs]]
+        key = tuple(runs)
+        if key not in self._slot_indices:  # made once: a list index is copied to the device at every use
+            self._slot_indices[key] = torch.tensor([self.slots[run][1] for run in runs], device=self.latents.device)
+        return outputs[stack][self._slot_indices[key]]
+
+    def _members(self, stack: int) -> torch.Tensor:
+        return getattr(self, f"members_{stack}")
 
     def finite_gradients(self) -> torch.Tensor:
-        finite = torch.ones(len(self.slots), dtype=torch.bool, device=self.latents.device)
-        for stack, members in zip(self.stacks, self.members):
-            for weight in stack.weights:
-                if weight.grad is not None:
-                    finite[members] &= torch.isfinite(weight.grad.view(stack.n_models, -1)).all(dim=1)
-        return finite
+        """Whether each run's gradient is finite everywhere: ``(n_runs,)`` bool, on the device."""
+        per_stack = []
+        for stack in self.stacks:
+            grads = [weight.grad.view(stack.n_models, -1) for weight in stack.weights if weight.grad is not None]
+            per_stack.append(torch.isfinite(torch.cat(grads, dim=1)).all(dim=1) if grads
+                             else torch.ones(stack.n_models, dtype=torch.bool, device=self.latents.device))
+        return self._in_run_order(per_stack)
 
-    def freeze(self, inactive: torch.Tensor) -> None:
-        """Zero the gradients of stopped runs: with Adam's beta1 = 0 their weights then stay put."""
-        for stack, members in zip(self.stacks, self.members):
+    def freeze(self, active: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Zero the gradients of stopped runs (``~active``), and their Adam momentum, so that
+        Adam leaves their weights where they are. ``masked_fill_``, not multiplication (a NaN
+        gradient times 0 stays NaN) nor a boolean index (which waits for the device)."""
+        for stack, stopped in zip(self.stacks, self._per_stack(~active)):
+            stopped = stopped.view(stack.n_models, 1)
             for weight in stack.weights:
                 if weight.grad is not None:
-                    weight.grad.view(stack.n_models, -1)[inactive[members]] = 0.0
+                    weight.grad.view(stack.n_models, -1).masked_fill_(stopped, 0.0)
+                # With beta1 = 0 (the post's) the momentum is the gradient itself, already zero.
+                momentum = optimizer.state.get(weight, {}).get("exp_avg") if optimizer is not None else None
+                if momentum is not None and optimizer.param_groups[0]["betas"][0] != 0:
+                    momentum.view(stack.n_models, -1).masked_fill_(stopped, 0.0)
+
+    def _per_stack(self, per_run: torch.Tensor) -> list[torch.Tensor]:
+        """A per-run tensor split by stack, each in its stack's order."""
+        if len(self.members) == 1:  # one stack holds every run, in run order
+            return [per_run]
+        return [per_run[self._members(stack)] for stack in range(len(self.members))]
+
+    def _in_run_order(self, per_stack: list[torch.Tensor]) -> torch.Tensor:
+        if len(per_stack) == 1:
+            return per_stack[0]
+        return torch.cat(per_stack)[self.back_to_run_order]
 
     def weights(self) -> list[torch.Tensor]:
         return [weight for stack in self.stacks for weight in stack.weights]
@@ -197,6 +230,7 @@ def train_batched(
     stack_mode: str = "auto",
     learning_rate: float | None = None,
     betas: tuple[float, float] | None = None,
+    fused_adam: bool | None = None,
 ) -> list[BatchResult]:
     """Train every run's generator at once, as one stacked model; same results as :func:`train_one`.
 
@@ -208,7 +242,9 @@ def train_batched(
     alone with :func:`train_one`; ``"grouped"`` (the default on CUDA) equals it up to rounding.
 
     A run whose loss or gradient stops being finite is stopped there, its reason recorded; the
-    others go on.
+    others go on. A stopped run's weights stay as they were when it stopped. Which runs stopped
+    is kept on the device and read back every :data:`READ_EVERY` iterations, at checkpoints,
+    saves and the end (:class:`RunHealth`), so no iteration waits for the device.
 
     Args:
         targets: ``(n_targets, 1, T)``; ``runs[i].target`` indexes it.
@@ -220,16 +256,17 @@ def train_batched(
             ``torch.load(..., weights_only=True)`` reads) at every checkpoint, after
             ``on_checkpoint``, and every :data:`SAVE_EVERY` iterations.
         resume: a state from ``on_save``: training continues after its iteration, bit-identically.
+        fused_adam: Adam's fused implementation (one kernel for every weight); by default on CUDA.
     """
     stacks = RunStacks(runs, losses, stack_mode).to(device)
     groups, back_to_run_order = _build_groups(targets, runs, losses, device)
-    optimizer = _adam(stacks.parameters(), learning_rate, betas)
+    optimizer = _adam(stacks.parameters(), learning_rate, betas, fused_adam)
     history = torch.full((iterations, len(runs)), float("nan"), device=device)
     failures: dict[int, Diverged] = {}
     first = 1
     if resume is not None:
         first = _restore(resume, stacks, optimizer, history, failures, len(runs)) + 1
-    active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
+    health = RunHealth(len(runs), failures, history.device)
 
     marks = set(checkpoint_iterations(iterations, checkpoint_every))
     progress_every = max(1, iterations // 100)
@@ -239,32 +276,29 @@ def train_batched(
         outputs = stacks()
         per_run = torch.cat([loss(stacks.output(outputs, members)) for members, loss in groups])[back_to_run_order]
         finite_loss = torch.isfinite(per_run)
-        torch.where(active & finite_loss, per_run, torch.zeros_like(per_run)).sum().backward()
-        history[iteration - 1] = torch.where(active, per_run.detach(), history[iteration - 1])
-        healthy = finite_loss & stacks.finite_gradients()
-        if not bool((healthy | ~active).all()):
-            for index in torch.nonzero(active & ~healthy).view(-1).tolist():
-                if bool(finite_loss[index]):
-                    failures[index] = Diverged(iteration, "gradient became non-finite")
-                else:
-                    failures[index] = Diverged(iteration, f"loss became {float(per_run[index].detach())!r}")
-            active = torch.tensor([i not in failures for i in range(len(runs))], device=device)
-        stacks.freeze(~active)
+        torch.where(health.active & finite_loss, per_run, torch.zeros_like(per_run)).sum().backward()
+        history[iteration - 1] = torch.where(health.active, per_run.detach(), history[iteration - 1])
+        health.update(iteration, finite_loss, stacks.finite_gradients())
+        stacks.freeze(health.active, optimizer)
         optimizer.step()
         if on_progress is not None and (iteration % progress_every == 0 or iteration == iterations):
             on_progress(iteration, history[:iteration])
-        if iteration in marks:
-            with torch.no_grad():
-                outputs = stacks()
-                audio = torch.stack([as_waveform(losses[run.loss], stacks.output(outputs, [i])[0])
-                                     for i, run in enumerate(runs)]).cpu().numpy()
-            still_running = active.tolist()
+        checkpoint = iteration in marks
+        save = on_save is not None and (checkpoint or iteration % SAVE_EVERY == 0)
+        if not (checkpoint or save or iteration % READ_EVERY == 0 or iteration == iterations):
+            continue
+        audio = _checkpoint_audio(stacks, runs, losses) if checkpoint else None
+        flags = _to_host([health.failed_at, health.loss_was_finite] + ([audio] if checkpoint else []))
+        failures.update(health.failures(*flags[:2], history, failures))
+        if checkpoint:
+            audio = flags[2].numpy()
+            still_running = [i not in failures for i in range(len(runs))]
             for result, samples, running in zip(results, audio, still_running):
                 if running:
                     result.checkpoints[iteration] = samples
             if on_checkpoint is not None:
                 on_checkpoint(iteration, audio, still_running)
-        if on_save is not None and (iteration in marks or iteration % SAVE_EVERY == 0):
+        if save:
             on_save(_state(iteration, stacks, optimizer, history, failures))
     for index, (result, column) in enumerate(zip(results, history.cpu().T)):
         result.outcome = failures.get(index, Finished(iterations))
@@ -273,23 +307,94 @@ def train_batched(
     return results
 
 
-def _adam(parameters, learning_rate: float | None, betas) -> torch.optim.Adam:
-    """Adam with the run's settings; ``None`` takes the configuration's declared default."""
+READ_EVERY = 50  # iterations between reads of the runs' health on the host, besides checkpoints and saves
+
+
+class RunHealth:
+    """Which runs still train, and when and why the others stopped, kept on the device.
+
+    Updated at every iteration without the host waiting for the device; :meth:`failures` reads it
+    back (every :data:`READ_EVERY` iterations, at checkpoints, saves and the end), and finds each
+    stopped run's iteration and reason as they were when it stopped.
+    """
+
+    def __init__(self, n_runs: int, failures: dict[int, Diverged], device: torch.device):
+        self.active = torch.tensor([i not in failures for i in range(n_runs)], device=device)
+        self.failed_at = torch.zeros(n_runs, dtype=torch.long, device=device)  # 0: not stopped here
+        self.loss_was_finite = torch.ones(n_runs, dtype=torch.bool, device=device)
+
+    def update(self, iteration: int, finite_loss: torch.Tensor, finite_gradients: torch.Tensor) -> None:
+        stopping = self.active & ~(finite_loss & finite_gradients)
+        self.failed_at = torch.where(stopping, iteration, self.failed_at)
+        self.loss_was_finite = torch.where(stopping, finite_loss, self.loss_was_finite)
+        self.active = self.active & ~stopping
+
+    @staticmethod
+    def failures(failed_at: torch.Tensor, loss_was_finite: torch.Tensor, history: torch.Tensor,
+                 known: dict[int, Diverged]) -> dict[int, Diverged]:
+        """The runs stopped since ``known`` was made, from host copies of :attr:`failed_at` and
+        :attr:`loss_was_finite`; a loss that was not finite is read from ``history``."""
+        stopped = {}
+        for index, (iteration, loss_finite) in enumerate(zip(failed_at.tolist(), loss_was_finite.tolist())):
+            if iteration == 0 or index in known:
+                continue
+            if loss_finite:
+                stopped[index] = Diverged(iteration, "gradient became non-finite")
+            else:
+                stopped[index] = Diverged(iteration, f"loss became {float(history[iteration - 1, index])!r}")
+        return stopped
+
+
+def _checkpoint_audio(stacks: RunStacks, runs: list[RunSpec], losses: dict[str, nn.Module]) -> torch.Tensor:
+    """Every run's current output as audio, ``(n_runs, T)``, on the device."""
+    with torch.no_grad():
+        outputs = stacks()
+        return torch.stack([as_waveform(losses[run.loss], stacks.output(outputs, [i])[0]) for i, run in enumerate(runs)])
+
+
+def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Copies of ``tensors`` on the host. From CUDA every copy is queued at once into pinned memory
+    and waited for once, rather than a stall per tensor."""
+    copies = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) if t.is_cuda
+              else t.clone() for t in tensors]
+    for device in {t.device for t in tensors if t.is_cuda}:
+        torch.cuda.current_stream(device).synchronize()
+    return copies
+
+
+def _adam(parameters, learning_rate: float | None, betas, fused: bool | None = None) -> torch.optim.Adam:
+    """Adam with the run's settings; ``None`` takes the configuration's declared default.
+
+    ``fused`` (by default: when the weights are on CUDA) updates every weight in one kernel
+    instead of a few per weight; elsewhere torch's default implementation runs, as before.
+    """
     from .config import default_of
 
+    parameters = list(parameters)
     learning_rate = default_of("learning_rate") if learning_rate is None else learning_rate
     betas = default_of("betas") if betas is None else betas
-    return torch.optim.Adam(parameters, lr=learning_rate, betas=tuple(betas))
+    fused = parameters[0].is_cuda if fused is None else fused
+    return torch.optim.Adam(parameters, lr=learning_rate, betas=tuple(betas), **({"fused": True} if fused else {}))
 
 
 def _state(iteration, stacks, optimizer, history, failures) -> dict:
+    """The training state on the host; from CUDA its tensors come in one wait (:func:`_to_host`)."""
+    weights = [w.detach() for w in stacks.weights()]
+    optimizer_state = optimizer.state_dict()  # its tensors are the optimizer's own: CUDA ones are copied
+    moved = [(index, name) for index, entry in optimizer_state["state"].items() for name, value in entry.items()
+             if isinstance(value, torch.Tensor) and value.is_cuda]
+    host = _to_host(weights + [stacks.latents, history[:iteration]]
+                    + [optimizer_state["state"][index][name] for index, name in moved])
+    copied = {}
+    for (index, name), tensor in zip(moved, host[len(weights) + 2:]):
+        copied.setdefault(index, dict(optimizer_state["state"][index]))[name] = tensor
     return {
         "format": STATE_FORMAT,
         "iteration": iteration,
-        "weights": [w.detach().cpu().clone() for w in stacks.weights()],
-        "optimizer": optimizer.state_dict(),
-        "latents": stacks.latents.cpu().clone(),
-        "history": history[:iteration].cpu().clone(),
+        "weights": host[:len(weights)],
+        "optimizer": optimizer_state | {"state": optimizer_state["state"] | copied},
+        "latents": host[len(weights)],
+        "history": host[len(weights) + 1],
         "failures": [[index, failure.iteration, failure.reason] for index, failure in sorted(failures.items())],
         "rng": torch.get_rng_state(),
     }
