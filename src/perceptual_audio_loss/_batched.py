@@ -130,10 +130,7 @@ class BatchedDistance(torch.autograd.Function):
         x, spectrum, spectra, conjugate, weights, target, a, b = ctx.saved_tensors
         geometry = ctx.geometry
         if torch.is_grad_enabled():  # create_graph=True: differentiate the plain path instead
-            with torch.enable_grad():
-                value = similarity(features(x, spectra, weights, geometry), target, geometry.similarity)
-                return (torch.autograd.grad(value, x, grad_value, create_graph=True)[0],
-                        None, None, None, None, None)
+            return twice_differentiable_gradient(x, target, spectra, weights, grad_value, geometry), *[None] * 5
         a, b = (a * grad_value)[:, None, None], (b * grad_value)[:, None, None]
         adjoint = torch.zeros_like(spectrum)
         for items, bands in geometry.blocks(x.shape[0], spectra.shape[0], x.element_size()):
@@ -147,6 +144,14 @@ class BatchedDistance(torch.autograd.Function):
             _part(adjoint, items).add_((spectra_of_gradient.mul_(_part(conjugate, bands))).sum(dim=1))
         # Adjoint of "rfft of x": the scale factors of rfft's and irfft's adjoints cancel here.
         return torch.fft.irfft(adjoint, n=geometry.n_fft)[:, : x.shape[-1]], None, None, None, None, None
+
+
+def twice_differentiable_gradient(x, target, spectra, weights, grad_value, geometry: Geometry) -> torch.Tensor:
+    """The gradient through plain torch operations, itself differentiable: what a backward asked
+    for a graph (``create_graph=True``, a gradient penalty) returns instead of the fused one."""
+    with torch.enable_grad():
+        value = similarity(features(x, spectra, weights, geometry), target, geometry.similarity)
+        return torch.autograd.grad(value, x, grad_value, create_graph=True)[0]
 
 
 def _part(tensor: torch.Tensor, part: slice, dim: int = 0) -> torch.Tensor:

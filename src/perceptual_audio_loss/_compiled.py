@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import _batched
 from ._native import NativeKernels
 
 BAND_CHUNK = 32  # bands per block: a block's arrays stay in cache
@@ -198,15 +199,19 @@ class CompiledDistance(torch.autograd.Function):
         else:
             value = (sums[:, 0] / size).to(x.dtype)
             a, b = torch.ones_like(sums[:, 0]), torch.zeros_like(sums[:, 0])
-        ctx.save_for_backward(p, q, a, b)
+        ctx.save_for_backward(p, q, a, b, x, target)
         plan.workspace.hold(arrays, ctx)
         ctx.plan, ctx.length = plan, x.shape[-1]
         return value
 
     @staticmethod
     def backward(ctx, grad_value):
-        p, q, a, b = ctx.saved_tensors
+        p, q, a, b, x, target = ctx.saved_tensors
         plan = ctx.plan
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain torch path instead
+            return _batched.twice_differentiable_gradient(x, target, plan.spectra, plan.weights, grad_value,
+                                                          _batched.Geometry(plan.n_fft, plan.frames, plan.stride,
+                                                                            plan.similarity)), None, None
         a, b = (a * grad_value).tolist(), (b * grad_value).tolist()
         grad_x = p.new_empty(p.shape[0], ctx.length)
         blocks = _BlockArrays(plan)

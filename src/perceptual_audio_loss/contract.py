@@ -58,7 +58,7 @@ def signals(x: Any, name: str) -> tuple[torch.Tensor, int]:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {x.dtype}")
-    if x.dim() not in (2, 3) or x.shape[-1] == 0 or x.shape[0] == 0:
+    if x.dim() not in (2, 3) or x.numel() == 0:
         raise ValueError(f"{name} must be (batch, time) or (batch, channels, time) with samples, "
                          f"got shape {tuple(x.shape)}")
     return x.reshape(-1, x.shape[-1]), x.shape[0]
