@@ -23,16 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..errors import UserError
 from . import store
 from .design import Stimuli
+from .text import name_problem
 
 OPEN_REFERENCE = "open-reference"  # the labelled reference: played, never rated
 TOKEN = re.compile(r"[0-9a-f]{32}")
-LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # Strict: a score is a JSON number, never a string or a boolean coerced into one.
 Score = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False, strict=True)]
-# Not in a rater's name: control characters (a newline would forge a line of --results) and
-# bidirectional marks, embeddings, overrides and isolates (they would reorder what a reader sees).
-FORBIDDEN_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class Strict(BaseModel):
@@ -40,15 +37,14 @@ class Strict(BaseModel):
 
 
 class NewSession(Strict):
-    rater: str = Field(min_length=1, max_length=80)
+    rater: str
 
     @field_validator("rater")
     @classmethod
-    def printable(cls, rater: str) -> str:
-        if not rater.strip():
-            raise ValueError("a rater's name needs a visible character")
-        if FORBIDDEN_IN_NAMES.search(rater):
-            raise ValueError("a rater's name may not hold control or bidirectional-override characters")
+    def readable(cls, rater: str) -> str:
+        problem = name_problem(rater)
+        if problem:
+            raise ValueError(problem)
         return rater
 
 
@@ -108,7 +104,7 @@ def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
             for position, condition in enumerate(conditions):
                 token = secrets.token_hex(16)
                 rows.append((token, session, clip.name, position, condition, 1))
-                items.append({"token": token, "url": f"/audio/{token}", "label": LABELS[position]})
+                items.append({"token": token, "url": f"/audio/{token}", "label": item_label(position)})
             screens.append({"clip": clip.name, "reference": f"/audio/{reference}", "items": items})
         with refusals_as_http():
             store.add_session(database, session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, rows)
@@ -142,6 +138,17 @@ def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
         return {"stored": 1}
 
     return app
+
+
+def item_label(position: int) -> str:
+    """The label of the item at ``position`` (from 0): A to Z, then AA, AB, ... AZ, BA, ... ZZ,
+    AAA, ... (bijective base 26, as spreadsheet columns), so any number of items has distinct labels."""
+    label = ""
+    position += 1
+    while position:
+        position, letter = divmod(position - 1, 26)
+        label = chr(ord("A") + letter) + label
+    return label
 
 
 @contextmanager
