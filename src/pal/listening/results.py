@@ -11,12 +11,14 @@ import numpy as np
 
 from ..stats import Estimate, binomial_p_value, mean_interval, wilson_interval
 from .design import REFERENCE
+from .text import one_line
 
 # ITU-R BS.1534-3, 4.1.2 (post-screening): exclude an assessor who rates the hidden reference
 # below 90 for more than 15 % of the test items.
 HIDDEN_REFERENCE_MIN = 90.0
 MAX_SHARE_BELOW = 0.15
 ALL_CLIPS = "all clips"
+MAX_PLOT_CONDITIONS_ACROSS = 12  # the plot grows no wider than a page beyond this many conditions
 
 
 @dataclass
@@ -44,7 +46,7 @@ def summarise_mushra(ratings: list[dict]) -> MushraSummary:
     conditions = list(dict.fromkeys(row["condition"] for row in ratings))
     clips = list(dict.fromkeys(row["clip"] for row in ratings))
     names = {row["session"]: row["rater"] for row in ratings}
-    summary = MushraSummary(len(names), sorted(f"{names[s]} ({s[:8]})" for s in dropped), conditions)
+    summary = MushraSummary(len(names), sorted(f"{one_line(names[s])} ({s[:8]})" for s in dropped), conditions)
     for clip in [*clips, ALL_CLIPS]:
         summary.table[clip] = {
             condition: mean_interval([row["score"] for row in kept if row["condition"] == condition
@@ -90,13 +92,13 @@ def format_mushra(summary: MushraSummary, checkpoint_note: str) -> str:
     lines = [f"MUSHRA, {checkpoint_note}: {summary.raters} rater(s); {len(summary.dropped)} dropped by "
              f"post-screening (hidden reference below {HIDDEN_REFERENCE_MIN:g} on more than "
              f"{MAX_SHARE_BELOW:.0%} of their screens){': ' + ', '.join(summary.dropped) if summary.dropped else ''}"]
-    width = max(len(c) for c in summary.conditions) if summary.conditions else 10
+    width = max(len(one_line(c)) for c in summary.conditions) if summary.conditions else 10
     for clip, estimates in summary.table.items():
-        lines.append(f"{clip}:")
+        lines.append(f"{one_line(clip)}:")
         for condition, estimate in estimates.items():
             interval = "" if math.isnan(estimate.half_width) else f" ± {estimate.half_width:.1f}"
             mean = "n/a" if math.isnan(estimate.mean) else f"{estimate.mean:5.1f}{interval}"
-            lines.append(f"  {condition:<{width}}  {mean:<14} n = {estimate.n}")
+            lines.append(f"  {one_line(condition):<{width}}  {mean:<14} n = {estimate.n}")
     return "\n".join(lines)
 
 
@@ -104,8 +106,9 @@ def format_preferences(rows: list[PreferenceRow], checkpoint_note: str) -> str:
     lines = [f"preference, {checkpoint_note}:"]
     for row in rows:
         share, low, high = row.share_interval()
-        lines.append(f"  {row.clip}: {row.first} {row.first_count}, {row.second} {row.second_count}; "
-                     f"{row.first} preferred {share:.0%} (95 % interval {low:.0%}-{high:.0%}), "
+        clip, first, second = one_line(row.clip), one_line(row.first), one_line(row.second)
+        lines.append(f"  {clip}: {first} {row.first_count}, {second} {row.second_count}; "
+                     f"{first} preferred {share:.0%} (95 % interval {low:.0%}-{high:.0%}), "
                      f"binomial p = {row.p_value():.3g}")
     return "\n".join(lines)
 
@@ -136,9 +139,10 @@ def write_page_section(run_dir: Path) -> str | None:
     """The ratings' summary as text (``None`` without ratings), also written into the run folder
     with a plot of the MUSHRA means, where the run page shows it."""
     from ..files import atomic_write_text
-    from ..runfolder import RunFolder
+    from .design import run_folder
 
-    folder = RunFolder(run_dir)
+    folder = run_folder(run_dir)  # a sweep folder or any other is named, not "no ratings yet"
+    folder.read_config()  # a damaged record is named before anything is written
     ratings, preferences = read_results(run_dir)
     text = results_text(ratings, preferences)
     if text is None:
@@ -152,6 +156,12 @@ def write_page_section(run_dir: Path) -> str | None:
     return text
 
 
+def plot_text(text: str) -> str:
+    """A clip or loss name as matplotlib shows it literally: on one line, and no pair of ``$`` taken
+    for a formula (one that does not parse would fail the whole plot)."""
+    return one_line(text).replace("$", r"\$")
+
+
 def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Path, title: str) -> None:
     """Each condition's mean score with its 95 % interval: all clips in black, each clip beside it."""
     import matplotlib
@@ -161,15 +171,20 @@ def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Pat
 
     from ..pages import save_figure
 
-    figure, axes = plt.subplots(figsize=(1.2 + 1.1 * len(conditions), 3.0), dpi=90)
+    # Wider with more conditions, up to a page's width; beyond that the labels stand upright.
+    many = len(conditions) > MAX_PLOT_CONDITIONS_ACROSS
+    width = 1.2 + 1.1 * min(len(conditions), MAX_PLOT_CONDITIONS_ACROSS)
+    figure, axes = plt.subplots(figsize=(width, 3.0 + (1.5 if many else 0.0)), dpi=90)
     clips = [clip for clip in table if clip != overall]
     offsets = np.linspace(-0.3, 0.3, len(clips) + 1)
     for offset, clip in zip(offsets, [overall, *clips]):
         means = [table[clip][c].mean for c in conditions]
         errors = [0.0 if np.isnan(table[clip][c].half_width) else table[clip][c].half_width for c in conditions]
         style = {"color": "black", "marker": "s", "markersize": 6} if clip == overall else {"marker": "o", "markersize": 3, "alpha": 0.7}
-        axes.errorbar(np.arange(len(conditions)) + offset, means, yerr=errors, linestyle="none", capsize=2, label=clip, **style)
-    axes.set_xticks(np.arange(len(conditions)), conditions, fontsize=7, rotation=20)
+        axes.errorbar(np.arange(len(conditions)) + offset, means, yerr=errors, linestyle="none", capsize=2,
+                      label=plot_text(clip), **style)
+    axes.set_xticks(np.arange(len(conditions)), [plot_text(c) for c in conditions], fontsize=7,
+                    rotation=90 if many else 20)
     axes.set_ylim(0, 100)
     axes.set_ylabel("score (0-100)", fontsize=8)
     axes.set_title(title, fontsize=9)
