@@ -26,8 +26,10 @@ bench: $(STAMP)
 zounds-venv:
 	tools/zounds/make-venv
 
-# Every CUDA test, the cost matrix on CUDA and the default experiment on CUDA, in one summary;
-# says so in one line and succeeds on a machine without CUDA.
+# On CUDA, inside 8 minutes: every CUDA test, pal bench --ops (where it exists), the cost matrix,
+# the default run and the 75-run set, each part bounded in time; one screen and runs/gpu-check/
+# summary.json. On a GPU machine without the venv: python3 scripts/gpu-check, src/ on PYTHONPATH.
+# Says so in one line and succeeds on a machine without CUDA.
 gpu-check: $(STAMP)
 	$(BIN)/python scripts/gpu-check
 
