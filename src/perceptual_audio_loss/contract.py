@@ -85,6 +85,32 @@ def full_precision(device: torch.device) -> Iterator[None]:
         yield
 
 
+class _FullPrecisionMatmul(torch.autograd.Function):
+    """``a @ b`` whose backward is full precision too: a backward run inside an autocast region
+    (``loss.backward()`` under ``torch.autocast``) would otherwise run its ``mm`` in 16 bits,
+    where intensities of 1e10 overflow to inf and the gradient becomes NaN."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return torch.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        with torch.autocast(device_type=grad.device.type, enabled=False):
+            grad_a = torch.matmul(grad, b.transpose(-1, -2)) if ctx.needs_input_grad[0] else None
+            grad_b = None
+            if ctx.needs_input_grad[1]:
+                grad_b = torch.matmul(a.transpose(-1, -2), grad).reshape(-1, *b.shape).sum(0)
+        return grad_a, grad_b
+
+
+def full_precision_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` (``b`` a matrix) with a backward that ignores an enclosing autocast region."""
+    return _FullPrecisionMatmul.apply(a, b)
+
+
 def reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
     """Reduce a per-batch-item loss as ``torch.nn`` losses do."""
     if reduction == "mean":

@@ -25,7 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .arguments import Choice, Number, Numbers, check_arguments
-from .contract import REDUCTIONS, check_reduction, compute_dtype, finish, full_precision, matching_signals, signals
+from .contract import (
+    REDUCTIONS,
+    check_reduction,
+    compute_dtype,
+    finish,
+    full_precision,
+    full_precision_matmul,
+    matching_signals,
+    signals,
+)
 from .scales import critical_band_rate_to_hz, hz_to_critical_band_rate, threshold_in_quiet_db
 
 # ISO/IEC 11172-3 Annex D, psychoacoustic models 1 and 2: a full-scale sine is 96 dB SPL.
@@ -162,7 +171,7 @@ class _Resolution(nn.Module):
 
     def group(self, per_bin: torch.Tensor) -> torch.Tensor:
         """Sum ``(items, frames, bins)`` over each band's bins: ``(items, frames, bands)``."""
-        return torch.matmul(per_bin, self.bands_by_bin.to(per_bin.dtype))
+        return full_precision_matmul(per_bin, self.bands_by_bin.to(per_bin.dtype))
 
 
 class MaskedLoss(nn.Module):
