@@ -119,6 +119,7 @@ def test_full_float32_sets_the_flags_inside_and_gives_back_the_users_after():
         set_precision_flags(before)
 
 
+@pytest.mark.slow
 def test_pal_run_trains_in_full_float32(tmp_path, monkeypatch):
     import pal.experiment
 
