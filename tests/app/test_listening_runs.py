@@ -96,8 +96,10 @@ def in_memory_stimuli(losses: int, mode: str = "mushra", clips: int = 2) -> Stim
 def rate_every_screen(client, created, score=50):
     for screen in created["screens"]:
         for item in screen["items"]:
-            assert client.post("/api/played", json={"session": created["session"], "token": item["token"]}).status_code == 204
-        body = {"session": created["session"], "clip": screen["clip"], "scores": {i["token"]: score for i in screen["items"]}}
+            played = {"session": created["session"], "token": item["token"]}
+            assert client.post("/api/played", json=played).status_code == 204
+        scores = {item["token"]: score for item in screen["items"]}
+        body = {"session": created["session"], "clip": screen["clip"], "scores": scores}
         assert client.post("/api/ratings", json=body).status_code == 201
 
 
@@ -248,12 +250,14 @@ def test_a_failed_runs_missing_checkpoint_says_why_and_what_works(run, served, c
     folder = RunFolder(run)
     statuses = folder.read_runs()
     failed = next(status for status in statuses if (status.clip, status.loss) == ("drums", "perceptual"))
-    failed.status, failed.reason, failed.stopped_at, failed.checkpoints = "failed", "the loss raised\nValueError: boom", 2, [1]
+    failed.status, failed.stopped_at, failed.checkpoints = "failed", 2, [1]
+    failed.reason = "the loss raised\nValueError: boom"  # a loss's own message, over two lines
     folder.write_runs(statuses)
     folder.checkpoint("drums", "perceptual", failed.seed, 2).unlink()
     assert listen(run) == 2
     err = one_line_error(capsys)
-    assert "drums/perceptual/seed-0/iter-0002.wav: missing" in err and "failed at iteration 2: the loss raised ValueError: boom" in err
+    assert "drums/perceptual/seed-0/iter-0002.wav: missing" in err
+    assert "failed at iteration 2: the loss raised ValueError: boom" in err
     assert "--compare mse" in err
     assert listen(run, "--compare", "mse") == 0 and listen(run, "--checkpoint", 1) == 0
     assert listen(run, "--mode", "preference") == 2  # the one loss left cannot be compared
@@ -379,7 +383,8 @@ def test_every_default_ignorable_character_is_refused_anywhere():
 def test_a_name_of_only_spaces_marks_or_invisible_characters_is_refused():
     spaces = in_categories("Zs")
     marks = in_categories("Mn", "Mc", "Me")
-    for name in [*spaces, "".join(spaces), *marks[:500], "".join(marks[:60]), *KNOWN_INVISIBLE, "".join(KNOWN_INVISIBLE)]:
+    blanks = [*spaces, "".join(spaces), *marks[:500], "".join(marks[:60]), *KNOWN_INVISIBLE, "".join(KNOWN_INVISIBLE)]
+    for name in blanks:
         assert text.name_problem(name) is not None, ascii(name)
 
 
