@@ -349,7 +349,8 @@ def _checkpoint_audio(stacks: RunStacks, runs: list[RunSpec], losses: dict[str, 
     """Every run's current output as audio, ``(n_runs, T)``, on the device."""
     with torch.no_grad():
         outputs = stacks()
-        return torch.stack([as_waveform(losses[run.loss], stacks.output(outputs, [i])[0]) for i, run in enumerate(runs)])
+        return torch.stack([as_waveform(losses[run.loss], stacks.output(outputs, [i])[0])
+                            for i, run in enumerate(runs)])
 
 
 def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -51,7 +51,8 @@ class BreaksAfter(torch.nn.Module):
 
 
 RUNS = [RunSpec(0, "mse", 0), RunSpec(1, "nan", 1), RunSpec(0, "inf", 2), RunSpec(1, "gradient", 3)]
-STOPS = {1: Diverged(6, "loss became nan"), 2: Diverged(7, "loss became inf"), 3: Diverged(6, "gradient became non-finite")}
+STOPS = {1: Diverged(6, "loss became nan"), 2: Diverged(7, "loss became inf"),
+         3: Diverged(6, "gradient became non-finite")}
 LAST_LOSS = {1: np.isnan, 2: lambda value: value == np.inf, 3: np.isfinite}  # at the iteration it stopped
 
 
