@@ -1,6 +1,6 @@
 """``pal bench``: our losses' speed and memory, side by side with zounds 1.57.0 and with their peers.
 
-Three parts:
+The parts:
 
 - the default: the perceptual loss per call and with its target prepared once, against zounds 1.57.0's
   own ``PerceptualLoss`` (the post's original code, run by ``tools/zounds/harness.py`` in
@@ -8,7 +8,10 @@ Three parts:
   zounds' loss (``tools/zounds/post_experiment.py``); the variants take turns round by round;
 - ``--matrix``: forward+backward time and peak memory of the library's losses and their peers
   (auraloss's MR-STFT, a DAC-style multi-scale mel loss, L1, MSE) over sample rates, lengths and
-  batch sizes, each CPU cell in a fresh process so its memory is its own;
+  batch sizes, each CPU cell in a fresh process so its memory is its own; beside it the op counts:
+- ``--ops``: the aten operations one forward+backward of each loss dispatches, and one training
+  iteration of the default run, on the code path CUDA runs, counted on the CPU as well
+  (:mod:`pal.opcount`): the GPU's launch budget, watched without a GPU;
 - ``--sweep``: ``pal sweep`` throughput with one and two workers.
 
 The in-project ``method="direct"`` path appears only as a correctness reference (the float32 FFT
@@ -468,6 +471,120 @@ def print_matrix(report: dict) -> None:
         print(f"  {name}: {description}")
 
 
+# --- operation counts: the CUDA path's launch budget, counted on the CPU ---------------------------
+
+OPS_SCHEMA = "pal-bench-ops/1"
+OPS_BATCHES = (1, 8)
+# Our losses on the code path CUDA runs, and the matrix's peers (those as the matrix builds them).
+OPS_LOSSES = {
+    "perceptual": "PerceptualLoss(rate, compiled=False)",
+    "perceptual-44k": "PerceptualLoss(rate, n_bands=128, taps=2048, stride=4, compiled=False)",
+    "masked": "MaskedLoss(rate)",
+    "masked+perceptual": "the registered blend, its PerceptualLoss compiled=False",
+    "mrstft": MATRIX_LOSSES["mrstft"],
+    "mel": MATRIX_LOSSES["mel"],
+    "l1": MATRIX_LOSSES["l1"],
+    "mse": MATRIX_LOSSES["mse"],
+}
+
+
+def on_cuda_path(loss: torch.nn.Module) -> torch.nn.Module:
+    """``loss`` with every :class:`PerceptualLoss` in it off the CPU's compiled kernels: on the CPU
+    ``compiled=False`` runs exactly the operations CUDA runs (the kernels are CPU-only)."""
+    from perceptual_audio_loss import PerceptualLoss
+
+    for module in loss.modules():
+        if isinstance(module, PerceptualLoss):
+            module.compiled = False
+    return loss
+
+
+def ops_loss(name: str, rate: int) -> torch.nn.Module:
+    """The loss ``name`` of :data:`OPS_LOSSES` on its CUDA path."""
+    if name == "masked+perceptual":
+        from perceptual_audio_loss import build_loss
+
+        return on_cuda_path(build_loss(name, rate))
+    return on_cuda_path(matrix_loss(name, rate))
+
+
+def loss_call_ops(name: str, batch: int, device: str = "cpu") -> dict:
+    """Operations of one forward+backward of ``name`` on ``(batch, 1, 8192)`` at 11025 Hz."""
+    from .opcount import forward_backward_ops
+
+    generator = torch.Generator().manual_seed(0)
+    x = 0.1 * torch.randn(batch, 1, WINDOW, generator=generator)
+    y = 0.1 * torch.randn(batch, 1, WINDOW, generator=generator)
+    counted = forward_backward_ops(ops_loss(name, SAMPLE_RATE).to(device), x.to(device), y.to(device))
+    return {"loss": name, "batch": batch, "ops": counted.total, "views": counted.views}
+
+
+def training_iteration_ops(clips=None, losses=EXPERIMENT_LOSSES, device: str = "cpu") -> dict:
+    """Operations of one training iteration of ``pal run``'s default run (its clips x mse and
+    perceptual) as CUDA runs it: every loss on its CUDA path, the generators in the ``"grouped"``
+    mode, fused Adam.
+
+    The third iteration of :func:`~pal.train.train_batched` itself is counted: from the end of the
+    second to the end of the third (the first also builds Adam's state; no checkpoint, save or
+    read of the run's health falls between)."""
+    from perceptual_audio_loss import build_loss
+
+    from .clips import DEFAULT_CLIPS
+    from .opcount import OpCounter
+    from .train import RunSpec, train_batched
+
+    clips = tuple(clips or DEFAULT_CLIPS)
+    runs = [RunSpec(target, loss, 0) for target in range(len(clips)) for loss in losses]
+    modules = {name: on_cuda_path(build_loss(name, SAMPLE_RATE)) for name in losses}
+    targets = post_targets(clips)
+    totals: dict[int, tuple[int, int]] = {}  # (ops, views) counted by the end of each iteration
+
+    def at_end_of(iteration: int, _history) -> None:
+        totals[iteration] = (counter.total, counter.views)
+
+    with OpCounter() as counter:
+        train_batched(targets, runs, modules, iterations=3, checkpoint_every=3, device=device, stack_mode="grouped",
+                      fused_adam=True, on_progress=at_end_of)
+    ops, views = (totals[3][i] - totals[2][i] for i in range(2))
+    return {"clips": list(clips), "losses": list(losses), "runs": len(runs), "stack_mode": "grouped",
+            "ops": ops, "views": views}
+
+
+def bench_ops(losses=None, batches=None, iteration: bool = True, device: str = "cpu") -> dict:
+    """Operation counts per loss call (each of ``losses`` at each of ``batches``) and, with
+    ``iteration``, per training iteration of the default run."""
+    calls = []
+    for name in losses or OPS_LOSSES:
+        for batch in batches or OPS_BATCHES:
+            calls.append(loss_call_ops(name, batch, device))
+            print(f"  counted {name} x{batch}: {calls[-1]['ops']} ops", file=sys.stderr, flush=True)
+    return {"schema": OPS_SCHEMA, "torch": torch.__version__, "device": device, "sample_rate": SAMPLE_RATE,
+            "samples": WINDOW,
+            "losses": {name: OPS_LOSSES[name] for name in dict.fromkeys(c["loss"] for c in calls)},
+            "per_call": calls, "per_iteration": training_iteration_ops(device=device) if iteration else None}
+
+
+def print_ops(report: dict, described: dict | None = None) -> None:
+    """The counts as a table; a loss described in ``described`` (the matrix's) as here is not again."""
+    batches = list(dict.fromkeys(c["batch"] for c in report["per_call"]))
+    print(f"aten operations dispatched per forward+backward, {report['sample_rate']} Hz, {report['samples']} samples,")
+    print(f"on the CUDA path, counted on {report['device']} (views, which launch nothing, in brackets):")
+    print(f"  {'loss':18s} " + " ".join(f"{'batch ' + str(b):>17s}" for b in batches))
+    rows: dict[str, dict] = {}
+    for call in report["per_call"]:
+        rows.setdefault(call["loss"], {})[call["batch"]] = call
+    for name, by_batch in rows.items():
+        print(f"  {name:18s} " + " ".join(f"{by_batch[b]['ops']:>9,d} ({by_batch[b]['views']:>5,d})" for b in batches))
+    iteration = report["per_iteration"]
+    if iteration:
+        print(f"per training iteration of the default run ({len(iteration['clips'])} clips x "
+              f"{', '.join(iteration['losses'])}, {iteration['runs']} runs, {iteration['stack_mode']} stack): "
+              f"{iteration['ops']:,d} ({iteration['views']:,d})")
+    for name, description in report["losses"].items():
+        if (described or {}).get(name) != description:
+            print(f"  {name}: {description}")
+
+
 # --- printing -----------------------------------------------------------------------------------
 
 
@@ -590,6 +707,30 @@ SECONDS_CHECK = NumberList(Number(float, 0.01, 600.0), 1, 16, unique=True)
 BATCHES_CHECK = NumberList(Number(int, 1, 4096), 1, 16, unique=True)
 
 
+def counted_ops(args, device: str) -> dict:
+    """:func:`bench_ops` for the command line: ``--quick`` counts the quick grid's losses at batch 1
+    and no training iteration; ``--losses`` and ``--batches`` choose as for the matrix."""
+    losses = args.losses or (QUICK["losses"] if args.quick else None)
+    batches = args.batches or (QUICK["batches"] if args.quick else None)
+    return bench_ops(losses, batches, iteration=not args.quick, device=device)
+
+
+def write_out(out: Path | None, report: dict) -> int:
+    """Write ``report`` as JSON to ``--out`` if given: 0, or 2 with one line when it cannot be written."""
+    if out is None:
+        return 0
+    from .files import atomic_write_text, failure
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, json.dumps(report, indent=1) + "\n")
+    except OSError as error:
+        sys.stderr.write(f"pal bench: error: cannot write --out ({failure(error)}); the table is printed above\n")
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -604,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed calls per variant per round, or per matrix cell")
     parser.add_argument("--threads", type=checked(THREADS_CHECK, "--threads"), default=torch.get_num_threads(),
                         help="torch threads for ours and for every child process (default: torch's)")
-    parser.add_argument("--device", default=None, help="--matrix only: cpu (default) or cuda")
+    parser.add_argument("--device", default=None, help="--matrix, --ops: cpu (default) or cuda")
     zounds_flags = parser.add_mutually_exclusive_group()
     zounds_flags.add_argument("--zounds", action="store_true", default=None,
                               help="compare with zounds 1.57.0 (the default when .venv-zounds exists)")
@@ -612,12 +753,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zounds-venv", type=Path, default=DEFAULT_ZOUNDS_VENV, help=argparse.SUPPRESS)
     parser.add_argument("--no-experiment", action="store_true", help="skip the whole-experiment comparison")
     parser.add_argument("--matrix", action="store_true", help="the cost table of losses x rates x lengths x batches")
-    parser.add_argument("--out", type=Path, help="--matrix: write the table as JSON here")
+    parser.add_argument("--out", type=Path, help="--matrix, --ops: write the table as JSON here")
     parser.add_argument("--quick", action="store_true", help="--matrix: a tiny grid (l1, mel; 11025 Hz, 0.75 s, batch 1)")
-    parser.add_argument("--losses", type=lambda s: tuple(s.split(",")), help="--matrix: losses (default all)")
+    parser.add_argument("--losses", type=lambda s: tuple(s.split(",")), help="--matrix, --ops: losses (default all)")
     parser.add_argument("--rates", type=checked(RATES_CHECK, "--rates"), help="--matrix: Hz, comma-separated")
     parser.add_argument("--seconds", type=checked(SECONDS_CHECK, "--seconds"), help="--matrix: lengths in seconds")
     parser.add_argument("--batches", type=checked(BATCHES_CHECK, "--batches"), help="--matrix: batch sizes")
+    parser.add_argument("--ops", action="store_true",
+                        help="only the operation counts of the CUDA path, counted here (a minute on 2 cores): "
+                             "per loss call at batches 1 and 8, per training iteration of the default run")
     parser.add_argument("--matrix-cell", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="only the sweep throughput: 1 against 2 workers")
     parser.add_argument("--executors", default="local,ray", help="for --sweep: local, ray or both (default)")
@@ -633,6 +777,15 @@ def main(argv: list[str] | None = None) -> int:
         print_sweep(report["sweep"])
         print("BENCH_JSON " + json.dumps(report))
         return 0
+    if args.ops:
+        unknown = set(args.losses or ()) - set(OPS_LOSSES)
+        if unknown:
+            parser.error(f"unknown losses {sorted(unknown)}; choose from {', '.join(OPS_LOSSES)}")
+        from .config import resolve_device
+
+        report = counted_ops(args, str(resolve_device(args.device or "cpu")))
+        print_ops(report)
+        return write_out(args.out, report)
     if args.matrix:
         from .config import resolve_device
 
@@ -643,17 +796,10 @@ def main(argv: list[str] | None = None) -> int:
         grid = matrix_grid(device, args.quick, args.losses, args.rates, args.seconds, args.batches)
         report = bench_matrix(device, 1 if args.quick else args.repeats, args.threads, grid)
         print_matrix(report)
-        if args.out:
-            from .files import atomic_write_text, failure
-
-            try:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")
-            except OSError as error:
-                sys.stderr.write(f"pal bench: error: cannot write --out ({failure(error)}); the table is printed above\n")
-                return 2
-            print(f"wrote {args.out}")
-        return 0
+        report["ops"] = counted_ops(args, device)
+        print()
+        print_ops(report["ops"], described=report["losses"])
+        return write_out(args.out, report)
     if args.device not in (None, "cpu"):
         parser.error("the zounds comparison runs on the CPU (zounds' harness is CPU-only); --device is for --matrix")
     zounds = zounds_python(args.zounds_venv) if args.zounds is not False else None

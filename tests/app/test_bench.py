@@ -77,6 +77,9 @@ def test_matrix_json_schema_on_a_tiny_grid(tmp_path):
         assert math.isfinite(cell["ms"]) and cell["ms"] > 0
         assert math.isfinite(cell["peak_mib"]) and cell["peak_mib"] >= 0
         assert cell["memory_measure"] == "peak RSS increase"
+    # The operation counts beside it: the quick grid's losses at batch 1, no training iteration.
+    assert report["ops"]["schema"] == bench.OPS_SCHEMA and report["ops"]["per_iteration"] is None
+    assert {(c["loss"], c["batch"]) for c in report["ops"]["per_call"]} == {(name, 1) for name in bench.QUICK["losses"]}
 
 
 def test_cpu_grid_skips_only_the_oversized_perceptual_cells():
