@@ -297,13 +297,13 @@ def full_float32() -> Iterator[None]:
     2.9's ``fp32_precision`` settings must not be mixed with them in one process (torch refuses).
     They do nothing on the CPU.
     """
-    cuda, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    saved = cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark
-    cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = False, False, True, False
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark
+    matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = False, False, True, False
     try:
         yield
     finally:
-        cuda.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
+        matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
 
 
 def settings_fields():

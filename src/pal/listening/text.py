@@ -1,6 +1,6 @@
 """What text may hold: one rule for a rater's name, and one way to show any text on one line.
 
-A rater's name ends up in ``listening.txt`` and on the run page, beside other raters' names and
+A rater's name ends up in the listening results file and on the run page, beside other raters' names and
 scores, so it must not be able to split a line, reorder what a reader sees, or look like nothing
 (or like someone else). The rule, applied to every character:
 
