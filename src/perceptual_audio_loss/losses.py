@@ -12,7 +12,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .arguments import Choice, Number, check_arguments
 from .contract import (
+    REDUCTIONS,
     PreparedTargetLoss,
     check_reduction,
     compute_dtype,
@@ -82,6 +84,9 @@ class TargetLoss(nn.Module):
         return torch.stack([self.loss(o[None], t[None]).reshape(()) for o, t in zip(outputs, self.targets)])
 
 
+WEIGHT = Number(low=0, high=1e12)  # a blend's weight: finite, not negative
+
+
 class WeightedSum(nn.Module):
     """``sum_i weight_i * loss_i(input, target)``: a blend of losses, itself a loss.
 
@@ -95,7 +100,7 @@ class WeightedSum(nn.Module):
     def __init__(self, parts: list[tuple[nn.Module, float]], reduction: str = "mean"):
         super().__init__()
         self.parts = nn.ModuleList(loss for loss, _ in parts)
-        self.weights = [float(weight) for _, weight in parts]
+        self.weights = [WEIGHT.check(f"weights[{i}]", weight) for i, (_, weight) in enumerate(parts)]
         self.reduction = check_reduction(reduction)
 
     def target_features(self, target: torch.Tensor) -> tuple:
@@ -122,10 +127,10 @@ class WaveformDistance(nn.Module):
 
     def __init__(self, p: int = 2, reduction: str = "mean"):
         super().__init__()
-        if p not in (1, 2):
-            raise ValueError(f"p must be 1 or 2, got {p!r}")
+        check_arguments({"p": Number(low=1, high=2, integer=True), "reduction": Choice(REDUCTIONS)},
+                        {"p": p, "reduction": reduction})
         self.p = p
-        self.reduction = check_reduction(reduction)
+        self.reduction = reduction
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x, y, batch = matching_signals(input, target)
@@ -174,5 +179,5 @@ def _masked_perceptual(sample_rate: float, masked_weight: float = MASKED_BLEND_W
     """The perceptual loss plus the masked loss at ``masked_weight``: the perceptual loss gives a gradient
     everywhere, the masked loss says which errors the ear would hear."""
     parts = [(PerceptualLoss(sample_rate, reduction="none"), 1.0),
-             (MaskedLoss(sample_rate, reduction="none"), masked_weight)]
+             (MaskedLoss(sample_rate, reduction="none"), WEIGHT.check("masked_weight", masked_weight))]
     return WeightedSum(parts, reduction)

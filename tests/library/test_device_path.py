@@ -266,3 +266,23 @@ def test_no_signal_in_a_channel_axis_is_refused_by_name():
     loss = PerceptualLoss(RATE, n_bands=8, taps=64)
     with pytest.raises(ValueError, match="input"):
         loss(torch.zeros(2, 0, 1024), torch.zeros(2, 0, 1024))
+
+
+@pytest.mark.parametrize("name, options, error", [
+    ("mse", {"reduction": None}, TypeError), ("l1", {"reduction": "average"}, ValueError),
+    ("masked+perceptual", {"masked_weight": math.nan}, ValueError), ("masked+perceptual", {"masked_weight": -1.0}, ValueError),
+    ("masked+perceptual", {"masked_weight": "big"}, TypeError), ("masked+perceptual", {"masked_weight": True}, TypeError),
+])
+def test_the_registry_s_options_are_refused_by_name(name, options, error):
+    from perceptual_audio_loss import build_loss
+
+    with pytest.raises(error, match=rf"^{next(iter(options))}"):
+        build_loss(name, RATE, **options)
+
+
+@pytest.mark.parametrize("p, error", [(True, TypeError), (1.0, TypeError), (3, ValueError), (0, ValueError), ("2", TypeError)])
+def test_a_waveform_distance_takes_only_p_1_or_2(p, error):
+    from perceptual_audio_loss import WaveformDistance
+
+    with pytest.raises(error, match="^p "):
+        WaveformDistance(p)
