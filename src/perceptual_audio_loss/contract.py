@@ -23,6 +23,8 @@ from typing import Any, Iterator, Protocol, runtime_checkable
 
 import torch
 
+from .arguments import Choice
+
 REDUCTIONS = ("mean", "sum", "none")
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -42,10 +44,11 @@ class PreparedTargetLoss(Protocol):
     def against(self, input: torch.Tensor, prepared: Any, reduction: str | None = None) -> torch.Tensor: ...
 
 
+REDUCTION = Choice(REDUCTIONS)  # the rule for every loss's ``reduction``, at build and per call
+
+
 def check_reduction(reduction: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
+    return REDUCTION.check("reduction", reduction)
 
 
 def signals(x: Any, name: str) -> tuple[torch.Tensor, int]:

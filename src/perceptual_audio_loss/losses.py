@@ -12,9 +12,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .arguments import Choice, Number, check_arguments
+from .arguments import Number, check_arguments
 from .contract import (
-    REDUCTIONS,
+    REDUCTION,
     PreparedTargetLoss,
     check_reduction,
     compute_dtype,
@@ -127,7 +127,7 @@ class WaveformDistance(nn.Module):
 
     def __init__(self, p: int = 2, reduction: str = "mean"):
         super().__init__()
-        check_arguments({"p": Number(low=1, high=2, integer=True), "reduction": Choice(REDUCTIONS)},
+        check_arguments({"p": Number(low=1, high=2, integer=True), "reduction": REDUCTION},
                         {"p": p, "reduction": reduction})
         self.p = p
         self.reduction = reduction

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arguments import Choice, Number, Numbers, check_arguments
+from ._derived import Derived
+from .arguments import Number, Numbers, check_arguments
 from .contract import (
-    REDUCTIONS,
+    REDUCTION,
     check_reduction,
     compute_dtype,
     finish,
@@ -63,7 +64,7 @@ BACKWARD_S = 0.008
 # ISO/IEC 11172-3 Annex D model 2: tonality = -0.299 - 0.43 ln(unpredictability), in [0, 1].
 TONALITY_OFFSET = -0.299
 TONALITY_SLOPE = -0.43
-_DB_PER_NEPER = 10.0 / math.log(10.0)
+_DB_PER_NEPER = 10.0 / math.log(10.0)  # intensity: 10 log10(x) = (10 / ln 10) ln(x)
 # Bounds of the constructor's arguments: budgets, not psychoacoustics. The spreading step holds
 # bands x bands values per frame; 0.1 Bark gives 250 bands (25 times the default's 50 squared).
 ARGUMENTS = {
@@ -75,8 +76,8 @@ ARGUMENTS = {
     "theta_db": Number(low=-100, high=100),
     "backward_s": Number(low=0, high=1.0),
     "quiet_clamp_hz": Number(low=0, low_open=True),
-    "reduction": Choice(REDUCTIONS),
-}  # intensity: 10 log10(x) = (10 / ln 10) ln(x)
+    "reduction": REDUCTION,
+}
 # The error's floor inside the log: d = 10 log10(E_err / M + 1e-3), so d >= -30 dB (issue 6).
 ERROR_FLOOR = 1e-3
 
@@ -154,6 +155,13 @@ class _Resolution(nn.Module):
         self.register_buffer("quiet", as_buffer(quiet_threshold_intensity(edges_hz, quiet_clamp_hz)))
         self.register_buffer("decay", as_buffer(forward_decay(centres_hz, self.hop, sample_rate)))
         self.register_buffer("backward", as_buffer(backward_weights(self.hop, sample_rate, backward_s)))
+        self._responses = Derived()
+
+    def response_spectrum(self, frames: int) -> torch.Tensor:
+        """The forward-masking integrator's response spectrum for ``frames`` frames (kept while
+        ``decay`` is unchanged): see :func:`_response_spectrum`."""
+        return self._responses.get((frames, self.decay.device), (self.decay,),
+                                   lambda: _response_spectrum(self.decay, frames))
 
     def spectrum(self, x: torch.Tensor) -> torch.Tensor:
         """``(items, time)`` -> complex ``(items, frames, bins)``, frames centred every hop.
@@ -240,15 +248,15 @@ class MaskedLoss(nn.Module):
         )
         self.register_buffer("band_width_bark", torch.from_numpy(np.diff(edges_bark)).float())
         self.register_buffer("centres_bark", torch.from_numpy(centres_bark).float())
-        # Per masker band: PEAQ's upper slope without its level term, and Johnston's
-        # tone-masking-noise offset at the band's critical-band rate.
+        # Per masker band: PEAQ's upper slope without its level term; Johnston's tone-masking-noise
+        # offset at the band's critical-band rate (below).
         self.register_buffer("upper_slope_base", torch.from_numpy(UPPER_SLOPE_DB_PER_BARK + UPPER_SLOPE_HZ / np.maximum(centres_hz, 1.0)).float())
-        self.register_buffer("tone_offset_db", torch.from_numpy(TONE_MASKING_NOISE_DB + centres_bark).float())
-        # The same in the units _simultaneous computes in (nepers of intensity): the tone offset's
-        # excess over the noise offset; from masker j to maskee i, the fixed lower slope's
-        # attenuation below the masker, and the Bark distance above it that the level-dependent
-        # upper slope (dB/Bark) multiplies; lower_spread also holds the noise offset every masker has.
-        self.register_buffer("tone_excess", (self.tone_offset_db - NOISE_MASKING_TONE_DB) / _DB_PER_NEPER)
+        # In the units _simultaneous computes in (nepers of intensity): the tone offset's excess
+        # over the noise offset; from masker j to maskee i, the fixed lower slope's attenuation
+        # below the masker, and the Bark distance above it that the level-dependent upper slope
+        # (dB/Bark) multiplies; lower_spread also holds the noise offset every masker has.
+        tone_offset_db = TONE_MASKING_NOISE_DB + centres_bark
+        self.register_buffer("tone_excess", torch.from_numpy((tone_offset_db - NOISE_MASKING_TONE_DB) / _DB_PER_NEPER).float())
         distance = torch.from_numpy(centres_bark[:, None] - centres_bark[None, :]).float()  # (maskee i, masker j)
         lower_spread_db = LOWER_SLOPE_DB_PER_BARK * distance.clamp(max=0.0) - NOISE_MASKING_TONE_DB
         self.register_buffer("lower_spread", lower_spread_db / _DB_PER_NEPER)
@@ -410,15 +418,16 @@ def _temporal(threshold: torch.Tensor, resolution: _Resolution) -> torch.Tensor:
     ``cos²(pi k hop / (2 * backward span))``, the largest of these. ``threshold`` is
     ``(items, frames, bands)``; a few batched operations, whatever the number of frames.
     """
-    forward = torch.maximum(_leaky_integral(threshold, resolution.decay), threshold)
+    forward = torch.maximum(_leaky_integral(threshold, resolution.response_spectrum(threshold.shape[1])), threshold)
     weights = resolution.backward
     # Frame t sees frames t .. t + lags - 1 (zeros past the end, which never raise a maximum).
     ahead = F.pad(forward, (0, 0, 0, weights.shape[0] - 1)).unfold(1, weights.shape[0], 1)
     return (ahead * weights).amax(-1)
 
 
-def _leaky_integral(values: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
-    """``s_t = a s_(t-1) + (1 - a) m_t`` from ``s_(-1) = 0`` along frames (dim 1), per band ``a``.
+def _leaky_integral(values: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """``s_t = a s_(t-1) + (1 - a) m_t`` from ``s_(-1) = 0`` along frames (dim 1), per band ``a``;
+    ``response`` from :func:`_response_spectrum` for as many frames as ``values`` has.
 
     The recursion is a causal convolution with ``(1 - a) a^k``, computed by one zero-padded FFT
     in float64 instead of one step per frame. Every term is non-negative and the FFT's error is
@@ -426,28 +435,15 @@ def _leaky_integral(values: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
     under the threshold in quiet that every threshold is raised to afterwards.
     """
     frames = values.shape[1]
-    product = torch.fft.rfft(values.double(), n=2 * frames, dim=1) * _response_spectrum(decay, frames)
+    product = torch.fft.rfft(values.double(), n=2 * frames, dim=1) * response
     return torch.fft.irfft(product, n=2 * frames, dim=1)[:, :frames].to(values.dtype)
 
 
 def _response_spectrum(decay: torch.Tensor, frames: int) -> torch.Tensor:
-    """rfft of ``(1 - a) a^k``, k < frames, zero-padded to ``2 frames``: ``(frames + 1, bands)``,
-    float64. Kept for the last few (decay, frames) pairs, checked by the decay tensor's identity
-    and version, so a changed buffer is never served stale."""
-    key = (id(decay), decay._version, decay.device, frames)
-    cached = _RESPONSES.get(key)
-    if cached is not None and cached[0] is decay:
-        return cached[1]
+    """rfft of ``(1 - a) a^k``, k < frames, zero-padded to ``2 frames``: ``(frames + 1, bands)``, float64."""
     a = decay.double()
     response = (1.0 - a) * a ** torch.arange(frames, device=decay.device, dtype=torch.float64)[:, None]
-    spectrum = torch.fft.rfft(response, n=2 * frames, dim=0)
-    if len(_RESPONSES) >= 16:
-        _RESPONSES.pop(next(iter(_RESPONSES)))
-    _RESPONSES[key] = (decay, spectrum)
-    return spectrum
-
-
-_RESPONSES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+    return torch.fft.rfft(response, n=2 * frames, dim=0)
 
 
 def masked_loss(input: torch.Tensor, target: torch.Tensor, sample_rate: float, **kwargs) -> torch.Tensor:

@@ -9,9 +9,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _batched, _compiled, _native
+from ._derived import Derived
 from .arguments import Choice, Flag, Number, check_arguments
 from .contract import (
-    REDUCTIONS,
+    REDUCTION,
     check_reduction,
     compute_dtype,
     finish,
@@ -43,7 +44,7 @@ ARGUMENTS = {
     "log_factor": Number(low=0, low_open=True, high=1e12),
     "weighting": Choice(WEIGHTINGS),
     "similarity": Choice(SIMILARITIES),
-    "reduction": Choice(REDUCTIONS),
+    "reduction": REDUCTION,
     "method": Choice(METHODS),
     "compiled": Flag(),
 }
@@ -164,7 +165,7 @@ class PerceptualLoss(nn.Module):
         self.reduction = reduction
         self.method = choose_method(method, taps, stride)
         self.compiled = compiled
-        self._spectra: dict[tuple, tuple] = {}
+        self._spectra = Derived()
         self.block_bytes = _batched.BLOCK_BYTES
         self._workspace = _compiled.Workspace()
         self.register_buffer("filters", torch.from_numpy(filters).float().unsqueeze(1))
@@ -216,19 +217,14 @@ class PerceptualLoss(nn.Module):
         changes: the filters tensor itself (``load_state_dict``, an in-place edit, a new tensor)
         or ``log_factor``.
         """
-        key = (n_fft, device, dtype, conjugate)
-        source = (self.filters, self.filters._version, self.log_factor)
-        cached = self._spectra.get(key)
-        if cached is not None and cached[0] is source[0] and cached[1:3] == source[1:]:
-            return cached[3]
-        if conjugate:
-            spectra = self._filter_spectra(n_fft, device, dtype).conj().resolve_conj()
-        else:
+        def make() -> torch.Tensor:
+            if conjugate:
+                return self._filter_spectra(n_fft, device, dtype).conj().resolve_conj()
             kernels = self.log_factor * self.filters.detach().squeeze(1).flip(-1).to(torch.float64)
             delayed = F.pad(kernels, (1, 0))
-            spectra = torch.fft.rfft(delayed, n=n_fft).to(device=device, dtype=_complex_of(dtype))
-        self._spectra[key] = (*source, spectra)
-        return spectra
+            return torch.fft.rfft(delayed, n=n_fft).to(device=device, dtype=_complex_of(dtype))
+
+        return self._spectra.get((n_fft, device, dtype, conjugate), (self.filters, self.log_factor), make)
 
     def compare(
         self, input_features: torch.Tensor, target_features: torch.Tensor, reduction: str | None = None
