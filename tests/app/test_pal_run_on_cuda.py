@@ -4,16 +4,15 @@ Skipped without a CUDA device; run by ``scripts/gpu-check`` (``pytest -k cuda``)
 itself against the CPU's is ``test_training_paths.test_batched_training_on_cuda_matches_the_cpu``.
 """
 
-import csv
 import json
 
 import pytest
-import soundfile
 import torch
 
 from perceptual_audio_loss import build_loss
 from pal.cli import main
-from pal.generator import seeded_generator_and_latent
+
+from conftest import first_loss, original, untrained_output
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -40,22 +39,6 @@ class SpectralL1(nn.Module):
 '''
 
 
-def first_loss(out, clip, label, seed=0) -> float:
-    with open(out / "clips" / clip / label / f"seed-{seed}" / "losses.csv") as handle:
-        return float(next(csv.DictReader(handle))["loss"])
-
-
-def untrained_output_on_the_cpu(seed=0) -> torch.Tensor:
-    model, latent = seeded_generator_and_latent(seed)
-    with torch.no_grad():
-        return model(latent).reshape(1, 1, -1)
-
-
-def original(out, clip) -> torch.Tensor:
-    samples, _ = soundfile.read(str(out / "clips" / clip / "original.wav"), dtype="float32")
-    return torch.from_numpy(samples).reshape(1, 1, -1)
-
-
 def test_pal_run_on_cuda_with_a_users_loss_starts_where_the_cpu_starts(tmp_path):
     """The first recorded loss is of the untrained generator, the same weights on either device:
     on CUDA it is the CPU's value within float32 rounding (1e-5 relative, as derived in
@@ -68,7 +51,7 @@ def test_pal_run_on_cuda_with_a_users_loss_starts_where_the_cpu_starts(tmp_path)
     assert json.loads((out / "config.json").read_text())["resolved_device"].startswith(CUDA)
     runs = json.loads((out / "runs.json").read_text())
     assert len(runs) == 4 and all(run["status"] == "finished" for run in runs)
-    output, target = untrained_output_on_the_cpu(), original(out, "drums")
+    output, target = untrained_output(), original(out, "drums")
     namespace = {}
     exec(compile(USER_LOSS, "user", "exec"), namespace)
     on_the_cpu = {name: build_loss(name, 11025)(output, target).item() for name in ("mse", "perceptual", "masked")}

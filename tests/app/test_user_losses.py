@@ -7,13 +7,13 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 from perceptual_audio_loss import PerceptualLoss
 from pal.cli import main
-from pal.generator import seeded_generator_and_latent
 from pal.listening.design import load_stimuli
 from pal.losses import parse_option_value
+
+from conftest import first_loss, original, untrained_output
 
 USER_LOSS = '''
 import torch
@@ -47,22 +47,6 @@ def user_file(tmp_path):
     path.parent.mkdir()
     path.write_text(USER_LOSS)
     return path
-
-
-def first_loss(out, clip, label, seed=0) -> float:
-    with open(out / "clips" / clip / label / f"seed-{seed}" / "losses.csv") as handle:
-        return float(next(csv.DictReader(handle))["loss"])
-
-
-def untrained_output(seed=0) -> torch.Tensor:
-    model, latent = seeded_generator_and_latent(seed)
-    with torch.no_grad():
-        return model(latent).reshape(1, 1, -1)
-
-
-def original(out, clip) -> torch.Tensor:
-    samples, _ = soundfile.read(str(out / "clips" / clip / "original.wav"), dtype="float32")
-    return torch.from_numpy(samples).reshape(1, 1, -1)
 
 
 @pytest.mark.slow
