@@ -9,10 +9,12 @@ naming the option. The library's constructors check each argument's own range as
 the bound on their product, which only the application knows the signal for.
 
 The estimates are calibrated against the peak memory of forward and backward on one 8192-sample
-signal at 11025 Hz (resident-set growth, torch 2.13 CPU, 2026-12-04): ``PerceptualLoss`` 94 MB at
-512 bands x 512 taps, 837 MB at 4096 x 2048, 649 MB at 2048 x 8192 (4.8 to 5.3 float32 values per
-feature-map cell); ``MaskedLoss`` 25 MB by default and 1.17 GB at ``band_width_bark=0.05`` (3 to 6
-values per cell of its frames x bands x bands spreading).
+signal at 11025 Hz (growth of the process's resident high-water mark, torch 2.13 CPU, 2026-12-04,
+after the library's batched paths): ``PerceptualLoss`` 104 MB at 512 bands x 512 taps on the
+compiled CPU path and 161 MB on the torch path CUDA runs (``compiled=False``), 378 and 667 MB at
+2048 x 1024, 878 MB and 1.42 GB at 4096 x 2048: 5.3 to 5.8 float32 values per feature-map cell
+on the compiled path, 7.1 to 8.9 on the torch path, whose blocks cap it beyond 256 MiB per block;
+``MaskedLoss`` 20 MB by default and 202 MB at ``band_width_bark=0.1``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from .errors import UserError
 WORKING_SET_BUDGET = 2 * 2**30
 
 FLOAT32 = 4
-PERCEPTUAL_VALUES_PER_CELL = 6  # measured 4.8-5.3 (module docstring), rounded up
-MASKED_VALUES_PER_SPREAD = 4  # measured 3-6, the larger at the default's few bands, where other terms dominate
+PERCEPTUAL_VALUES_PER_CELL = 9  # measured up to 8.9 on the torch path (module docstring), rounded up
+MASKED_VALUES_PER_SPREAD = 6  # the spreading's few frames x bands x bands arrays, and the default's other terms
 MASKED_VALUES_PER_BIN = 8  # spectrum (complex), its magnitude, phase and prediction, per frame and bin
 
 

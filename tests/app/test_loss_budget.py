@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,20 +121,29 @@ def test_the_librarys_refusal_is_one_line_naming_the_loss_and_option(tmp_path, c
     assert err.startswith(f"pal: error: loss {spec!r}: ") and named in err and err.count("\n") == 1
 
 
+# The resident high-water mark of the measuring process itself (/proc's VmHWM): getrusage's
+# ru_maxrss carries the parent's peak across fork and exec, so under a large pytest process it read
+# no growth at all.
 MEASURE = """
-import json, resource, sys, torch
+import json, sys, torch
 from perceptual_audio_loss import build_loss
+def high_water():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 torch.set_num_threads(1)
 loss = build_loss(sys.argv[1], {rate}, **json.loads(sys.argv[2]))
 x, y = torch.randn(1, 1, {window}, requires_grad=True), torch.randn(1, 1, {window})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = high_water()
 loss(x, y).backward()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+print(high_water() - before)
 """
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc to read the peak")
 @pytest.mark.parametrize("name, options", [("perceptual", {}), ("perceptual", {"n_bands": 2048, "taps": 1024}),
+                                           ("perceptual", {"compiled": False}),
+                                           ("perceptual", {"n_bands": 2048, "taps": 1024, "compiled": False}),
                                            ("masked", {}), ("masked", {"band_width_bark": 0.1})])
 def test_the_estimate_covers_the_measured_peak(name, options):
     """The estimate against the process's own peak memory growth over one forward and backward."""
@@ -141,10 +151,7 @@ def test_the_estimate_covers_the_measured_peak(name, options):
                              json.dumps(options)], capture_output=True, text=True, check=True, timeout=300)
     measured = int(result.stdout.strip())
     estimate = ESTIMATES[name][0](options, RATE, WINDOW)
-    # Only the safe side is asserted: since the library's batched paths (2026-12-04) filter in
-    # blocks and keep no features for the backward, the estimate (calibrated before them) runs up
-    # to tens of times the measured peak; a tighter estimate is still to be calibrated.
-    assert measured <= estimate
+    assert measured <= estimate <= 8 * max(measured, 2**24)
 
 
 def unused_loopback_port() -> int:
