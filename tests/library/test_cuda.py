@@ -20,6 +20,8 @@ import torch
 from perceptual_audio_loss import LOSSES, MaskedLoss, PerceptualLoss, PreparedTargetLoss, build_loss
 from perceptual_audio_loss.losses import TargetLoss
 
+from silences import SILENT_CASES, silenced
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
 RATE = 11025
@@ -151,16 +153,10 @@ def test_every_float_dtype_in_and_out_on_cuda(name, dtype):
     assert relative(gradient, reference_gradient) < tolerance
 
 
-@pytest.mark.parametrize("case", ["silent target", "silent input", "both silent", "one target channel silent"])
+@pytest.mark.parametrize("case", SILENT_CASES)
 def test_silence_on_cuda_gives_a_finite_value_and_gradient(name, case):
     loss = build_loss(name, RATE).to(CUDA)
-    x, y = pair((2, 2, LENGTH), seed=9, device=CUDA)
-    if case in ("silent target", "both silent"):
-        y = torch.zeros_like(y)
-    if case in ("silent input", "both silent"):
-        x = torch.zeros_like(x)
-    if case == "one target channel silent":
-        y[:, 1] = 0.0
+    x, y = silenced(case, *pair((2, 2, LENGTH), seed=9, device=CUDA))
     value, gradient = value_and_gradient(loss, x, y)
     assert torch.isfinite(value).all() and torch.isfinite(gradient).all()
 
