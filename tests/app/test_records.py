@@ -47,6 +47,18 @@ def assert_nothing_lost(before: dict[str, bytes], after: dict[str, bytes], damag
             assert after[name] == content, f"{name} changed"
 
 
+def every_damage(records: dict) -> list[tuple[str, str]]:
+    """``(file, damage)`` for each damage of each file of ``records`` (file -> damage -> edit)."""
+    return [(name, damage) for name, damages in records.items() for damage in damages]
+
+
+def damage_in(folder: Path, name: str, edit) -> tuple[Path, dict[str, bytes]]:
+    """``folder / name`` rewritten by ``edit(content)``; its path and a snapshot of the folder after."""
+    path = folder / name
+    path.write_bytes(edit(path.read_bytes()))
+    return path, snapshot(folder)
+
+
 def one_line_naming(capsys, path: Path) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("pal: error: "), err
@@ -142,14 +154,11 @@ def finished(listening_run, tmp_path):
     return copy
 
 
-@pytest.mark.parametrize("name, damage", [(name, damage) for name, damages in RUN_RECORDS.items()
-                                          for damage in damages])
+@pytest.mark.parametrize("name, damage", every_damage(RUN_RECORDS))
 def test_pal_report_on_a_damaged_record(finished, name, damage, capsys):
-    path = finished / name
-    path.write_bytes(RUN_RECORDS[name][damage](path.read_bytes()))
     page = finished / "report.html"
     page.write_text("the page before")
-    before = snapshot(finished)
+    path, before = damage_in(finished, name, RUN_RECORDS[name][damage])
     assert main(["report", str(finished)]) == 2
     err = one_line_naming(capsys, path)
     assert "damaged" in err
@@ -165,9 +174,7 @@ def test_pal_report_on_a_damaged_record(finished, name, damage, capsys):
 @pytest.mark.parametrize("name, damage", [(name, damage) for name in ("config.json", "runs.json", "metrics.csv")
                                           for damage in ("garbage", "wrong shape")])
 def test_the_same_pal_run_on_a_finished_run_with_a_damaged_record(finished, name, damage, capsys):
-    path = finished / name
-    path.write_bytes(RUN_RECORDS[name][damage](path.read_bytes()))
-    before = snapshot(finished)
+    path, before = damage_in(finished, name, RUN_RECORDS[name][damage])
     assert main(finished_run_command(finished)) == 2
     one_line_naming(capsys, path)
     assert_nothing_lost(before, snapshot(finished), name, rebuilt=("report.html",))
@@ -220,12 +227,9 @@ def interrupted(tmp_path, capsys, stop_after_saving):
     return out
 
 
-@pytest.mark.parametrize("name, damage", [(name, damage) for name, damages in RESUME_RECORDS.items()
-                                          for damage in damages])
+@pytest.mark.parametrize("name, damage", every_damage(RESUME_RECORDS))
 def test_a_resume_on_a_damaged_record(interrupted, name, damage, capsys):
-    path = interrupted / name
-    path.write_bytes(RESUME_RECORDS[name][damage](path.read_bytes()))
-    before = snapshot(interrupted)
+    path, before = damage_in(interrupted, name, RESUME_RECORDS[name][damage])
     assert main(interrupted_run_command(interrupted)) == 2
     one_line_naming(capsys, path)
     # The resume rewrites its records (the same) and may write checkpoints past the saved state
@@ -279,14 +283,11 @@ SWEEP_RECORDS = {
 }
 
 
-@pytest.mark.parametrize("name, damage", [(name, damage) for name, damages in SWEEP_RECORDS.items()
-                                          for damage in damages])
+@pytest.mark.parametrize("name, damage", every_damage(SWEEP_RECORDS))
 def test_pal_summarize_on_a_damaged_record(sweep, tmp_path, name, damage, capsys):
     copy = tmp_path / "sweep"
     shutil.copytree(sweep, copy)
-    path = copy / name
-    path.write_bytes(SWEEP_RECORDS[name][damage](path.read_bytes()))
-    before = snapshot(copy)
+    path, before = damage_in(copy, name, SWEEP_RECORDS[name][damage])
     assert main(["summarize", str(copy)]) == 2
     err = one_line_naming(capsys, path)
     assert "damaged" in err
