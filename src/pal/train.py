@@ -137,10 +137,19 @@ def _build_groups(targets, runs, losses, device):
         group_targets = targets[[runs[i].target for i in members]].to(device)
         groups.append((members, TargetLoss(losses[name].to(device), group_targets)))
     # Position of every run in the concatenation of the groups' per-item losses.
-    order = torch.tensor([i for members, _ in groups for i in members], device=device)
-    back_to_run_order = torch.empty_like(order)
-    back_to_run_order[order] = torch.arange(len(runs), device=device)
-    return groups, back_to_run_order
+    return groups, _back_to_run_order([i for members, _ in groups for i in members], device)
+
+
+def _back_to_run_order(order: list[int], device=None) -> torch.Tensor:
+    """The indices that put a concatenation of runs in ``order`` back in run order (its inverse).
+
+    >>> _back_to_run_order([2, 0, 1]).tolist()
+    [1, 2, 0]
+    """
+    order = torch.tensor(order, device=device)
+    back = torch.empty_like(order)
+    back[order] = torch.arange(len(order), device=device)
+    return back
 
 
 class RunStacks(nn.Module):
@@ -155,9 +164,7 @@ class RunStacks(nn.Module):
         self.slots = {run: (s, j) for s, members in enumerate(self.members) for j, run in enumerate(members)}
         self.register_buffer("latents", torch.cat([latent for _, latent in seeded]))
         # Device-side indices between run order and the stacks' order, so no step waits for the host.
-        order = torch.tensor([run for members in self.members for run in members])
-        back_to_run_order = torch.empty_like(order)
-        back_to_run_order[order] = torch.arange(len(order))
+        back_to_run_order = _back_to_run_order([run for members in self.members for run in members])
         self.register_buffer("back_to_run_order", back_to_run_order, persistent=False)
         for stack, members in enumerate(self.members):
             self.register_buffer(f"members_{stack}", torch.tensor(members), persistent=False)
