@@ -198,15 +198,16 @@ class RunStacks(nn.Module):
         """Zero the gradients of stopped runs (``~active``), and their Adam momentum, so that
         Adam leaves their weights where they are. ``masked_fill_``, not multiplication (a NaN
         gradient times 0 stays NaN) nor a boolean index (which waits for the device)."""
+        # With beta1 = 0 (the post's) the momentum is the gradient itself, already zero.
+        momentum = optimizer is not None and optimizer.param_groups[0]["betas"][0] != 0
         for stack, stopped in zip(self.stacks, self._per_stack(~active)):
             stopped = stopped.view(stack.n_models, 1)
             for weight in stack.weights:
                 if weight.grad is not None:
                     weight.grad.view(stack.n_models, -1).masked_fill_(stopped, 0.0)
-                # With beta1 = 0 (the post's) the momentum is the gradient itself, already zero.
-                momentum = optimizer.state.get(weight, {}).get("exp_avg") if optimizer is not None else None
-                if momentum is not None and optimizer.param_groups[0]["betas"][0] != 0:
-                    momentum.view(stack.n_models, -1).masked_fill_(stopped, 0.0)
+                average = optimizer.state.get(weight, {}).get("exp_avg") if momentum else None
+                if average is not None:
+                    average.view(stack.n_models, -1).masked_fill_(stopped, 0.0)
 
     def _per_stack(self, per_run: torch.Tensor) -> list[torch.Tensor]:
         """A per-run tensor split by stack, each in its stack's order."""
