@@ -106,8 +106,7 @@ def run_ray(sweep_dir: Path, shards: list[Shard], plan: tuple, address: str | No
         raise UserError("the Ray executor needs Ray: pip install 'perceptual-audio-loss[ray]'") from None
     record, windows, targets = plan
     settings = record["settings"]
-    if not ray.is_initialized():
-        check_ray_address(address)
+    if not ray.is_initialized():  # the address was tried by run_sweep, before the folder was touched
         try:
             if address:
                 ray.init(address=address, log_to_driver=False)
