@@ -346,9 +346,9 @@ class RunFolder:
         ``None`` before the first save. A state of another run, or not of this shape: one line."""
         state = load_state(self.state)
         if state is not None:
+            config = self.read_config()
             try:
-                check_state(state, len(self.read_runs()), self.read_config().iterations,
-                            identity_digest(self.read_identity()))
+                check_state(state, len(self.read_runs()), config.iterations, identity_digest(config.identity))
             except records.BadValue as error:
                 raise UserError(f"{self.state}: not this run's training state ({error}); "
                                 "pass --force to start the run again") from None
