@@ -1,4 +1,5 @@
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -53,6 +54,14 @@ def listening_run(tmp_path_factory):
     assert main(["run", "speech", "drums", "--losses", "mse,perceptual", "--iterations", "2",
                  "--checkpoint-every", "1", "--out", str(out), "--no-progress"]) == 0
     return out
+
+
+@pytest.fixture
+def run(listening_run, tmp_path):
+    """A copy of :func:`listening_run` that a test may damage."""
+    copy = tmp_path / "run"
+    shutil.copytree(listening_run, copy)
+    return copy
 
 
 @pytest.fixture

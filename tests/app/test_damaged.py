@@ -3,7 +3,6 @@ damaged, in one line with exit 2, or marks a damaged or missing checkpoint on th
 reported as finished that is not there."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -13,13 +12,6 @@ from pal.errors import UserError
 from pal.sweeps.shard import SWEEP_FILE, TARGETS_FILE, load_plan
 
 GARBAGE = b"\x00\x01not what pal wrote\xff" * 40
-
-
-@pytest.fixture
-def run(listening_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(listening_run, copy)
-    return copy
 
 
 def one_line(capsys) -> str:

@@ -33,13 +33,6 @@ from pal.listening.server import create_app, item_label  # noqa: E402
 RATE = 11025
 
 
-@pytest.fixture
-def run(listening_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(listening_run, copy)
-    return copy
-
-
 @pytest.fixture(scope="module")
 def one_loss_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("one-loss") / "run"

@@ -147,22 +147,15 @@ RUN_RECORDS = {
 PAGE_WITHOUT = {"metrics.csv", "clips/speech/mse/seed-0/losses.csv"}
 
 
-@pytest.fixture
-def finished(listening_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(listening_run, copy)
-    return copy
-
-
 @pytest.mark.parametrize("name, damage", every_damage(RUN_RECORDS))
-def test_pal_report_on_a_damaged_record(finished, name, damage, capsys):
-    page = finished / "report.html"
+def test_pal_report_on_a_damaged_record(run, name, damage, capsys):
+    page = run / "report.html"
     page.write_text("the page before")
-    path, before = damage_in(finished, name, RUN_RECORDS[name][damage])
-    assert main(["report", str(finished)]) == 2
+    path, before = damage_in(run, name, RUN_RECORDS[name][damage])
+    assert main(["report", str(run)]) == 2
     err = one_line_naming(capsys, path)
     assert "damaged" in err
-    assert_nothing_lost(before, snapshot(finished), name, rebuilt=("report.html",))
+    assert_nothing_lost(before, snapshot(run), name, rebuilt=("report.html",))
     if name in PAGE_WITHOUT:  # rebuilt, and it says what it left out
         text = page.read_text()
         assert "the page before" not in text and "Damaged records" in text and name.split("/")[-1] in text
@@ -173,19 +166,19 @@ def test_pal_report_on_a_damaged_record(finished, name, damage, capsys):
 
 @pytest.mark.parametrize("name, damage", [(name, damage) for name in ("config.json", "runs.json", "metrics.csv")
                                           for damage in ("garbage", "wrong shape")])
-def test_the_same_pal_run_on_a_finished_run_with_a_damaged_record(finished, name, damage, capsys):
-    path, before = damage_in(finished, name, RUN_RECORDS[name][damage])
-    assert main(finished_run_command(finished)) == 2
+def test_the_same_pal_run_on_a_finished_run_with_a_damaged_record(run, name, damage, capsys):
+    path, before = damage_in(run, name, RUN_RECORDS[name][damage])
+    assert main(finished_run_command(run)) == 2
     one_line_naming(capsys, path)
-    assert_nothing_lost(before, snapshot(finished), name, rebuilt=("report.html",))
+    assert_nothing_lost(before, snapshot(run), name, rebuilt=("report.html",))
 
 
-def test_a_damaged_run_record_is_replaced_with_force(finished, capsys):
-    (finished / "config.json").write_bytes(b"[]")
-    assert main(finished_run_command(finished)) == 2
+def test_a_damaged_run_record_is_replaced_with_force(run, capsys):
+    (run / "config.json").write_bytes(b"[]")
+    assert main(finished_run_command(run)) == 2
     assert "--force" in capsys.readouterr().err
-    assert main([*finished_run_command(finished), "--force"]) == 0
-    assert json.loads((finished / "config.json").read_text())["losses"] == ["mse", "perceptual"]
+    assert main([*finished_run_command(run), "--force"]) == 0
+    assert json.loads((run / "config.json").read_text())["losses"] == ["mse", "perceptual"]
 
 
 # -- a resume's records: the training state and the checkpoints' peaks ------------------------------
