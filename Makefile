@@ -1,21 +1,26 @@
-# The two commands a new user needs: `make demo` and `make test`.
+# The two commands a new user needs: `make demo` and `make test` (and `make docs`, the site).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: demo test test-library bench zounds-venv gpu-check browser clean
+.PHONY: demo test test-library docs bench zounds-venv gpu-check browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned, so nothing later pulls a CUDA build.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[app,dev,ray]'
+	$(PIP) install -e '.[app,dev,ray,docs]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pal run --out runs/demo --force
+
+# The documentation site, offline, into site/ (open site/index.html). --strict: a broken link, a
+# page missing from the nav or a docstring that does not render is an error; `make test` runs it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # Side-by-side speed and memory against zounds 1.57.0 itself (see BENCHMARKS.md); `pal bench
 # --matrix` is the cost table over losses, rates, lengths and batches.
@@ -48,8 +53,8 @@ test-library:
 	$(LIBRARY_VENV)/bin/python scripts/check-library-install
 	$(LIBRARY_VENV)/bin/python -m pytest -p no:cacheprovider tests/library --pyargs perceptual_audio_loss
 
-test: $(STAMP) browser test-library
+test: $(STAMP) browser test-library docs
 	$(BIN)/python -m pytest tests/app src/pal
 
 clean:
-	rm -rf $(VENV) $(LIBRARY_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(LIBRARY_VENV) runs site .pytest_cache
