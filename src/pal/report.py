@@ -250,13 +250,11 @@ def loss_status(per_seed: list, seeds: list[int]) -> str:
 
 
 def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: list[dict],
-                 colours: dict[str, str], damaged: list | None = None) -> ClipSection:
+                 colours: dict[str, str], damaged: list[DamagedRecord]) -> ClipSection:
     """The clip's grid for every seed (writing each cell's images), its curves and its measures.
 
     A damaged loss history leaves its curve out, is named in its loss's status,
-    and is added to ``damaged`` (a list of :class:`~pal.records.DamagedRecord`)."""
-    from .records import DamagedRecord
-
+    and is added to ``damaged``."""
     from .runfolder import RunFolder, RunStatus
 
     folder = RunFolder(run_dir)
@@ -316,7 +314,6 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
             try:
                 curve = folder.read_losses(clip, loss, seed)
             except DamagedRecord as error:
-                damaged = [] if damaged is None else damaged
                 damaged.append(error)
                 section.statuses[-1].status += f"; but {folder.relative(error.path)} is damaged (its curve is left out)"
                 continue
