@@ -186,7 +186,7 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
         results = train_batched(
             targets, runs, losses, config.iterations, config.checkpoint_every, device,
             on_progress=bars.update, on_checkpoint=save_checkpoint,
-            on_save=folder.save_state, resume=state, learning_rate=config.learning_rate, betas=config.betas,
+            on_save=folder.state_saver(), resume=state, learning_rate=config.learning_rate, betas=config.betas,
         )
     except (Exception, SystemExit, GeneratorExit) as error:  # a Ctrl-C is not the loss's: below
         loss_failure = blame(error, losses.values())

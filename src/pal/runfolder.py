@@ -31,6 +31,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -337,9 +338,11 @@ class RunFolder:
         """``(iteration, WAV path)`` of every checkpoint written, in order."""
         return [(i, self.checkpoint(clip, loss, seed, i)) for i in self.checkpoints_on_disk(clip, loss, seed)]
 
-    def save_state(self, state: dict) -> None:
-        """Save the training state, marked with the run it belongs to (:func:`identity_digest`)."""
-        save_state(self.state, state | {"run": identity_digest(self.read_identity())})
+    def state_saver(self) -> Callable[[dict], None]:
+        """What saves the training state, marked with the run it belongs to (:func:`identity_digest`
+        of the identity in ``config.json``, read once here, not at every save)."""
+        digest = identity_digest(self.read_identity())
+        return lambda state: save_state(self.state, state | {"run": digest})
 
     def load_state(self) -> dict | None:
         """The saved training state, checked against this run (its identity, runs and iterations);
