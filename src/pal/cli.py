@@ -9,12 +9,9 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from .commandline import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUN_FAILED, OneLineParser
 from .errors import UserError
 from .locks import check_not_being_written
-
-EXIT_BAD_INPUT = 2
-EXIT_RUN_FAILED = 3
-EXIT_INTERRUPTED = 130
 
 
 def integer(text: str) -> int:
@@ -26,14 +23,6 @@ def integer(text: str) -> int:
 
 def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> None:
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-        sys.exit(EXIT_BAD_INPUT)
 
 
 def builtin_clips_help() -> str:
@@ -192,7 +181,7 @@ def command_sweep(args: argparse.Namespace) -> int:
     from .config import settings_from_flags
     from .sweeps import SweepSettings, run_sweep
     from .sweeps.plan import own_settings
-    from .sweeps.shard import SWEEP_PAGE
+    from .sweepfolder import SWEEP_PAGE
 
     own = {declared.name: getattr(args, declared.name) for declared in own_settings()}
     settings = SweepSettings(**settings_from_flags(args, "sweep"), **own)
@@ -213,7 +202,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 def command_summarize(args: argparse.Namespace) -> int:
     from .sweeps import summarize
-    from .sweeps.shard import SWEEP_PAGE
+    from .sweepfolder import SWEEP_PAGE
 
     if not args.sweep_dir.is_dir():
         raise UserError(f"{args.sweep_dir}: no such sweep folder")

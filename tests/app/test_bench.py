@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from pal import bench
+from pal.bench import cli, common, matrix, ops, zounds
 from pal.mel_loss import DAC_MEL_BANDS, DAC_WINDOW_LENGTHS, MultiScaleMelLoss, hz_to_mel, mel_basis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,12 +65,12 @@ def test_mel_basis_triangles_have_unit_area():
 @pytest.mark.slow
 def test_matrix_json_schema_on_a_tiny_grid(tmp_path):
     out = tmp_path / "matrix.json"
-    assert bench.main(["--matrix", "--quick", "--device", "cpu", "--out", str(out)]) == 0
+    assert cli.main(["--matrix", "--quick", "--device", "cpu", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["schema"] == bench.MATRIX_SCHEMA
+    assert report["schema"] == matrix.MATRIX_SCHEMA
     assert report["device"] == "cpu" and report["threads"] >= 1 and report["repeats"] == 1
-    assert set(report["losses"]) == set(bench.QUICK["losses"])
-    assert len(report["cells"]) == len(bench.QUICK["losses"])
+    assert set(report["losses"]) == set(matrix.QUICK["losses"])
+    assert len(report["cells"]) == len(matrix.QUICK["losses"])
     for cell in report["cells"]:
         assert cell["skipped"] is None
         assert cell["samples"] == round(cell["sample_rate"] * cell["seconds"])
@@ -78,23 +78,23 @@ def test_matrix_json_schema_on_a_tiny_grid(tmp_path):
         assert math.isfinite(cell["peak_mib"]) and cell["peak_mib"] >= 0
         assert cell["memory_measure"] == "peak RSS increase"
     # The operation counts beside it: the quick grid's losses at batch 1, no training iteration.
-    assert report["ops"]["schema"] == bench.OPS_SCHEMA and report["ops"]["per_iteration"] is None
-    assert {(c["loss"], c["batch"]) for c in report["ops"]["per_call"]} == {(name, 1) for name in bench.QUICK["losses"]}
+    assert report["ops"]["schema"] == ops.OPS_SCHEMA and report["ops"]["per_iteration"] is None
+    assert {(c["loss"], c["batch"]) for c in report["ops"]["per_call"]} == {(name, 1) for name in matrix.QUICK["losses"]}
 
 
 def test_cpu_grid_skips_only_the_oversized_perceptual_cells():
-    grid = bench.matrix_grid("cpu", False, None, None, None, None)
+    grid = matrix.matrix_grid("cpu", False, None, None, None, None)
     skipped = {(c["loss"], c["sample_rate"], c["seconds"], c["batch"]) for c in grid
-               if bench.cpu_skip_reason(c["loss"], round(c["sample_rate"] * c["seconds"]), c["batch"])}
+               if matrix.cpu_skip_reason(c["loss"], round(c["sample_rate"] * c["seconds"]), c["batch"])}
     assert skipped and {name for name, *_ in skipped} == {"perceptual"}
     assert ("perceptual", 11025, 1.0, 1) not in skipped
-    full = bench.matrix_grid("cuda", False, None, None, None, None)
-    assert len(full) == len(bench.MATRIX_LOSSES) * 4 * 3 * 2
+    full = matrix.matrix_grid("cuda", False, None, None, None, None)
+    assert len(full) == len(matrix.MATRIX_LOSSES) * 4 * 3 * 2
 
 
 def test_missing_zounds_venv_says_how_to_build_it(tmp_path):
-    assert bench.zounds_python(tmp_path / "nowhere") is None
-    assert "make zounds-venv" in bench.MISSING_ZOUNDS.format(venv=tmp_path / "nowhere")
+    assert zounds.zounds_python(tmp_path / "nowhere") is None
+    assert "make zounds-venv" in zounds.MISSING_ZOUNDS.format(venv=tmp_path / "nowhere")
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_a_child_process_peak_is_its_own_not_ours(tmp_path):
     grown = torch.ones(300 * 2**20 // 4)  # this process: 300 MiB more than the child will use
     grown += 1  # touch every page
     child = "import numpy; a = numpy.ones(64 * 2**20 // 8); a += 1"
-    peak = bench.run_process([sys.executable, "-c", child], {}, tmp_path / "child.log")["peak_rss_mib"]
+    peak = common.run_process([sys.executable, "-c", child], {}, tmp_path / "child.log")["peak_rss_mib"]
     assert 64 < peak < 250
 
 
@@ -122,7 +122,7 @@ def test_a_child_process_peak_is_its_own_not_ours(tmp_path):
 ])
 def test_bad_bench_flags_are_one_line(flags, capsys):
     with pytest.raises(SystemExit) as stopped:
-        bench.main([*flags, "--no-zounds"])
+        cli.main([*flags, "--no-zounds"])
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.count("\n") == 1 and err.startswith("pal bench: error: argument ")
     assert flags[0] in err and "Traceback" not in err
@@ -131,7 +131,7 @@ def test_bad_bench_flags_are_one_line(flags, capsys):
 def test_an_unwritable_matrix_out_is_one_line_after_the_table(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert bench.main(["--matrix", "--quick", "--out", str(blocker / "table.json")]) == 2
+    assert cli.main(["--matrix", "--quick", "--out", str(blocker / "table.json")]) == 2
     captured = capsys.readouterr()
     assert "l1" in captured.out + captured.err  # the table was printed
     assert captured.err.strip().splitlines()[-1].startswith("pal bench: error: cannot write --out")

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import torch
 
-from pal import bench
+from pal.bench import cli, common, ops
 from pal.opcount import OpCounter, count_ops, forward_backward_ops
 from pal.train import RunSpec, train_batched
 from perceptual_audio_loss import build_loss
@@ -50,7 +50,7 @@ def test_profiler_markers_are_not_operations():
 def test_the_cuda_path_of_the_blend_has_no_compiled_kernels():
     from perceptual_audio_loss import PerceptualLoss
 
-    blend = bench.ops_loss("masked+perceptual", 11025)
+    blend = ops.ops_loss("masked+perceptual", 11025)
     parts = [m for m in blend.modules() if isinstance(m, PerceptualLoss)]
     assert parts and all(part.compiled is False for part in parts)
 
@@ -59,23 +59,23 @@ def test_the_iteration_count_is_one_iteration_of_train_batched():
     """Counted another way: a 3-iteration training less a 2-iteration one (each ends with the same
     checkpoint and read) is the third iteration."""
     runs = [RunSpec(0, "mse", 0)]
-    targets = bench.post_targets(("drums",))
+    targets = common.post_targets(("drums",))
 
     def training(iterations):
-        loss = {"mse": build_loss("mse", bench.SAMPLE_RATE)}
+        loss = {"mse": build_loss("mse", common.SAMPLE_RATE)}
         return lambda: train_batched(targets, runs, loss, iterations, iterations, stack_mode="grouped",
                                      fused_adam=True, on_progress=lambda *_: None)  # as pal run passes one
 
     difference = count_ops(training(3)).total - count_ops(training(2)).total
-    counted = bench.training_iteration_ops(("drums",), ("mse",))
+    counted = ops.training_iteration_ops(("drums",), ("mse",))
     assert counted["runs"] == 1 and counted["ops"] == difference
 
 
 def test_bench_ops_prints_and_writes_the_counts(tmp_path, capsys):
     out = tmp_path / "ops.json"
-    assert bench.main(["--ops", "--quick", "--losses", "mse,l1", "--out", str(out)]) == 0
+    assert cli.main(["--ops", "--quick", "--losses", "mse,l1", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    assert report["schema"] == bench.OPS_SCHEMA and report["device"] == "cpu" and report["per_iteration"] is None
+    assert report["schema"] == ops.OPS_SCHEMA and report["device"] == "cpu" and report["per_iteration"] is None
     calls = {(c["loss"], c["batch"]): c for c in report["per_call"]}
     assert set(calls) == {("mse", 1), ("l1", 1)}
     assert calls["mse", 1]["ops"] == 4 and calls["mse", 1]["views"] == 1  # the hand count above
@@ -85,6 +85,6 @@ def test_bench_ops_prints_and_writes_the_counts(tmp_path, capsys):
 
 def test_an_unknown_loss_for_ops_is_one_line(capsys):
     with pytest.raises(SystemExit) as stopped:
-        bench.main(["--ops", "--losses", "mse,nope"])
+        cli.main(["--ops", "--losses", "mse,nope"])
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.count("\n") == 1 and "nope" in err and "Traceback" not in err
