@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import runfolder
+from .sweepfolder import SWEEP_FILE
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"})
 
@@ -22,8 +23,6 @@ def is_audio_file(path: Path) -> bool:
 
 def is_output_folder(folder: Path) -> bool:
     """Whether ``folder`` is a run or sweep folder written by pal (recognised by its records)."""
-    from .sweeps.shard import SWEEP_FILE  # here: the sweeps package itself finds audio through this module
-
     markers = ((runfolder.CONFIG, runfolder.RUNS), (SWEEP_FILE,))
     return any(all((folder / name).is_file() for name in marker) for marker in markers)
 

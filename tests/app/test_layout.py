@@ -1,5 +1,5 @@
 """The run folder and the sweep folder each have one owner: every file name they hold is spelled
-in exactly one module of the application (pal.runfolder, pal.sweeps.shard, the listening store)."""
+in exactly one module of the application (pal.runfolder, pal.sweepfolder, the listening store)."""
 
 from pathlib import Path
 
@@ -7,14 +7,14 @@ import pytest
 
 from pal import runfolder
 from pal.listening import store
-from pal.sweeps import shard
+from pal import sweepfolder
 
 PACKAGE = Path(runfolder.__file__).parent
 RUN_FILES = [runfolder.CONFIG, runfolder.RUNS, runfolder.METRICS, runfolder.STATE, runfolder.PAGE,
              runfolder.LISTENING_SUMMARY, runfolder.LISTENING_IMAGE,
              runfolder.ORIGINAL, runfolder.PEAKS, runfolder.LOSSES, *runfolder.CLIP_IMAGES.values(),
              runfolder.ERROR_IMAGE_SUFFIX, runfolder.checkpoint_name(250)[:5], "seed-"]
-SWEEP_FILES = [shard.SWEEP_FILE, shard.TARGETS_FILE, shard.DONE_FILE, shard.SWEEP_PAGE]
+SWEEP_FILES = [sweepfolder.SWEEP_FILE, sweepfolder.TARGETS_FILE, sweepfolder.DONE_FILE, sweepfolder.SWEEP_PAGE]
 
 
 def modules_spelling(name: str) -> list[str]:
@@ -28,8 +28,8 @@ def test_a_run_folder_name_is_spelled_only_in_runfolder(name):
 
 
 @pytest.mark.parametrize("name", SWEEP_FILES)
-def test_a_sweep_folder_name_is_spelled_only_in_the_shard_module(name):
-    assert modules_spelling(name) == ["sweeps/shard.py"]
+def test_a_sweep_folder_name_is_spelled_only_in_sweepfolder(name):
+    assert modules_spelling(name) == ["sweepfolder.py"]
 
 
 def test_the_ratings_file_is_spelled_only_in_the_store():

@@ -105,7 +105,7 @@ def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = N
 
 def run_folder(run_dir: Path) -> RunFolder:
     """The run folder at ``run_dir``; one line for anything else (a sweep folder, a file, nothing)."""
-    from ..sweeps.shard import SHARDS, SWEEP_FILE
+    from ..sweepfolder import SHARDS, SWEEP_FILE
 
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)

@@ -19,7 +19,8 @@ from ..errors import UserError
 from ..files import atomic_write_bytes, atomic_write_text, failure
 from ..locks import writing
 from .plan import MAX_THREADS, Shard, SweepSettings, find_audio, own_settings, plan_shards, plan_windows
-from .shard import SHARDS, SWEEP_FILE, TARGETS_FILE, is_finished, load_plan
+from ..sweepfolder import SHARDS, SWEEP_FILE, TARGETS_FILE
+from .shard import is_finished, load_plan
 from .summary import summarize
 
 EXECUTORS = ("local", "ray")

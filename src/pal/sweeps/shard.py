@@ -1,12 +1,6 @@
-"""The sweep folder's layout, and one shard: a small batched experiment into its own run folder.
+"""The sweep folder's records, and one shard: a small batched experiment into its own run folder.
 
-The sweep folder (this module spells every name in it; :mod:`pal.runfolder` spells a shard's)::
-
-    sweep.json            the plan: settings, windows (source, offset), shards
-    targets.npz           every window's target samples, as the shards train on them
-    shards/shard-NNNN/    one run folder per shard (as pal run writes, without a page), done.json last
-    (metrics table)       every run's measures, one row per window x loss x seed x checkpoint, named as a run's
-    index.html            the sweep page: claims over the data set, paired comparisons, shards
+The folder's names are :mod:`pal.sweepfolder`'s; this module reads and writes what they hold.
 """
 
 from __future__ import annotations
@@ -24,19 +18,13 @@ from ..audio import Clip, clip_name
 from .. import records
 from ..errors import UserError
 from ..names import check_label
-from ..runfolder import METRICS, RunFolder
+from ..runfolder import RunFolder
+from ..sweepfolder import DONE_FILE, SHARDS, SWEEP_FILE, TARGETS_FILE
 from .plan import Shard, SweepSettings, Window
-
-SWEEP_FILE = "sweep.json"
-TARGETS_FILE = "targets.npz"
-SHARDS = "shards"
-DONE_FILE = "done.json"
-SWEEP_METRICS = METRICS  # the sweep's table has the name of a run's
-SWEEP_PAGE = "index.html"
 
 
 def read_record(sweep_dir: Path) -> dict:
-    """The sweep's plan as saved, checked (:func:`check_plan`); one line naming ``sweep.json`` if
+    """The sweep's plan as saved, checked (:func:`check_plan`); one line naming the plan's file if
     the folder holds none or it is damaged in any way."""
     path = Path(sweep_dir) / SWEEP_FILE
     if not path.is_file():
@@ -88,7 +76,7 @@ _SHARD_CHECKS = {"name": records.text, "windows": records.list_of(records.text, 
 
 
 def check_plan(record) -> dict:
-    """``sweep.json`` as :func:`~pal.sweeps.run.prepare_folder` writes it: settings, windows with
+    """The sweep plan as :func:`~pal.sweeps.run.prepare_folder` writes it: settings, windows with
     unique names that can name folders, shards named ``shard-NNNN`` whose windows, losses and
     seeds are the plan's (:class:`~pal.records.BadValue` otherwise)."""
     records.expect(isinstance(record, dict) and {"settings", "windows", "shards"} <= set(record),
@@ -164,7 +152,7 @@ def shard_clips(shard: Shard, windows: dict[str, Window], targets: dict[str, np.
 
 
 def load_plan(sweep_dir: Path) -> tuple[dict, dict[str, Window], dict[str, np.ndarray], list[Shard]]:
-    """The plan a sweep saved: ``(sweep.json, windows by name, targets by name, shards)``."""
+    """The plan a sweep saved: ``(the plan record, windows by name, targets by name, shards)``."""
     record = read_record(sweep_dir)
     windows = {w["name"]: Window(**w) for w in record["windows"]}
     path = Path(sweep_dir) / TARGETS_FILE

@@ -22,7 +22,8 @@ from ..files import atomic_write_text
 from ..pages import templates
 from ..records import DamagedRecord
 from ..runfolder import RunFolder
-from .shard import DONE_FILE, SWEEP_METRICS, SWEEP_PAGE, read_record, shard_folder
+from ..sweepfolder import DONE_FILE, SWEEP_METRICS, SWEEP_PAGE
+from .shard import read_record, shard_folder
 
 ALL_CLIPS = "all clips"
 
