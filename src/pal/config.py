@@ -193,6 +193,10 @@ class ExperimentConfig:
     # Clips scored for intelligibility (STOI, PESQ), by name; "*" scores every clip.
     speech: list[str] = setting(factory=lambda: ["speech"], check=_string_list, identity="never", metavar="CLIPS",
                                 help="clip names to score for intelligibility (STOI, PESQ), or * for every clip")
+    # A measure, not training (pal.judge): like speech, it leaves the run's identity alone.
+    cdpam: bool = setting(False, check=_boolean, identity="never",
+                          help="score every checkpoint with CDPAM, a judge fitted to human judgements "
+                               "(the cdpam extra)")
     # The post's optimiser: Adam, lr 1e-4, betas (0, 0.9) (WGAN-GP style: Gulrajani et al., 2017).
     learning_rate: float = setting(1e-4, check=Number(float, 0, 1, low_excluded=True), identity="if-changed",
                                    help="Adam's step size")
