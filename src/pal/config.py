@@ -14,6 +14,7 @@ import torch
 from .audio import SAMPLE_RATE, WINDOW
 from .clips import DEFAULT_CLIPS
 from .errors import UserError
+from .generator import CHANNELS
 from .losses import LossSpec, parse_loss_spec
 from .names import check_label
 
@@ -161,6 +162,9 @@ SAMPLE_RATES = Number(int, 8_000, 192_000, why="the rates the experiment support
 WINDOWS = Number(int, WINDOW, WINDOW, why="the 2018 generator's output length")
 SEEDS = NumberList(Number(int, 0, MAX_SEED), 1, MAX_SEEDS, unique=True)
 BETAS = NumberList(Number(float, 0, 1, high_excluded=True), 2, 2)  # Adam's: each in [0, 1)
+# The generator's hidden width: its weights grow as width^2 (115 w^2 + 409 w with the post's
+# kernels), so at 1024 one generator's weights, gradient and Adam's two moments take about 2 GB.
+WIDTHS = Number(int, 1, 1024, why="at 1024 one generator and its Adam state take about 2 GB")
 
 
 @dataclass
@@ -202,6 +206,10 @@ class ExperimentConfig:
                                    help="Adam's step size")
     betas: list[float] = setting(factory=lambda: [0.0, 0.9], check=BETAS, identity="if-changed", metavar="B1,B2",
                                  help="Adam's two decay rates")
+    # The post's generator has 32 channels in every hidden layer (pal.generator.CHANNELS); folders
+    # written before this setting existed hold no width, and read (and resume) as 32.
+    width: int = setting(CHANNELS, check=WIDTHS, identity="if-changed",
+                         help="channels of the generator's hidden layers, the post's by default")
     # Each loss's resolved spec by label (pal.losses.LossSpec records), filled by validate() from
     # `losses` as the user wrote them; after validate(), `losses` holds the labels.
     loss_sources: dict = field(default_factory=dict)

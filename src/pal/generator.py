@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 LATENT_DIM = 128
-CHANNELS = 32
+CHANNELS = 32  # the post's hidden width; pal run's --width sets another
 # (upsampling factor, kernel size) per block: 1 -> 8192 samples. The post's settings.
 BLOCKS = ((4, 3), (4, 15), (4, 25), (4, 25), (4, 25), (4, 25), (2, 25))
 LEAKY_SLOPE = 0.2
@@ -101,11 +101,12 @@ def run_blocks(x: torch.Tensor, weights: list[torch.Tensor], factors: list[int],
 
 
 def seeded_generator_and_latent(
-    seed: int, device: torch.device | str = "cpu", out_channels: int = 1
+    seed: int, device: torch.device | str = "cpu", out_channels: int = 1, channels: int = CHANNELS
 ) -> tuple[Generator, torch.Tensor]:
-    """A freshly initialised generator and its fixed N(0, I) latent, both drawn from ``seed``."""
+    """A freshly initialised generator of hidden width ``channels`` and its fixed N(0, I) latent,
+    both drawn from ``seed``."""
     rng = torch.Generator().manual_seed(seed)
-    model = Generator(out_channels=out_channels)
+    model = Generator(channels=channels, out_channels=out_channels)
     model.reset_parameters(rng)
     latent = torch.randn(1, LATENT_DIM, generator=rng)
     return model.to(device), latent.to(device)

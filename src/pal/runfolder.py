@@ -75,6 +75,7 @@ class RunRecord:
     resolved_device: str | None = None
     version: str | None = None
     identity: dict = field(default_factory=dict)
+    width: int = 32  # the generator's hidden channels; folders from before --width hold the post's
 
     @classmethod
     def from_record(cls, record, path: Path) -> RunRecord:
@@ -134,7 +135,8 @@ def _run_record_checks() -> dict[str, records.Check]:
     labels = records.list_of(_label, unique=True, nonempty=True)
     return {
         "losses": labels, "clip_names": labels,
-        **{name: _declared(name) for name in ("iterations", "checkpoint_every", "sample_rate", "window", "seeds")},
+        **{name: _declared(name) for name in ("iterations", "checkpoint_every", "sample_rate", "window", "seeds",
+                                              "width")},
         "clip_sources": records.mapping(value=records.text),
         "clip_offsets": records.mapping(value=records.optional(records.number)),
         "loss_sources": records.mapping(value=records.mapping()),

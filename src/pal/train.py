@@ -57,12 +57,14 @@ def train_one(
     device: torch.device | str = "cpu",
     on_step: Callable[[int, float], None] | None = None,
     on_checkpoint: Callable[[int, np.ndarray], None] | None = None,
+    width: int | None = None,
 ) -> RunResult:
     """Train a freshly seeded generator to reproduce ``target`` (shape ``(1, 1, T)``).
 
-    A checkpoint at iteration ``i`` is the generator's output after ``i`` updates.
+    A checkpoint at iteration ``i`` is the generator's output after ``i`` updates. ``width``: the
+    generator's hidden channels; ``None`` takes the configuration's declared default (the post's).
     """
-    model, latent = seeded_generator_and_latent(seed, device, output_channels(loss_fn))
+    model, latent = seeded_generator_and_latent(seed, device, output_channels(loss_fn), _width(width))
     loss_fn = loss_fn.to(device)
     target = target.to(device)
     optimizer = _adam(model.parameters(), None, None)
@@ -155,10 +157,11 @@ def _back_to_run_order(order: list[int], device=None) -> torch.Tensor:
 class RunStacks(nn.Module):
     """Every run's generator: one :class:`GeneratorStack` per output width, run ``i`` at ``slots[i]``."""
 
-    def __init__(self, runs: list[RunSpec], losses: dict[str, nn.Module], stack_mode: str):
+    def __init__(self, runs: list[RunSpec], losses: dict[str, nn.Module], stack_mode: str, width: int | None = None):
         super().__init__()
         widths = [output_channels(losses[run.loss]) for run in runs]
-        seeded = [seeded_generator_and_latent(run.seed, out_channels=w) for run, w in zip(runs, widths)]
+        seeded = [seeded_generator_and_latent(run.seed, out_channels=w, channels=_width(width))
+                  for run, w in zip(runs, widths)]
         self.members = [[i for i, w in enumerate(widths) if w == width] for width in sorted(set(widths))]
         self.stacks = nn.ModuleList(GeneratorStack([seeded[i][0] for i in m], stack_mode) for m in self.members)
         self.slots = {run: (s, j) for s, members in enumerate(self.members) for j, run in enumerate(members)}
@@ -239,6 +242,7 @@ def train_batched(
     learning_rate: float | None = None,
     betas: tuple[float, float] | None = None,
     fused_adam: bool | None = None,
+    width: int | None = None,
 ) -> list[BatchResult]:
     """Train every run's generator at once, as one stacked model; same results as :func:`train_one`.
 
@@ -265,8 +269,9 @@ def train_batched(
             ``on_checkpoint``, and every :data:`SAVE_EVERY` iterations.
         resume: a state from ``on_save``: training continues after its iteration, bit-identically.
         fused_adam: Adam's fused implementation (one kernel for every weight); by default on CUDA.
+        width: every generator's hidden channels; ``None``: the configuration's default (the post's 32).
     """
-    stacks = RunStacks(runs, losses, stack_mode).to(device)
+    stacks = RunStacks(runs, losses, stack_mode, width).to(device)
     groups, back_to_run_order = _build_groups(targets, runs, losses, device)
     optimizer = _adam(stacks.parameters(), learning_rate, betas, fused_adam)
     history = torch.full((iterations, len(runs)), float("nan"), device=device)
@@ -369,6 +374,13 @@ def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     for device in {t.device for t in tensors if t.is_cuda}:
         torch.cuda.current_stream(device).synchronize()
     return copies
+
+
+def _width(width: int | None) -> int:
+    """The generator's hidden channels; ``None`` takes the configuration's declared default."""
+    from .config import default_of
+
+    return default_of("width") if width is None else width
 
 
 def _adam(parameters, learning_rate: float | None, betas, fused: bool | None = None) -> torch.optim.Adam:

@@ -72,6 +72,7 @@ class SweepSettings:
     window: int = _run_default("window")
     learning_rate: float = _run_default("learning_rate")
     betas: list[float] = _run_default("betas")
+    width: int = _run_default("width")
     loss_sources: dict = field(default_factory=dict)  # label -> resolved spec, as ExperimentConfig's
 
     def __post_init__(self):

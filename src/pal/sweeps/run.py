@@ -70,7 +70,7 @@ def check_settings(settings: SweepSettings, executor: str, workers: int | None) 
     for spec in config.loss_specs():  # each shard builds the losses; options too large are refused here, at once
         check_size(spec, config.sample_rate, config.window)
     settings.losses, settings.loss_sources = config.losses, custom_loss_sources(config.loss_sources)
-    settings.learning_rate, settings.betas = config.learning_rate, config.betas
+    settings.learning_rate, settings.betas, settings.width = config.learning_rate, config.betas, config.width
     if settings.device not in ("cpu", "auto") and not settings.device.startswith("cuda"):
         raise UserError(f"--device must be auto, cpu or cuda[:N], got {settings.device!r}")
     for declared in own_settings():
