@@ -77,6 +77,31 @@ def _mel_mrstft(sample_rate: float) -> nn.Module:
     return loss
 
 
+@_peer("dac-mel")
+def _dac_mel(sample_rate: float) -> nn.Module:
+    """The Descript Audio Codec's multi-scale mel loss with its published configuration: windows
+    of 32 to 2048 samples, 5 to 320 mel bands, log10 L1 summed over the seven scales
+    (Kumar et al., 2023; :mod:`pal.mel_loss`). The longest window fits the 8192-sample clip."""
+    from .mel_loss import MultiScaleMelLoss
+
+    return MultiScaleMelLoss(sample_rate)
+
+
+@_peer("perceptual+mrstft")
+def _perceptual_plus_mrstft(sample_rate: float) -> nn.Module:
+    """The post's loss plus auraloss's MR-STFT (as :func:`_mrstft` builds it), weights 1 and 1,
+    unnormalised: the blend a user of both would write first.
+
+    A :class:`~perceptual_audio_loss.losses.WeightedSum`: it prepares the post's loss's targets
+    once and evaluates the MR-STFT part item by item (auraloss has no per-item reduction), so an
+    item's value is its own, whatever else is in the batch.
+    """
+    from perceptual_audio_loss import PerceptualLoss
+    from perceptual_audio_loss.losses import WeightedSum
+
+    return WeightedSum([(PerceptualLoss(sample_rate), 1.0), (_mrstft(sample_rate), 1.0)])
+
+
 @_peer("mulaw")
 def _mulaw(sample_rate: float) -> nn.Module:
     """The addendum's categorical loss: 256 μ-law classes per sample, cross-entropy."""
