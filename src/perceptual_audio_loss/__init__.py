@@ -8,10 +8,11 @@ is the separate ``pal`` package (``pip install 'perceptual-audio-loss[app]'``).
 
 __version__ = "0.2.0"
 
+from .auditory import AuditorySpectrogramLoss
 from .contract import PreparedTargetLoss
 from .losses import LOSSES, TargetLoss, WaveformDistance, WeightedSum, build_loss, register_loss
 from .masking import MaskedLoss, masked_loss
 from .perceptual import PerceptualLoss, perceptual_loss
 
-__all__ = ["LOSSES", "MaskedLoss", "PerceptualLoss", "PreparedTargetLoss", "TargetLoss", "WaveformDistance",
-           "WeightedSum", "build_loss", "masked_loss", "perceptual_loss", "register_loss", "__version__"]
+__all__ = ["LOSSES", "AuditorySpectrogramLoss", "MaskedLoss", "PerceptualLoss", "PreparedTargetLoss", "TargetLoss",
+           "WaveformDistance", "WeightedSum", "build_loss", "masked_loss", "perceptual_loss", "register_loss", "__version__"]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .arguments import Number, check_arguments
+from .auditory import AuditorySpectrogramLoss
 from .contract import (
     REDUCTION,
     PreparedTargetLoss,
@@ -181,3 +182,14 @@ def _masked_perceptual(sample_rate: float, masked_weight: float = MASKED_BLEND_W
     parts = [(PerceptualLoss(sample_rate, reduction="none"), 1.0),
              (MaskedLoss(sample_rate, reduction="none"), WEIGHT.check("masked_weight", masked_weight))]
     return WeightedSum(parts, reduction)
+
+
+@register_loss("auditory")
+def _auditory(sample_rate: float, **options) -> nn.Module:
+    """ERB-band envelopes at several resolutions, compared by level (:mod:`~perceptual_audio_loss.auditory`).
+
+    ``windows_s`` may be one duration (``auditory:windows_s=0.046`` on a command line).
+    """
+    if isinstance(options.get("windows_s"), (int, float)) and not isinstance(options["windows_s"], bool):
+        options["windows_s"] = (options["windows_s"],)
+    return AuditorySpectrogramLoss(sample_rate, **options)

@@ -1,0 +1,131 @@
+"""The auditory spectrogram loss against a slow numpy path written from its formula, and its parts
+against values by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from perceptual_audio_loss import AuditorySpectrogramLoss, build_loss
+from perceptual_audio_loss.auditory import erb_band_matrix, hz_to_erb_rate
+
+RATE = 11025
+
+
+def test_erb_rate_by_hand():
+    # Glasberg & Moore (1990) eq. 4: 21.4 log10(4.37 f/kHz + 1); at 1 kHz 21.4 log10(5.37).
+    assert hz_to_erb_rate(0.0) == 0.0
+    assert hz_to_erb_rate(1000.0) == pytest.approx(21.4 * math.log10(5.37))
+    assert hz_to_erb_rate(5000.0) == pytest.approx(21.4 * math.log10(22.85))
+
+
+@pytest.mark.parametrize("n_fft", [64, 512, 2048])
+def test_bands_hold_every_bins_power_once(n_fft):
+    shares = erb_band_matrix(RATE, n_fft, 2.0)
+    assert np.allclose(shares.sum(1), 1.0)
+    assert (shares.sum(0) > 0).all()  # no band that no bin reaches
+    assert np.array_equal(erb_band_matrix(RATE, n_fft, 0.0), np.eye(n_fft // 2 + 1))
+
+
+def test_a_full_scale_sine_has_band_power_one():
+    loss = AuditorySpectrogramLoss(RATE, windows_s=(0.023,))
+    t = torch.arange(RATE, dtype=torch.float64) / RATE
+    sine = torch.sin(2 * math.pi * 1000.0 * t)[None]
+    power = loss.resolutions[0].double().band_power(sine)
+    interior = power[0, 4:-4].sum(-1)  # frames away from the zero-padded ends
+    assert torch.allclose(interior, torch.ones_like(interior), rtol=1e-3)
+
+
+def reference(x, y, windows, bands_per_erb, compression, distance, weighting, floor_db=-96.0):
+    """The docstring's formula, frame by frame and bin by bin in numpy float64."""
+    floor = 10 ** (floor_db / 10)
+    total = 0.0
+    for n in windows:
+        hop, window = n // 4, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+        scale = 4.0 / (n * np.sum(window**2))
+        bin_hz = np.arange(n // 2 + 1) * RATE / n
+        if bands_per_erb:
+            rate = 21.4 * np.log10(4.37e-3 * bin_hz + 1) * bands_per_erb
+            shares = np.array([[max(0.0, 1 - abs(r - c)) for c in range(int(np.ceil(rate[-1])) + 1)] for r in rate])
+            shares = shares[:, shares.sum(0) > 0]
+        else:
+            shares = np.eye(n // 2 + 1)
+        centres = bin_hz @ shares / shares.sum(0)
+        weights = np.ones(shares.shape[1])
+        if weighting == "a":
+            f2 = np.maximum(centres, 1.0) ** 2
+            r_a = 12200.0**2 * f2**2 / ((f2 + 20.6**2) * np.sqrt((f2 + 107.7**2) * (f2 + 737.9**2)) * (f2 + 12200.0**2))
+            weights = 10 ** ((20 * np.log10(r_a) + 2.0) / 20)
+            weights /= weights.mean()
+
+        def powers(signal):
+            padded = np.concatenate([np.zeros(n // 2), signal, np.zeros(n // 2)])
+            frames = [padded[start:start + n] for start in range(0, len(padded) - n + 1, hop)]
+            return np.array([(np.abs(np.fft.rfft(f * window)) ** 2 * scale) @ shares for f in frames])
+
+        p, q = powers(x), powers(y)
+        level = (lambda v: np.log(v + floor)) if compression == "log" else (lambda v: (v + floor) ** (1 / 3))
+        if distance == "cosine":
+            a, b = (level(p) - level(0.0)).ravel(), (level(q) - level(0.0)).ravel()
+            total += 1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+            continue
+        e, f = np.sqrt(p + floor * 1e-6), np.sqrt(q + floor * 1e-6)
+        difference = np.abs(level(p) - level(q))
+        if compression == "cube-root":
+            difference /= level(q).mean()
+        total += np.linalg.norm(e - f) / np.linalg.norm(f) + np.mean(difference * weights)
+    return total / len(windows)
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"distance": "cosine"},
+    {"compression": "cube-root"},
+    {"weighting": "a"},
+    {"bands_per_erb": 0},
+    {"windows_s": (0.046,)},
+], ids=["design", "cosine", "cube-root", "a-weighted", "per-bin", "one-window"])
+def test_value_matches_the_formula_by_hand(options):
+    generator = np.random.default_rng(5)
+    x, y = generator.normal(0, 0.1, 2000), generator.normal(0, 0.1, 2000) * np.hanning(2000)
+    loss = AuditorySpectrogramLoss(RATE, **options).double()
+    value = float(loss(torch.from_numpy(x)[None], torch.from_numpy(y)[None]))
+    windows = sorted({2 ** round(math.log2(RATE * s)) for s in options.get("windows_s", (0.046, 0.023, 0.012, 0.006))},
+                     reverse=True)
+    expected = reference(x, y, windows, options.get("bands_per_erb", 2.0), options.get("compression", "log"),
+                         options.get("distance", "level"), options.get("weighting", "none"))
+    assert value == pytest.approx(expected, rel=1e-7)
+
+
+def test_gradient_matches_finite_differences():
+    torch.manual_seed(0)
+    loss = AuditorySpectrogramLoss(RATE, windows_s=(0.006, 0.003)).double()
+    x = (0.1 * torch.randn(1, 64, dtype=torch.float64)).requires_grad_()
+    y = 0.1 * torch.randn(1, 64, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda v: loss(v, y), (x,))
+    assert torch.autograd.gradgradcheck(lambda v: loss(v, y), (x,))
+
+
+def test_a_copy_20_db_too_quiet_costs_its_level():
+    """By hand: spectral convergence ||0.1 E - E|| / ||E|| = 0.9, and every band's log power is
+    ln(100) too low (bands far above the floor)."""
+    x = 0.1 * torch.randn(1, 8192, generator=torch.Generator().manual_seed(1))
+    level = AuditorySpectrogramLoss(RATE)
+    assert float(level(0.1 * x, x)) == pytest.approx(0.9 + math.log(100.0), rel=0.02)
+
+
+def test_one_window_from_a_command_line():
+    assert len(build_loss("auditory", RATE, windows_s=0.046).resolutions) == 1
+
+
+@pytest.mark.parametrize("name, value, kind", [
+    ("compression", "cubic", ValueError),
+    ("distance", 3, TypeError),
+    ("bands_per_erb", -1.0, ValueError),
+    ("floor_db", float("nan"), ValueError),
+    ("windows_s", (), ValueError),
+])
+def test_bad_arguments_are_refused_by_name(name, value, kind):
+    with pytest.raises(kind, match=f"^{name}"):
+        AuditorySpectrogramLoss(RATE, **{name: value})
