@@ -24,6 +24,7 @@ from .config import ExperimentConfig, full_float32, resolve_device
 from .errors import UserError
 from .files import failure
 from .guard import GuardedLoss, UserLossFailed, blame
+from .judge import NOT_INSTALLED as CDPAM_NOT_INSTALLED, cdpam_installed
 from .losses import build_loss, probe
 from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, write_json, write_losses_csv
 from .discovery import audio_under, no_audio_message, unique_names
@@ -122,6 +123,9 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     without ``page`` no page is written (``pal report`` builds it later).
     """
     config.validate()
+    if config.cdpam and not cdpam_installed():  # the run goes on, without that measure
+        print(CDPAM_NOT_INSTALLED, file=sys.stderr, flush=True)
+        config = replace(config, cdpam=False)
     clips = load_clips(config) if clips is None else clips
     report = _report if page else (lambda out: RunFolder(out).page)
     device = resolve_device(config.device)
@@ -313,7 +317,8 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[RunStatus]
         for iteration in status.checkpoints:
             path = folder.checkpoint(clip, loss, seed, iteration)
             generated = soundfile.read(str(path), dtype="float64")[0]
-            values = measure(originals[clip], generated, config.sample_rate, speech=config.scores_speech(clip))
+            values = measure(originals[clip], generated, config.sample_rate, speech=config.scores_speech(clip),
+                             cdpam=config.cdpam)
             rows.extend(dict(clip=clip, loss=loss, seed=seed, iteration=iteration, metric=name, value=value)
                         for name, value in values.items())
     folder.write_metrics(rows)

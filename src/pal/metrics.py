@@ -1,7 +1,8 @@
 """Objective measures of a generation against its original, one per claim of the 2018 post.
 
 All take 1-D numpy arrays at the same sample rate. Plain numpy and scipy, except STOI and PESQ,
-which come from ``pystoi`` and ``pesq`` and are imported only when asked for.
+which come from ``pystoi`` and ``pesq``, and CDPAM (:mod:`pal.judge`, the optional ``cdpam``
+extra), each imported only when asked for.
 
 | measure | the post's claim it tests |
 |---|---|
@@ -10,6 +11,7 @@ which come from ``pystoi`` and ``pesq`` and are imported only when asked for.
 | :func:`multi_resolution_stft_distance` | overall spectral fidelity, the peer losses' own yardstick |
 | :func:`noise_floor_db` | "less noise" |
 | :func:`stoi`, :func:`pesq_wideband` | "quicker convergence on something intelligible" (speech) |
+| :func:`pal.judge.cdpam_distance` | none: a judge fitted to human judgements, that no loss optimises |
 """
 
 from __future__ import annotations
@@ -114,11 +116,12 @@ def pesq_wideband(original: np.ndarray, generated: np.ndarray, sample_rate: floa
         return math.nan
 
 
-def measure(original: np.ndarray, generated: np.ndarray, sample_rate: float, speech: bool) -> dict[str, float]:
+def measure(original: np.ndarray, generated: np.ndarray, sample_rate: float, speech: bool,
+            cdpam: bool = False) -> dict[str, float]:
     """Every measure of a checkpoint, flat: ``snr_db``, ``lsd_overall_db``, ``lsd_low_db``, ...
 
-    STOI and PESQ only for speech; a silent or non-finite generation scores NaN where a measure
-    is undefined.
+    STOI and PESQ only for speech, CDPAM (``cdpam``) only when asked; a silent or non-finite
+    generation scores NaN where a measure is undefined.
     """
     original = np.asarray(original, float)
     generated = np.nan_to_num(np.asarray(generated, float), nan=0.0, posinf=0.0, neginf=0.0)
@@ -130,4 +133,8 @@ def measure(original: np.ndarray, generated: np.ndarray, sample_rate: float, spe
     if speech:
         values["stoi"] = stoi(original, generated, sample_rate)
         values["pesq_wb"] = pesq_wideband(original, generated, sample_rate)
+    if cdpam:
+        from .judge import cdpam_distance
+
+        values["cdpam"] = cdpam_distance(original, generated, sample_rate)
     return values

@@ -170,6 +170,7 @@ METRIC_LABELS = {
     "lsd_low_db": "LSD < 500 Hz (dB)", "lsd_mid_db": "LSD 500-2500 Hz (dB)", "lsd_high_db": "LSD > 2500 Hz (dB)",
     "mrstft": "multi-resolution STFT distance", "noise_floor_db": "noise floor (dB)",
     "stoi": "STOI (higher better)", "pesq_wb": "PESQ wideband (higher better)",
+    "cdpam": "CDPAM distance (lower better)",
 }
 
 

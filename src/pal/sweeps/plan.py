@@ -67,6 +67,7 @@ class SweepSettings:
     # Source clips (by file name, as pal run names them) whose windows are scored for
     # intelligibility; "*" for all. Plans saved before this took names recorded true or false.
     speech: list[str] = _run_default("speech")
+    cdpam: bool = _run_default("cdpam")  # plans saved before it existed read as False
     pad: bool = _run_default("pad")
     sample_rate: int = _run_default("sample_rate")
     window: int = _run_default("window")
