@@ -21,6 +21,13 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def integer_list(text: str) -> list[int]:
+    try:
+        return [int(item) for item in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
+
+
 def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -85,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     summarize = commands.add_parser("summarize", help="rebuild a sweep's metrics table and page from its shards")
     summarize.add_argument("sweep_dir", type=Path)
+
+    compare = commands.add_parser("compare", help="finished runs side by side: each claim's measure as a Markdown "
+                                  "table, a row per clip, a column per (folder, loss), mean ± 95 %% interval over seeds")
+    compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_FOLDER")
+    compare.add_argument("--at", type=integer_list, metavar="ITERATIONS",
+                         help="comma-separated checkpoints to compare at (default: the last every folder measured)")
+    compare.add_argument("--focus", metavar="LABEL", help="a column (a loss, or prefix: loss) to sum up under each "
+                         "table: rows where it has the best mean, and where another beats it with intervals apart")
 
     bench = commands.add_parser("bench", help="speed and memory against the 2018 way (pal bench --help)",
                                 add_help=False)
@@ -200,6 +215,13 @@ def command_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_folders
+
+    print(compare_folders(args.run_dirs, args.at, args.focus))
+    return 0
+
+
 def command_summarize(args: argparse.Namespace) -> int:
     from .sweeps import summarize
     from .sweepfolder import SWEEP_PAGE
@@ -238,7 +260,7 @@ def _main(argv: list[str]) -> int:
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"run": command_run, "report": command_report, "listen": command_listen, "sweep": command_sweep,
-                "summarize": command_summarize}
+                "summarize": command_summarize, "compare": command_compare}
     held = HeldWarnings()
     try:
         with held:

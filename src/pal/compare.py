@@ -1,0 +1,262 @@
+"""Several finished runs side by side: the claims' measures as Markdown tables (``pal compare``).
+
+One table per measure and checkpoint: a row per clip, a column per (run folder, loss), each cell
+the mean over seeds with the half-width of its 95 % Student-t interval (:func:`pal.stats.mean_interval`).
+The best mean of a row is bold; a cell marked :data:`APART` is one the best beats with the two
+intervals apart (the best's interval clears it, as the claims table's "intervals apart"). With
+``focus``, each table ends with one line: in how many rows that column has the best mean, and
+where another beats it with the intervals apart.
+
+Run folders are read through :mod:`pal.runfolder` only; nothing here trains or reads audio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .claims import CLAIMS, Claim, iterations_to_final
+from .errors import UserError
+from .runfolder import METRICS, RunFolder, RunRecord
+from .stats import Estimate, mean_interval
+
+APART = "†"
+# Beside the claims' measures: PESQ, the intelligibility claim's second measure (higher is better).
+MEASURES = CLAIMS + (Claim("PESQ wideband (speech)", "pesq_wb", False, "intelligible sooner"),)
+PER_RUN = "iterations_to_final_lsd"  # a claim read from every checkpoint of a run, not at one
+# Identity keys that name what a run trained on or with, not how: never a column's prefix.
+NOT_A_SETTING = ("targets", "clips", "losses", "loss_sources", "seeds")
+
+
+@dataclass(frozen=True)
+class Column:
+    folder: Path
+    loss: str
+    label: str
+    seeds: int
+
+
+@dataclass
+class RunMetrics:
+    """One run folder's configuration and its metric rows."""
+
+    folder: Path
+    config: RunRecord
+    rows: list[dict]
+
+
+@dataclass
+class Table:
+    """One measure at one checkpoint (``None``: a per-run quantity): ``cells[clip][column]``."""
+
+    claim: Claim
+    iteration: int | None
+    columns: list[Column]
+    cells: dict[str, list[Estimate]] = field(default_factory=dict)
+
+    def best(self, clip: str) -> float:
+        """The row's best finite mean (NaN when it has none)."""
+        means = [e.mean for e in self.cells[clip] if math.isfinite(e.mean)]
+        if not means:
+            return math.nan
+        return min(means) if self.claim.lower_is_better else max(means)
+
+    def best_columns(self, clip: str) -> list[int]:
+        best = self.best(clip)
+        return [i for i, e in enumerate(self.cells[clip]) if e.mean == best]
+
+    def beaten_apart(self, clip: str, index: int) -> list[int]:
+        """The columns whose mean beats column ``index``'s with the two intervals apart."""
+        mine = self.cells[clip][index]
+        return [i for i, other in enumerate(self.cells[clip])
+                if i != index and _better(other.mean, mine.mean, self.claim.lower_is_better) and apart(other, mine)]
+
+
+def _better(a: float, b: float, lower_is_better: bool) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and (a < b if lower_is_better else a > b)
+
+
+def apart(a: Estimate, b: Estimate) -> bool:
+    """Whether the 95 % intervals of ``a`` and ``b`` do not overlap (never with a single seed)."""
+    if any(math.isnan(x) for x in (a.mean, b.mean, a.half_width, b.half_width)):
+        return False
+    return abs(a.mean - b.mean) > a.half_width + b.half_width
+
+
+def read_runs(folders: list[Path]) -> list[RunMetrics]:
+    """Each folder's configuration and metrics; a folder that is missing, holds no run or has no
+    measures yet is refused in one line naming it."""
+    runs = []
+    for path in folders:
+        if folders.count(path) > 1:
+            raise UserError(f"{path}: named twice")
+        if not path.is_dir():
+            raise UserError(f"{path}: no such run folder")
+        folder = RunFolder(path)
+        config = folder.read_config()
+        if not folder.metrics.is_file():
+            raise UserError(f"{path}: no {METRICS} (the run has not finished; run the same pal run to finish it)")
+        rows = folder.read_metrics(config)
+        if not rows:
+            raise UserError(f"{path}: its {METRICS} holds no measures")
+        runs.append(RunMetrics(path, config, rows))
+    return runs
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _settings(config: RunRecord) -> dict:
+    """A run's identity as settings, the declared default for any it does not hold (an
+    ``if-changed`` setting at its default, or one from before the setting existed)."""
+    from .config import default_of, settings_fields
+
+    declared = {f.name for f in settings_fields()}
+    identity = {key: value for key, value in config.identity.items() if key not in NOT_A_SETTING}
+    return {name: identity.get(name, default_of(name)) for name in declared if name not in NOT_A_SETTING} | identity
+
+
+def folder_prefixes(runs: list[RunMetrics]) -> list[str]:
+    """What tells each folder apart: the settings whose values differ between them
+    (``width=8``), or, where those do not tell every folder apart, the folder's path."""
+    settings = [_settings(run.config) for run in runs]
+    keys = sorted({key for s in settings for key in s if len({repr(t.get(key)) for t in settings}) > 1})
+    prefixes = [" ".join(f"{key}={_shown(s.get(key))}" for key in keys) for s in settings]
+    if keys and len(set(prefixes)) == len(prefixes):
+        return prefixes
+    return [str(run.folder) for run in runs]
+
+
+def columns(runs: list[RunMetrics]) -> list[Column]:
+    """A column per (folder, loss), labelled by the loss, prefixed where a loss is in several folders."""
+    counts = defaultdict(int)
+    for run in runs:
+        for loss in run.config.losses:
+            counts[loss] += 1
+    prefixes = folder_prefixes(runs) if any(count > 1 for count in counts.values()) else [""] * len(runs)
+    return [Column(run.folder, loss, f"{prefix}: {loss}" if counts[loss] > 1 else loss, len(run.config.seeds))
+            for run, prefix in zip(runs, prefixes) for loss in run.config.losses]
+
+
+def _values(runs: list[RunMetrics]) -> dict[tuple, list[float]]:
+    """Every value by (folder, loss, clip, metric, iteration), over seeds."""
+    values = defaultdict(list)
+    for run in runs:
+        for row in run.rows:
+            values[(run.folder, row["loss"], row["clip"], row["metric"], row["iteration"])].append(row["value"])
+    return values
+
+
+def _iterations_to_final(runs: list[RunMetrics]) -> dict[tuple, list[float]]:
+    """Each run's iterations to within 1 dB of its final log-spectral distance, over seeds."""
+    points = defaultdict(list)
+    for run in runs:
+        for row in run.rows:
+            if row["metric"] == "lsd_overall_db":
+                points[(run.folder, row["loss"], row["clip"], row["seed"])].append((row["iteration"], row["value"]))
+    values = defaultdict(list)
+    for (folder, loss, clip, _), series in points.items():
+        values[(folder, loss, clip, PER_RUN, None)].append(iterations_to_final(series))
+    return values
+
+
+def checkpoints_asked(runs: list[RunMetrics], at: list[int] | None) -> list[int]:
+    """``at``, each measured in some folder; by default the last checkpoint every folder measured."""
+    measured = [{row["iteration"] for row in run.rows} for run in runs]
+    if at is None:
+        common = set.intersection(*measured)
+        if not common:
+            raise UserError("the folders share no measured checkpoint; choose some with --at")
+        return [max(common)]
+    for iteration in at:
+        if not any(iteration in its for its in measured):
+            everywhere = sorted(set.union(*measured))
+            raise UserError(f"--at {iteration}: no folder measured that checkpoint (measured: "
+                            f"{', '.join(map(str, everywhere))})")
+    return list(at)
+
+
+def compare(runs: list[RunMetrics], at: list[int] | None = None) -> list[Table]:
+    """A table per measure that some folder holds, at each checkpoint of ``at`` (and the per-run
+    quantity once); a clip's row only where some column has a value (STOI on speech clips)."""
+    cols = columns(runs)
+    clips = list(dict.fromkeys(row["clip"] for run in runs for row in run.rows))
+    values = _values(runs) | _iterations_to_final(runs)
+    metrics = {key[3] for key in values}
+    tables = []
+    for claim in MEASURES:
+        if claim.metric not in metrics:
+            continue
+        for iteration in [None] if claim.metric == PER_RUN else checkpoints_asked(runs, at):
+            table = Table(claim, iteration, cols)
+            for clip in clips:
+                row = [mean_interval(values.get((c.folder, c.loss, clip, claim.metric, iteration), [])) for c in cols]
+                if any(e.n for e in row):
+                    table.cells[clip] = row
+            if table.cells:
+                tables.append(table)
+    return tables
+
+
+def _cell(table: Table, clip: str, index: int) -> str:
+    estimate = table.cells[clip][index]
+    text = str(estimate)
+    if index in table.best_columns(clip):
+        return f"**{text}**"
+    best = table.cells[clip][table.best_columns(clip)[0]] if table.best_columns(clip) else None
+    return f"{text} {APART}" if best is not None and apart(best, estimate) else text
+
+
+def focus_line(table: Table, label: str) -> str:
+    index = next(i for i, c in enumerate(table.columns) if c.label == label)
+    wins = [clip for clip in table.cells if index in table.best_columns(clip)]
+    beaten = [f"{clip} (by {', '.join(table.columns[i].label for i in table.beaten_apart(clip, index))})"
+              for clip in table.cells if table.beaten_apart(clip, index)]
+    return (f"{label}: the best mean in {len(wins)} of {len(table.cells)} rows; beaten with intervals apart in "
+            f"{len(beaten)}{': ' + '; '.join(beaten) if beaten else ''}")
+
+
+def format_markdown(tables: list[Table], focus: str | None = None) -> str:
+    """The tables as Markdown, a legend first (the columns: their folders and seeds)."""
+    if not tables:
+        return "no measures to compare"
+    lines = ["Mean ± half-width of the 95 % Student-t interval over seeds (one seed: the mean alone). "
+             f"**Bold**: the best mean of the row; {APART}: the best beats it with the intervals apart.", ""]
+    lines += [f"- `{c.label}`: {c.loss} in {c.folder} ({c.seeds} seed{'s' if c.seeds != 1 else ''})"
+              for c in tables[0].columns]
+    for table in tables:
+        direction = "lower" if table.claim.lower_is_better else "higher"
+        when = "" if table.iteration is None else f" at iteration {table.iteration}"
+        lines += ["", f"### {table.claim.name}{when} ({direction} is better)", "",
+                  "| clip | " + " | ".join(c.label for c in table.columns) + " |",
+                  "|---" * (len(table.columns) + 1) + "|"]
+        lines += [f"| {clip} | " + " | ".join(_cell(table, clip, i) for i in range(len(table.columns))) + " |"
+                  for clip in table.cells]
+        if focus is not None:
+            lines += ["", focus_line(table, focus)]
+    return "\n".join(lines)
+
+
+def focus_label(runs: list[RunMetrics], focus: str) -> str:
+    """The column ``focus`` names: a column's label, or a loss in a single column."""
+    labels = [c.label for c in columns(runs)]
+    if focus in labels:
+        return focus
+    matching = [c.label for c in columns(runs) if c.loss == focus]
+    if len(matching) == 1:
+        return matching[0]
+    if matching:
+        raise UserError(f"--focus {focus!r} is in several folders; name one column: {', '.join(matching)}")
+    raise UserError(f"--focus {focus!r} is no column; the columns: {', '.join(labels)}")
+
+
+def compare_folders(folders: list[Path], at: list[int] | None = None, focus: str | None = None) -> str:
+    """``pal compare``: the folders' measures side by side, as Markdown."""
+    runs = read_runs(folders)
+    label = focus_label(runs, focus) if focus is not None else None
+    return format_markdown(compare(runs, at), label)
