@@ -156,6 +156,9 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
     run_dirs = [folder.run(clips[run.target].name, run.loss, run.seed) for run in runs]
     running = [RunStatus(clips[run.target].name, run.loss, run.seed) for run in runs]
     if mode == "finished":
+        if config.cdpam and not any(row["metric"] == "cdpam" for row in folder.read_metrics()):
+            # The judge asked for after the run: its checkpoints are on disk, so score them now.
+            write_metrics(out, config, folder.read_runs())
         try:
             page = report(out)
         except OSError as error:

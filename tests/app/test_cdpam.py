@@ -6,6 +6,7 @@ import functools
 import sys
 
 import numpy as np
+import soundfile as sf
 import pytest
 import torch
 from scipy import signal
@@ -121,6 +122,23 @@ def test_pal_run_with_cdpam_scores_every_checkpoint_and_shows_it(judge, tmp_path
     assert "CDPAM distance (lower better)" in page  # its chart against iterations
     assert "CDPAM distance (a judge no loss optimises)" in page  # its row among the claims
     assert "CDPAM" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_finished_run_asked_for_cdpam_later_scores_its_saved_checkpoints(judge, tmp_path):
+    out = tmp_path / "run"
+    command = ["run", "speech", "--losses", "mse", "--iterations", "2", "--checkpoint-every", "1", "--out", str(out),
+               "--no-progress"]
+    assert main(command) == 0
+    before = metrics(out)
+    assert main(command + ["--cdpam"]) == 0
+    after = metrics(out)
+    assert [row for row in after if row["metric"] != "cdpam"] == before  # nothing measured before changes
+    original = sf.read(out / "clips" / "speech" / "original.wav", dtype="float64")[0]
+    for row in (row for row in after if row["metric"] == "cdpam"):
+        saved = sf.read(out / "clips" / "speech" / "mse" / "seed-0" / f"iter-{int(row['iteration']):04d}.wav",
+                        dtype="float64")[0]
+        assert float(row["value"]) == pytest.approx(judge.cdpam_distance(original, saved, 11025), rel=1e-6)
 
 
 def test_pal_run_without_cdpam_installed_says_so_in_one_line_and_runs_on(tmp_path, capsys, monkeypatch):
