@@ -21,6 +21,7 @@ MATRIX_LOSSES = {
     # its bands: 128 Bark-spaced bands are still ~5 per critical band (~25 Bark up to 22 kHz).
     "perceptual-44k": "PerceptualLoss(rate, n_bands=128, taps=2048, stride=4): for 44.1/48 kHz",
     "masked": "MaskedLoss(rate), target transformed every call",
+    "auditory": "AuditorySpectrogramLoss(rate): ERB-band envelopes at 46/23/12/6 ms, compared by level",
     "mrstft": "auraloss.freq.MultiResolutionSTFTLoss(), its defaults",
     "mel": "pal.mel_loss.MultiScaleMelLoss(rate): DAC's recipe, windows 32..2048, 5..320 mel bands",
     "l1": "torch.nn.L1Loss()",
@@ -57,7 +58,7 @@ MATRIX_SCHEMA = "pal-bench-matrix/1"
 
 
 def matrix_loss(name: str, rate: int) -> torch.nn.Module:
-    from perceptual_audio_loss import MaskedLoss, PerceptualLoss
+    from perceptual_audio_loss import AuditorySpectrogramLoss, MaskedLoss, PerceptualLoss
 
     if name == "perceptual":
         return PerceptualLoss(rate)
@@ -65,6 +66,8 @@ def matrix_loss(name: str, rate: int) -> torch.nn.Module:
         return PerceptualLoss(rate, n_bands=128, taps=2048, stride=4)
     if name == "masked":
         return MaskedLoss(rate)
+    if name == "auditory":
+        return AuditorySpectrogramLoss(rate)
     if name == "mrstft":
         import auraloss
 
