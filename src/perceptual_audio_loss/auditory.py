@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arguments import Choice, Number, Numbers, check_arguments
+from .arguments import Choice, Number, check_arguments
 from .contract import (
     REDUCTION,
     check_reduction,
@@ -34,11 +34,12 @@ from .contract import (
 from .masking import window_length
 from .scales import a_weighting_db
 
-# Window durations: 6, 12, 23 and 46 ms. 23 ms is the long block of MPEG-1 Layer III and the
-# masking model's long window (ISO/IEC 11172-3); 46 ms is the post's 512 taps at 11025 Hz; the
-# shorter ones follow MR-STFT's habit of halving (Yamamoto et al., 2020), down to about the ear's
-# temporal resolution of a few ms (Moore, "An Introduction to the Psychology of Hearing", ch. 5).
-WINDOWS_S = (0.046, 0.023, 0.012, 0.006)
+# Window durations: the longest is 46 ms, the post's 512 taps at 11025 Hz; each next one halves it,
+# as MR-STFT's windows do (Yamamoto et al., 2020), down to 6 ms, about the ear's temporal
+# resolution (Moore, "An Introduction to the Psychology of Hearing", ch. 5). 23 ms is also the long
+# block of MPEG-1 Layer III and the masking model's long window (ISO/IEC 11172-3).
+LONGEST_WINDOW_S = 0.046
+RESOLUTIONS = 4
 # Two bands per ERB: the spacing of auditory filter banks such as the gammatone bank of
 # Patterson et al. (1992) is one or more per ERB; two keeps every band's neighbours overlapping.
 BANDS_PER_ERB = 2.0
@@ -51,11 +52,12 @@ FLOOR_DB = -96.0
 CUBE_ROOT = 1.0 / 3.0
 COMPRESSIONS = ("log", "cube-root")
 DISTANCES = ("level", "cosine")
-WEIGHTINGS = ("none", "a")
+WEIGHTINGS = ("none", "a", "erb")
 
 ARGUMENTS = {
     "sample_rate": Number(low=0, low_open=True, high=768000.0),
-    "windows_s": Numbers(Number(low=0, low_open=True, high=1.0), most=8),
+    "longest_window_s": Number(low=0, low_open=True, high=1.0),
+    "resolutions": Number(low=1, high=8, integer=True),
     "bands_per_erb": Number(low=0, high=64.0),  # 0: no bands, every FFT bin on its own
     "compression": Choice(COMPRESSIONS),
     "distance": Choice(DISTANCES),
@@ -77,6 +79,12 @@ def hz_to_erb_rate(hz):
     15.62
     """
     return 21.4 * np.log10(4.37e-3 * np.asarray(hz, dtype=np.float64) + 1.0)
+
+
+def erb_of_hz(hz):
+    """The ERB of the auditory filter at ``hz``, ``24.7 (4.37 f / 1000 + 1)`` Hz: the derivative of
+    :func:`hz_to_erb_rate` is its reciprocal (Glasberg & Moore, 1990, eq. 3)."""
+    return 24.7 * (4.37e-3 * np.asarray(hz, dtype=np.float64) + 1.0)
 
 
 def erb_band_matrix(sample_rate: float, n_fft: int, bands_per_erb: float) -> np.ndarray:
@@ -108,6 +116,9 @@ class _Resolution(nn.Module):
         bin_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
         centres_hz = (bin_hz @ shares) / shares.sum(0)
         weights = np.ones(shares.shape[1])
+        if weighting == "erb":  # each band by its width in ERBs: d(ERB-rate)/df = 1 / ERB(f)
+            weights = (bin_hz[1] / erb_of_hz(bin_hz)) @ shares
+            weights /= weights.mean()
         if weighting == "a":  # IEC 61672-1 A-weighting as an amplitude gain, the mean band weighing 1
             weights = 10.0 ** (a_weighting_db(np.maximum(centres_hz, 1.0)) / 20.0)
             weights /= weights.mean()
@@ -143,13 +154,16 @@ class AuditorySpectrogramLoss(nn.Module):
 
     Args:
         sample_rate: of the signals, in Hz.
-        windows_s: analysis window durations; each becomes the nearest power of two in samples.
+        longest_window_s: the longest analysis window; it becomes the nearest power of two in
+            samples, and each further resolution halves it.
+        resolutions: how many windows.
         bands_per_erb: band density on the ERB-rate scale; 0 compares every FFT bin on its own.
         compression: ``"log"`` or ``"cube-root"`` (Stevens' law on intensity).
         distance: ``"level"`` (the two terms above) or ``"cosine"`` (one minus the cosine
             similarity of the levels above the floor, as the post compared its features).
-        weighting: ``"none"`` (every band alike: the ERB-rate density is the weighting) or
-            ``"a"`` (A-weighting on the level term).
+        weighting: of the level term: ``"none"`` (every band alike: with ERB bands the ERB-rate
+            density is the weighting), ``"a"`` (A-weighting) or ``"erb"`` (each band by its width
+            in ERBs: with ``bands_per_erb=0``, FFT bins weighted as the ear resolves them).
         floor_db: the floor inside the compression, in dB re a full-scale sine.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
 
@@ -169,14 +183,15 @@ class AuditorySpectrogramLoss(nn.Module):
     0.0
     """
 
-    def __init__(self, sample_rate: float, windows_s: tuple[float, ...] = WINDOWS_S,
+    def __init__(self, sample_rate: float, longest_window_s: float = LONGEST_WINDOW_S, resolutions: int = RESOLUTIONS,
                  bands_per_erb: float = BANDS_PER_ERB, compression: str = "log", distance: str = "level",
                  weighting: str = "none", floor_db: float = FLOOR_DB, reduction: str = "mean"):
         super().__init__()
-        arguments = check_arguments(ARGUMENTS, locals())
+        check_arguments(ARGUMENTS, locals())
         self.sample_rate, self.compression, self.distance = float(sample_rate), compression, distance
         self.floor, self.reduction = 10.0 ** (floor_db / 10.0), reduction
-        lengths = sorted({window_length(sample_rate, seconds) for seconds in arguments["windows_s"]}, reverse=True)
+        longest = window_length(sample_rate, longest_window_s)
+        lengths = sorted({max(2, longest >> k) for k in range(resolutions)}, reverse=True)
         self.resolutions = nn.ModuleList(_Resolution(sample_rate, n, bands_per_erb, weighting) for n in lengths)
 
     def _levels(self, power: torch.Tensor) -> torch.Tensor:

@@ -186,10 +186,5 @@ def _masked_perceptual(sample_rate: float, masked_weight: float = MASKED_BLEND_W
 
 @register_loss("auditory")
 def _auditory(sample_rate: float, **options) -> nn.Module:
-    """ERB-band envelopes at several resolutions, compared by level (:mod:`~perceptual_audio_loss.auditory`).
-
-    ``windows_s`` may be one duration (``auditory:windows_s=0.046`` on a command line).
-    """
-    if isinstance(options.get("windows_s"), (int, float)) and not isinstance(options["windows_s"], bool):
-        options["windows_s"] = (options["windows_s"],)
+    """ERB-band envelopes at several resolutions, compared by level (:mod:`~perceptual_audio_loss.auditory`)."""
     return AuditorySpectrogramLoss(sample_rate, **options)

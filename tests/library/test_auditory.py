@@ -29,7 +29,7 @@ def test_bands_hold_every_bins_power_once(n_fft):
 
 
 def test_a_full_scale_sine_has_band_power_one():
-    loss = AuditorySpectrogramLoss(RATE, windows_s=(0.023,))
+    loss = AuditorySpectrogramLoss(RATE, longest_window_s=0.023, resolutions=1)
     t = torch.arange(RATE, dtype=torch.float64) / RATE
     sine = torch.sin(2 * math.pi * 1000.0 * t)[None]
     power = loss.resolutions[0].double().band_power(sine)
@@ -58,6 +58,10 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fl
             r_a = 12200.0**2 * f2**2 / ((f2 + 20.6**2) * np.sqrt((f2 + 107.7**2) * (f2 + 737.9**2)) * (f2 + 12200.0**2))
             weights = 10 ** ((20 * np.log10(r_a) + 2.0) / 20)
             weights /= weights.mean()
+        if weighting == "erb":
+            weights = np.array([sum(shares[k, b] * (RATE / n) / (24.7 * (4.37e-3 * bin_hz[k] + 1))
+                                    for k in range(len(bin_hz))) for b in range(shares.shape[1])])
+            weights /= weights.mean()
 
         def powers(signal):
             padded = np.concatenate([np.zeros(n // 2), signal, np.zeros(n // 2)])
@@ -84,15 +88,17 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fl
     {"compression": "cube-root"},
     {"weighting": "a"},
     {"bands_per_erb": 0},
-    {"windows_s": (0.046,)},
-], ids=["design", "cosine", "cube-root", "a-weighted", "per-bin", "one-window"])
+    {"bands_per_erb": 0, "weighting": "erb"},
+    {"resolutions": 1},
+    {"longest_window_s": 0.093, "resolutions": 2},
+], ids=["design", "cosine", "cube-root", "a-weighted", "per-bin", "per-bin-erb-weighted", "one-window", "long-windows"])
 def test_value_matches_the_formula_by_hand(options):
     generator = np.random.default_rng(5)
     x, y = generator.normal(0, 0.1, 2000), generator.normal(0, 0.1, 2000) * np.hanning(2000)
     loss = AuditorySpectrogramLoss(RATE, **options).double()
     value = float(loss(torch.from_numpy(x)[None], torch.from_numpy(y)[None]))
-    windows = sorted({2 ** round(math.log2(RATE * s)) for s in options.get("windows_s", (0.046, 0.023, 0.012, 0.006))},
-                     reverse=True)
+    longest = 2 ** round(math.log2(RATE * options.get("longest_window_s", 0.046)))
+    windows = [longest // 2**k for k in range(options.get("resolutions", 4))]
     expected = reference(x, y, windows, options.get("bands_per_erb", 2.0), options.get("compression", "log"),
                          options.get("distance", "level"), options.get("weighting", "none"))
     assert value == pytest.approx(expected, rel=1e-7)
@@ -100,7 +106,7 @@ def test_value_matches_the_formula_by_hand(options):
 
 def test_gradient_matches_finite_differences():
     torch.manual_seed(0)
-    loss = AuditorySpectrogramLoss(RATE, windows_s=(0.006, 0.003)).double()
+    loss = AuditorySpectrogramLoss(RATE, longest_window_s=0.006, resolutions=2).double()
     x = (0.1 * torch.randn(1, 64, dtype=torch.float64)).requires_grad_()
     y = 0.1 * torch.randn(1, 64, dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda v: loss(v, y), (x,))
@@ -115,8 +121,9 @@ def test_a_copy_20_db_too_quiet_costs_its_level():
     assert float(level(0.1 * x, x)) == pytest.approx(0.9 + math.log(100.0), rel=0.02)
 
 
-def test_one_window_from_a_command_line():
-    assert len(build_loss("auditory", RATE, windows_s=0.046).resolutions) == 1
+def test_windows_halve_from_the_longest():
+    assert [r.n_fft for r in build_loss("auditory", RATE).resolutions] == [512, 256, 128, 64]
+    assert [r.n_fft for r in build_loss("auditory", 44100, longest_window_s=0.093, resolutions=3).resolutions] == [4096, 2048, 1024]
 
 
 @pytest.mark.parametrize("name, value, kind", [
@@ -124,7 +131,9 @@ def test_one_window_from_a_command_line():
     ("distance", 3, TypeError),
     ("bands_per_erb", -1.0, ValueError),
     ("floor_db", float("nan"), ValueError),
-    ("windows_s", (), ValueError),
+    ("resolutions", 0, ValueError),
+    ("resolutions", 2.5, TypeError),
+    ("longest_window_s", 2.0, ValueError),
 ])
 def test_bad_arguments_are_refused_by_name(name, value, kind):
     with pytest.raises(kind, match=f"^{name}"):
