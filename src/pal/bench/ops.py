@@ -23,6 +23,7 @@ OPS_LOSSES = {
     "perceptual-44k": "PerceptualLoss(rate, n_bands=128, taps=2048, stride=4, compiled=False)",
     "masked": "MaskedLoss(rate)",
     "masked+perceptual": "the registered blend, its PerceptualLoss compiled=False",
+    "auditory": MATRIX_LOSSES["auditory"],
     "mrstft": MATRIX_LOSSES["mrstft"],
     "mel": MATRIX_LOSSES["mel"],
     "l1": MATRIX_LOSSES["l1"],
