@@ -13,6 +13,7 @@ Every choice is an argument, so that each can be removed in turn (the ablation i
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -63,6 +64,7 @@ ARGUMENTS = {
     "distance": Choice(DISTANCES),
     "weighting": Choice(WEIGHTINGS),
     "floor_db": Number(low=-300.0, high=0.0),
+    "fine": Number(low=0.0, high=1e6),
     "reduction": REDUCTION,
 }
 
@@ -122,23 +124,29 @@ class _Resolution(nn.Module):
         if weighting == "a":  # IEC 61672-1 A-weighting as an amplitude gain, the mean band weighing 1
             weights = 10.0 ** (a_weighting_db(np.maximum(centres_hz, 1.0)) / 20.0)
             weights /= weights.mean()
-        self.register_buffer("window", window.float())
-        self.register_buffer("bands_by_bin", torch.from_numpy(shares * scale).float())
+        self.register_buffer("window", window.float() * math.sqrt(scale))
+        self.register_buffer("bands_by_bin", torch.from_numpy(shares).float())
         self.register_buffer("weights", torch.from_numpy(weights).float())
 
-    def band_power(self, x: torch.Tensor) -> torch.Tensor:
-        """``(items, time)`` -> ``(items, frames, bands)``, frames centred every hop, zero padded."""
+    def powers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(items, time)`` -> the power of every bin ``(items, frames, bins)`` and of every band
+        ``(items, frames, bands)``, frames centred every hop, zero padded."""
         half = self.n_fft // 2
         frames = F.pad(x, (half, half)).unfold(-1, self.n_fft, self.hop)
-        spectrum = torch.view_as_real(torch.fft.rfft(frames * self.window.to(x.dtype), dim=-1))
-        return full_precision_matmul(spectrum.square().sum(-1), self.bands_by_bin.to(x.dtype))
+        per_bin = torch.view_as_real(torch.fft.rfft(frames * self.window.to(x.dtype), dim=-1)).square().sum(-1)
+        return per_bin, full_precision_matmul(per_bin, self.bands_by_bin.to(x.dtype))
+
+    def band_power(self, x: torch.Tensor) -> torch.Tensor:
+        return self.powers(x)[1]
 
 
 class AuditoryTarget(NamedTuple):
-    """A target prepared once: per resolution, its compressed band levels and their norm."""
+    """A target prepared once: per resolution, its compressed band levels, band envelopes and
+    (with ``fine``) compressed bin levels."""
 
     levels: tuple[torch.Tensor, ...]
     envelopes: tuple[torch.Tensor, ...]
+    fine_levels: tuple[torch.Tensor, ...]
     batch: int
     shape: torch.Size
 
@@ -165,6 +173,8 @@ class AuditorySpectrogramLoss(nn.Module):
             density is the weighting), ``"a"`` (A-weighting) or ``"erb"`` (each band by its width
             in ERBs: with ``bands_per_erb=0``, FFT bins weighted as the ear resolves them).
         floor_db: the floor inside the compression, in dB re a full-scale sine.
+        fine: weight of a third term, the mean absolute difference of every FFT bin's compressed
+            level: the fine structure that the bands pool away (0: none).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
 
     Shape:
@@ -185,11 +195,11 @@ class AuditorySpectrogramLoss(nn.Module):
 
     def __init__(self, sample_rate: float, longest_window_s: float = LONGEST_WINDOW_S, resolutions: int = RESOLUTIONS,
                  bands_per_erb: float = BANDS_PER_ERB, compression: str = "log", distance: str = "level",
-                 weighting: str = "none", floor_db: float = FLOOR_DB, reduction: str = "mean"):
+                 weighting: str = "none", floor_db: float = FLOOR_DB, fine: float = 0.0, reduction: str = "mean"):
         super().__init__()
         check_arguments(ARGUMENTS, locals())
         self.sample_rate, self.compression, self.distance = float(sample_rate), compression, distance
-        self.floor, self.reduction = 10.0 ** (floor_db / 10.0), reduction
+        self.floor, self.fine, self.reduction = 10.0 ** (floor_db / 10.0), fine, reduction
         longest = window_length(sample_rate, longest_window_s)
         lengths = sorted({max(2, longest >> k) for k in range(resolutions)}, reverse=True)
         self.resolutions = nn.ModuleList(_Resolution(sample_rate, n, bands_per_erb, weighting) for n in lengths)
@@ -206,9 +216,10 @@ class AuditorySpectrogramLoss(nn.Module):
     def target_features(self, target: torch.Tensor) -> AuditoryTarget:
         items, batch = signals(target, "target")
         with torch.no_grad(), full_precision(target.device):
-            powers = [r.band_power(items.to(compute_dtype(target.dtype))) for r in self.resolutions]
-            return AuditoryTarget(tuple(self._levels(p) for p in powers), tuple(self._envelope(p) for p in powers),
-                                  batch, target.shape)
+            powers = [r.powers(items.to(compute_dtype(target.dtype))) for r in self.resolutions]
+            fine = tuple(self._levels(per_bin) for per_bin, _ in powers) if self.fine else ()
+            return AuditoryTarget(tuple(self._levels(p) for _, p in powers), tuple(self._envelope(p) for _, p in powers),
+                                  fine, batch, target.shape)
 
     def against(self, input: torch.Tensor, prepared: AuditoryTarget, reduction: str | None = None) -> torch.Tensor:
         reduction = check_reduction(reduction or self.reduction)
@@ -217,8 +228,14 @@ class AuditorySpectrogramLoss(nn.Module):
             raise ValueError(f"input {tuple(input.shape)} and the prepared target {tuple(prepared.shape)} differ in shape")
         with full_precision(input.device):
             x = items.to(compute_dtype(input.dtype))
-            per_signal = sum(self._resolution_distance(r, r.band_power(x), levels.to(x.dtype), envelope.to(x.dtype))
-                             for r, levels, envelope in zip(self.resolutions, prepared.levels, prepared.envelopes))
+            per_signal = 0.0
+            for index, resolution in enumerate(self.resolutions):
+                per_bin, per_band = resolution.powers(x)
+                per_signal = per_signal + self._resolution_distance(
+                    resolution, per_band, prepared.levels[index].to(x.dtype), prepared.envelopes[index].to(x.dtype))
+                if self.fine:
+                    fine_difference = (self._levels(per_bin) - prepared.fine_levels[index].to(x.dtype)).abs()
+                    per_signal = per_signal + self.fine * fine_difference.mean((1, 2))
             per_signal = per_signal / len(self.resolutions)
         return finish(per_signal, batch, reduction, input.dtype)
 
