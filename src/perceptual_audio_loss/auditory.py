@@ -65,6 +65,7 @@ ARGUMENTS = {
     "weighting": Choice(WEIGHTINGS),
     "floor_db": Number(low=-300.0, high=0.0),
     "fine": Number(low=0.0, high=1e6),
+    "relative_floor_db": Number(low=-300.0, high=0.0, optional=True),
     "reduction": REDUCTION,
 }
 
@@ -147,6 +148,7 @@ class AuditoryTarget(NamedTuple):
     levels: tuple[torch.Tensor, ...]
     envelopes: tuple[torch.Tensor, ...]
     fine_levels: tuple[torch.Tensor, ...]
+    floors: tuple
     batch: int
     shape: torch.Size
 
@@ -173,6 +175,10 @@ class AuditorySpectrogramLoss(nn.Module):
             density is the weighting), ``"a"`` (A-weighting) or ``"erb"`` (each band by its width
             in ERBs: with ``bands_per_erb=0``, FFT bins weighted as the ear resolves them).
         floor_db: the floor inside the compression, in dB re a full-scale sine.
+        relative_floor_db: when given, the floor is this many dB re the target's loudest band (per
+            signal and resolution) instead of ``floor_db`` re full scale: detail far below what the
+            target plays is not asked for, and output there still costs. -60 dB is the decay
+            after which a sound counts as gone in room acoustics (RT60; Sabine, 1900).
         fine: weight of a third term, the mean absolute difference of every FFT bin's compressed
             level: the fine structure that the bands pool away (0: none).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
@@ -195,19 +201,28 @@ class AuditorySpectrogramLoss(nn.Module):
 
     def __init__(self, sample_rate: float, longest_window_s: float = LONGEST_WINDOW_S, resolutions: int = RESOLUTIONS,
                  bands_per_erb: float = BANDS_PER_ERB, compression: str = "log", distance: str = "level",
-                 weighting: str = "none", floor_db: float = FLOOR_DB, fine: float = 0.0, reduction: str = "mean"):
+                 weighting: str = "none", floor_db: float = FLOOR_DB, fine: float = 0.0,
+                 relative_floor_db: float | None = None, reduction: str = "mean"):
         super().__init__()
         check_arguments(ARGUMENTS, locals())
         self.sample_rate, self.compression, self.distance = float(sample_rate), compression, distance
         self.floor, self.fine, self.reduction = 10.0 ** (floor_db / 10.0), fine, reduction
+        self.relative_floor = None if relative_floor_db is None else 10.0 ** (relative_floor_db / 10.0)
         longest = window_length(sample_rate, longest_window_s)
         lengths = sorted({max(2, longest >> k) for k in range(resolutions)}, reverse=True)
         self.resolutions = nn.ModuleList(_Resolution(sample_rate, n, bands_per_erb, weighting) for n in lengths)
 
-    def _levels(self, power: torch.Tensor) -> torch.Tensor:
+    def _levels(self, power: torch.Tensor, floor: torch.Tensor | float) -> torch.Tensor:
         if self.compression == "log":
-            return torch.log(power + self.floor)
-        return (power + self.floor).pow(CUBE_ROOT)
+            return torch.log(power + floor)
+        return (power + floor).pow(CUBE_ROOT)
+
+    def _floor(self, target_band_power: torch.Tensor) -> torch.Tensor | float:
+        """The floor inside the compression: fixed, or per signal re its loudest band ``(items, 1, 1)``."""
+        if self.relative_floor is None:
+            return self.floor
+        loudest = target_band_power.flatten(1).amax(1)[:, None, None]
+        return (loudest * self.relative_floor).clamp_min(self.floor)
 
     def _envelope(self, power: torch.Tensor) -> torch.Tensor:
         # sqrt's gradient at zero power is infinite: a floor far below the level floor keeps it finite.
@@ -217,9 +232,10 @@ class AuditorySpectrogramLoss(nn.Module):
         items, batch = signals(target, "target")
         with torch.no_grad(), full_precision(target.device):
             powers = [r.powers(items.to(compute_dtype(target.dtype))) for r in self.resolutions]
-            fine = tuple(self._levels(per_bin) for per_bin, _ in powers) if self.fine else ()
-            return AuditoryTarget(tuple(self._levels(p) for _, p in powers), tuple(self._envelope(p) for _, p in powers),
-                                  fine, batch, target.shape)
+            floors = [self._floor(per_band) for _, per_band in powers]
+            fine = tuple(self._levels(per_bin, f) for (per_bin, _), f in zip(powers, floors)) if self.fine else ()
+            return AuditoryTarget(tuple(self._levels(p, f) for (_, p), f in zip(powers, floors)),
+                                  tuple(self._envelope(p) for _, p in powers), fine, tuple(floors), batch, target.shape)
 
     def against(self, input: torch.Tensor, prepared: AuditoryTarget, reduction: str | None = None) -> torch.Tensor:
         reduction = check_reduction(reduction or self.reduction)
@@ -231,20 +247,22 @@ class AuditorySpectrogramLoss(nn.Module):
             per_signal = 0.0
             for index, resolution in enumerate(self.resolutions):
                 per_bin, per_band = resolution.powers(x)
+                floor = prepared.floors[index]
+                floor = floor.to(x.dtype) if isinstance(floor, torch.Tensor) else floor
                 per_signal = per_signal + self._resolution_distance(
-                    resolution, per_band, prepared.levels[index].to(x.dtype), prepared.envelopes[index].to(x.dtype))
+                    resolution, per_band, floor, prepared.levels[index].to(x.dtype), prepared.envelopes[index].to(x.dtype))
                 if self.fine:
-                    fine_difference = (self._levels(per_bin) - prepared.fine_levels[index].to(x.dtype)).abs()
+                    fine_difference = (self._levels(per_bin, floor) - prepared.fine_levels[index].to(x.dtype)).abs()
                     per_signal = per_signal + self.fine * fine_difference.mean((1, 2))
             per_signal = per_signal / len(self.resolutions)
         return finish(per_signal, batch, reduction, input.dtype)
 
-    def _resolution_distance(self, resolution: _Resolution, power: torch.Tensor, target_levels: torch.Tensor,
+    def _resolution_distance(self, resolution: _Resolution, power: torch.Tensor, floor, target_levels: torch.Tensor,
                              target_envelope: torch.Tensor) -> torch.Tensor:
-        levels = self._levels(power)
+        levels = self._levels(power, floor)
         if self.distance == "cosine":
-            floor = self._levels(torch.zeros((), dtype=power.dtype, device=power.device))
-            a, b = (levels - floor).flatten(1), (target_levels - floor).flatten(1)
+            silence = self._levels(torch.zeros((), dtype=power.dtype, device=power.device), floor)
+            a, b = (levels - silence).flatten(1), (target_levels - silence).flatten(1)
             return 1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-12)
         envelope = self._envelope(power)
         convergence = (envelope - target_envelope).flatten(1).norm(dim=1) / target_envelope.flatten(1).norm(dim=1).clamp_min(1e-12)

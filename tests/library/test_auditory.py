@@ -37,9 +37,9 @@ def test_a_full_scale_sine_has_band_power_one():
     assert torch.allclose(interior, torch.ones_like(interior), rtol=1e-3)
 
 
-def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fine=0.0, floor_db=-96.0):
+def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fine=0.0, relative_floor_db=None,
+              floor_db=-96.0):
     """The docstring's formula, frame by frame and bin by bin in numpy float64."""
-    floor = 10 ** (floor_db / 10)
     total = 0.0
     for n in windows:
         hop, window = n // 4, 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
@@ -69,7 +69,11 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fi
             return np.array([np.abs(np.fft.rfft(f * window)) ** 2 * scale for f in frames])
 
         p, q = powers(x) @ shares, powers(y) @ shares
+        floor = 10 ** (floor_db / 10)
+        if relative_floor_db is not None:
+            floor = max(floor, q.max() * 10 ** (relative_floor_db / 10))
         level = (lambda v: np.log(v + floor)) if compression == "log" else (lambda v: (v + floor) ** (1 / 3))
+        total += fine * np.mean(np.abs(level(powers(x)) - level(powers(y))))
         if distance == "cosine":
             a, b = (level(p) - level(0.0)).ravel(), (level(q) - level(0.0)).ravel()
             total += 1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
@@ -79,7 +83,6 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fi
         if compression == "cube-root":
             difference /= level(q).mean()
         total += np.linalg.norm(e - f) / np.linalg.norm(f) + np.mean(difference * weights)
-        total += fine * np.mean(np.abs(level(powers(x)) - level(powers(y))))
     return total / len(windows)
 
 
@@ -92,8 +95,10 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fi
     {"bands_per_erb": 0, "weighting": "erb"},
     {"resolutions": 1},
     {"fine": 0.5},
+    {"relative_floor_db": -60.0},
+    {"relative_floor_db": -60.0, "distance": "cosine", "fine": 1.0},
     {"longest_window_s": 0.093, "resolutions": 2},
-], ids=["design", "cosine", "cube-root", "a-weighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine", "long-windows"])
+], ids=["design", "cosine", "cube-root", "a-weighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine", "relative-floor", "relative-floor-cosine-fine", "long-windows"])
 def test_value_matches_the_formula_by_hand(options):
     generator = np.random.default_rng(5)
     x, y = generator.normal(0, 0.1, 2000), generator.normal(0, 0.1, 2000) * np.hanning(2000)
@@ -102,7 +107,8 @@ def test_value_matches_the_formula_by_hand(options):
     longest = 2 ** round(math.log2(RATE * options.get("longest_window_s", 0.046)))
     windows = [longest // 2**k for k in range(options.get("resolutions", 4))]
     expected = reference(x, y, windows, options.get("bands_per_erb", 2.0), options.get("compression", "log"),
-                         options.get("distance", "level"), options.get("weighting", "none"), options.get("fine", 0.0))
+                         options.get("distance", "level"), options.get("weighting", "none"), options.get("fine", 0.0),
+                         options.get("relative_floor_db"))
     assert value == pytest.approx(expected, rel=1e-7)
 
 
