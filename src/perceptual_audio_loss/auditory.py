@@ -5,7 +5,8 @@ squared envelope of a complex, analytic band-pass filter: no phase, unlike the p
 half-wave rectified FIR outputs) and sums it into bands spaced evenly on the ERB-rate scale, as
 the cochlea's filters are spaced. The distance is level-sensitive, as MR-STFT's is: the
 spectral convergence of the band envelopes plus the mean absolute difference of their
-compressed levels, averaged over the resolutions.
+compressed levels, averaged over the resolutions. Levels are floored 60 dB below the target's
+loudest band: detail the target plays far below its loudest is not asked for.
 
 Every choice is an argument, so that each can be removed in turn (the ablation in
 ``docs/guides/a-loss-that-wins.md``).
@@ -44,6 +45,9 @@ RESOLUTIONS = 4
 # Two bands per ERB: the spacing of auditory filter banks such as the gammatone bank of
 # Patterson et al. (1992) is one or more per ERB; two keeps every band's neighbours overlapping.
 BANDS_PER_ERB = 2.0
+# The floor re the target's loudest band: a sound 60 dB down counts as gone in room acoustics
+# (RT60; Sabine, 1900). Below it the loss asks for no detail, and output there still costs.
+RELATIVE_FLOOR_DB = -60.0
 # Band power is scaled so a full-scale sine gives 1 (0 dB); the floor inside the log is the
 # threshold in quiet near 1 kHz, about 0 dB SPL, with full scale at 96 dB SPL as the MPEG
 # psychoacoustic models assume (ISO/IEC 11172-3 Annex D; Terhardt, 1979).
@@ -158,7 +162,8 @@ class AuditorySpectrogramLoss(nn.Module):
 
     For each resolution (window ``n``, hop ``n/4``) and band ``b``, ``P[t, b]`` is the power of
     the bins the band gathers, 1 for a full-scale sine. With ``L = log(P + floor)`` (or
-    ``(P + floor)^(1/3)`` divided by the target's mean), ``E = sqrt(P)``:
+    ``(P + floor)^(1/3)`` divided by the target's mean), ``E = sqrt(P)``, and the floor 60 dB
+    below the target's loudest band (never below ``floor_db`` re full scale):
 
     ``loss = mean over resolutions of ||E_x - E_y||_F / ||E_y||_F + mean_{t,b} w_b |L_x - L_y|``.
 
@@ -174,11 +179,10 @@ class AuditorySpectrogramLoss(nn.Module):
         weighting: of the level term: ``"none"`` (every band alike: with ERB bands the ERB-rate
             density is the weighting), ``"a"`` (A-weighting) or ``"erb"`` (each band by its width
             in ERBs: with ``bands_per_erb=0``, FFT bins weighted as the ear resolves them).
-        floor_db: the floor inside the compression, in dB re a full-scale sine.
-        relative_floor_db: when given, the floor is this many dB re the target's loudest band (per
-            signal and resolution) instead of ``floor_db`` re full scale: detail far below what the
-            target plays is not asked for, and output there still costs. -60 dB is the decay
-            after which a sound counts as gone in room acoustics (RT60; Sabine, 1900).
+        floor_db: the lowest floor inside the compression, in dB re a full-scale sine.
+        relative_floor_db: the floor in dB re the target's loudest band (per signal and
+            resolution): detail far below what the target plays is not asked for, and output
+            there still costs. ``None``: ``floor_db`` alone (as ``-300`` does).
         fine: weight of a third term, the mean absolute difference of every FFT bin's compressed
             level: the fine structure that the bands pool away (0: none).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
@@ -202,7 +206,7 @@ class AuditorySpectrogramLoss(nn.Module):
     def __init__(self, sample_rate: float, longest_window_s: float = LONGEST_WINDOW_S, resolutions: int = RESOLUTIONS,
                  bands_per_erb: float = BANDS_PER_ERB, compression: str = "log", distance: str = "level",
                  weighting: str = "none", floor_db: float = FLOOR_DB, fine: float = 0.0,
-                 relative_floor_db: float | None = None, reduction: str = "mean"):
+                 relative_floor_db: float | None = RELATIVE_FLOOR_DB, reduction: str = "mean"):
         super().__init__()
         check_arguments(ARGUMENTS, locals())
         self.sample_rate, self.compression, self.distance = float(sample_rate), compression, distance

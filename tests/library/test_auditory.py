@@ -95,10 +95,10 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fi
     {"bands_per_erb": 0, "weighting": "erb"},
     {"resolutions": 1},
     {"fine": 0.5},
-    {"relative_floor_db": -60.0},
-    {"relative_floor_db": -60.0, "distance": "cosine", "fine": 1.0},
+    {"relative_floor_db": None},
+    {"relative_floor_db": -40.0, "distance": "cosine", "fine": 1.0},
     {"longest_window_s": 0.093, "resolutions": 2},
-], ids=["design", "cosine", "cube-root", "a-weighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine", "relative-floor", "relative-floor-cosine-fine", "long-windows"])
+], ids=["design", "cosine", "cube-root", "a-weighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine", "absolute-floor", "relative-floor-cosine-fine", "long-windows"])
 def test_value_matches_the_formula_by_hand(options):
     generator = np.random.default_rng(5)
     x, y = generator.normal(0, 0.1, 2000), generator.normal(0, 0.1, 2000) * np.hanning(2000)
@@ -108,7 +108,7 @@ def test_value_matches_the_formula_by_hand(options):
     windows = [longest // 2**k for k in range(options.get("resolutions", 4))]
     expected = reference(x, y, windows, options.get("bands_per_erb", 2.0), options.get("compression", "log"),
                          options.get("distance", "level"), options.get("weighting", "none"), options.get("fine", 0.0),
-                         options.get("relative_floor_db"))
+                         options.get("relative_floor_db", -60.0))
     assert value == pytest.approx(expected, rel=1e-7)
 
 
@@ -127,6 +127,16 @@ def test_a_copy_20_db_too_quiet_costs_its_level():
     x = 0.1 * torch.randn(1, 8192, generator=torch.Generator().manual_seed(1))
     level = AuditorySpectrogramLoss(RATE)
     assert float(level(0.1 * x, x)) == pytest.approx(0.9 + math.log(100.0), rel=0.02)
+
+
+def test_a_relative_floor_far_down_is_the_absolute_floor():
+    """The runs made before the relative floor was the default: ``relative_floor_db=-300`` gives
+    exactly what ``None`` (the -96 dB floor re full scale alone) gives."""
+    generator = torch.Generator().manual_seed(2)
+    x, y = torch.randn(2, 3000, generator=generator), torch.randn(2, 3000, generator=generator)
+    absolute = AuditorySpectrogramLoss(RATE, relative_floor_db=None)(x, y)
+    assert torch.equal(AuditorySpectrogramLoss(RATE, relative_floor_db=-300.0)(x, y), absolute)
+    assert not torch.equal(AuditorySpectrogramLoss(RATE)(x, y), absolute)
 
 
 def test_windows_halve_from_the_longest():
