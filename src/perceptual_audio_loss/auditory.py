@@ -6,7 +6,8 @@ half-wave rectified FIR outputs) and sums it into bands spaced evenly on the ERB
 the cochlea's filters are spaced. The distance is level-sensitive, as MR-STFT's is: the
 spectral convergence of the band envelopes plus the mean absolute difference of their
 compressed levels, averaged over the resolutions. Levels are floored 60 dB below the target's
-loudest band: detail the target plays far below its loudest is not asked for.
+loudest band: detail the target plays far below its loudest is not asked for. Bands are
+A-weighted in the level term, as the post weighted its features.
 
 Every choice is an argument, so that each can be removed in turn (the ablation in
 ``docs/guides/a-loss-that-wins.md``).
@@ -165,7 +166,9 @@ class AuditorySpectrogramLoss(nn.Module):
     ``(P + floor)^(1/3)`` divided by the target's mean), ``E = sqrt(P)``, and the floor 60 dB
     below the target's loudest band (never below ``floor_db`` re full scale):
 
-    ``loss = mean over resolutions of ||E_x - E_y||_F / ||E_y||_F + mean_{t,b} w_b |L_x - L_y|``.
+    ``loss = mean over resolutions of ||E_x - E_y||_F / ||E_y||_F + mean_{t,b} w_b |L_x - L_y|``,
+
+    ``w_b`` the A-weighting of band ``b``'s centre as an amplitude gain, the mean band weighing 1.
 
     Args:
         sample_rate: of the signals, in Hz.
@@ -176,9 +179,10 @@ class AuditorySpectrogramLoss(nn.Module):
         compression: ``"log"`` or ``"cube-root"`` (Stevens' law on intensity).
         distance: ``"level"`` (the two terms above) or ``"cosine"`` (one minus the cosine
             similarity of the levels above the floor, as the post compared its features).
-        weighting: of the level term: ``"none"`` (every band alike: with ERB bands the ERB-rate
-            density is the weighting), ``"a"`` (A-weighting) or ``"erb"`` (each band by its width
-            in ERBs: with ``bands_per_erb=0``, FFT bins weighted as the ear resolves them).
+        weighting: of the level term: ``"a"`` (A-weighting as an amplitude gain per band, the
+            mean band weighing 1, as the post weighted its features), ``"none"`` (every band alike:
+            with ERB bands the ERB-rate density is the weighting) or ``"erb"`` (each band by its
+            width in ERBs: with ``bands_per_erb=0``, FFT bins weighted as the ear resolves them).
         floor_db: the lowest floor inside the compression, in dB re a full-scale sine.
         relative_floor_db: the floor in dB re the target's loudest band (per signal and
             resolution): detail far below what the target plays is not asked for, and output
@@ -205,7 +209,7 @@ class AuditorySpectrogramLoss(nn.Module):
 
     def __init__(self, sample_rate: float, longest_window_s: float = LONGEST_WINDOW_S, resolutions: int = RESOLUTIONS,
                  bands_per_erb: float = BANDS_PER_ERB, compression: str = "log", distance: str = "level",
-                 weighting: str = "none", floor_db: float = FLOOR_DB, fine: float = 0.0,
+                 weighting: str = "a", floor_db: float = FLOOR_DB, fine: float = 0.0,
                  relative_floor_db: float | None = RELATIVE_FLOOR_DB, reduction: str = "mean"):
         super().__init__()
         check_arguments(ARGUMENTS, locals())
