@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="comma-separated checkpoints to compare at (default: the last every folder measured)")
     compare.add_argument("--focus", metavar="LABEL", help="a column (a loss, or prefix: loss) to sum up under each "
                          "table: rows where it has the best mean, and where another beats it with intervals apart")
+    compare.add_argument("--names", type=comma_list, metavar="NAMES",
+                         help="comma-separated column names, one per column in order (default: the losses' labels)")
 
     bench = commands.add_parser("bench", help="speed and memory against the 2018 way (pal bench --help)",
                                 add_help=False)
@@ -218,7 +220,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_compare(args: argparse.Namespace) -> int:
     from .compare import compare_folders
 
-    print(compare_folders(args.run_dirs, args.at, args.focus))
+    print(compare_folders(args.run_dirs, args.at, args.focus, args.names))
     return 0
 
 

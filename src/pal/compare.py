@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .claims import CLAIMS, Claim, iterations_to_final
@@ -132,15 +132,22 @@ def folder_prefixes(runs: list[RunMetrics]) -> list[str]:
     return [str(run.folder) for run in runs]
 
 
-def columns(runs: list[RunMetrics]) -> list[Column]:
-    """A column per (folder, loss), labelled by the loss, prefixed where a loss is in several folders."""
+def columns(runs: list[RunMetrics], names: list[str] | None = None) -> list[Column]:
+    """A column per (folder, loss), labelled by the loss, prefixed where a loss is in several folders;
+    or by ``names``, one per column in order."""
     counts = defaultdict(int)
     for run in runs:
         for loss in run.config.losses:
             counts[loss] += 1
     prefixes = folder_prefixes(runs) if any(count > 1 for count in counts.values()) else [""] * len(runs)
-    return [Column(run.folder, loss, f"{prefix}: {loss}" if counts[loss] > 1 else loss, len(run.config.seeds))
+    made = [Column(run.folder, loss, f"{prefix}: {loss}" if counts[loss] > 1 else loss, len(run.config.seeds))
             for run, prefix in zip(runs, prefixes) for loss in run.config.losses]
+    if names is None:
+        return made
+    if len(names) != len(made) or len(set(names)) != len(names):
+        raise UserError(f"--names gives {len(names)} names{' with repeats' if len(set(names)) != len(names) else ''}; "
+                        f"the folders hold {len(made)} columns: {', '.join(c.label for c in made)}")
+    return [replace(column, label=name) for column, name in zip(made, names)]
 
 
 def _values(runs: list[RunMetrics]) -> dict[tuple, list[float]]:
@@ -181,10 +188,10 @@ def checkpoints_asked(runs: list[RunMetrics], at: list[int] | None) -> list[int]
     return list(at)
 
 
-def compare(runs: list[RunMetrics], at: list[int] | None = None) -> list[Table]:
+def compare(runs: list[RunMetrics], at: list[int] | None = None, names: list[str] | None = None) -> list[Table]:
     """A table per measure that some folder holds, at each checkpoint of ``at`` (and the per-run
     quantity once); a clip's row only where some column has a value (STOI on speech clips)."""
-    cols = columns(runs)
+    cols = columns(runs, names)
     clips = list(dict.fromkeys(row["clip"] for run in runs for row in run.rows))
     values = _values(runs) | _iterations_to_final(runs)
     metrics = {key[3] for key in values}
@@ -242,12 +249,12 @@ def format_markdown(tables: list[Table], focus: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def focus_label(runs: list[RunMetrics], focus: str) -> str:
+def focus_label(runs: list[RunMetrics], focus: str, names: list[str] | None = None) -> str:
     """The column ``focus`` names: a column's label, or a loss in a single column."""
-    labels = [c.label for c in columns(runs)]
+    labels = [c.label for c in columns(runs, names)]
     if focus in labels:
         return focus
-    matching = [c.label for c in columns(runs) if c.loss == focus]
+    matching = [c.label for c in columns(runs, names) if c.loss == focus]
     if len(matching) == 1:
         return matching[0]
     if matching:
@@ -255,8 +262,9 @@ def focus_label(runs: list[RunMetrics], focus: str) -> str:
     raise UserError(f"--focus {focus!r} is no column; the columns: {', '.join(labels)}")
 
 
-def compare_folders(folders: list[Path], at: list[int] | None = None, focus: str | None = None) -> str:
-    """``pal compare``: the folders' measures side by side, as Markdown."""
+def compare_folders(folders: list[Path], at: list[int] | None = None, focus: str | None = None,
+                    names: list[str] | None = None) -> str:
+    """``pal compare``: the folders' measures side by side, as Markdown; ``names`` relabel the columns."""
     runs = read_runs(folders)
-    label = focus_label(runs, focus) if focus is not None else None
-    return format_markdown(compare(runs, at), label)
+    label = focus_label(runs, focus, names) if focus is not None else None
+    return format_markdown(compare(runs, at, names), label)

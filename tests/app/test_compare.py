@@ -153,3 +153,16 @@ def test_two_runs_of_one_configuration_are_told_apart_by_folder(listening_run, r
         assert cells[0] == cells[2] and cells[1] == cells[3] and "†" not in "".join(cells)
         assert sum(cell.startswith("**") for cell in cells) == 2
     assert re.search(r"iterations to within 1 dB", out)
+
+
+def test_names_relabel_the_columns_in_order_and_focus_reads_them(folders, capsys):
+    assert main(["compare", *map(str, folders), "--names", "A,P,B", "--focus", "P"]) == 0
+    out = capsys.readouterr().out
+    rows = table(out, "high-band log-spectral distance (dB) at iteration 500")
+    assert rows["clip"] == ["A", "P", "B"]
+    assert rows["speech"][1] == "**" + by_hand(VALUES[("a", "perceptual", "speech", "lsd_high_db", 500)])[0] + "**"
+    assert "P: the best mean in 1 of 2 rows" in out and "(by B)" in out
+    for bad in ("A,P", "A,A,B"):
+        assert main(["compare", *map(str, folders), "--names", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--names" in err and "width=8: mse" in err and err.count("\n") == 1
