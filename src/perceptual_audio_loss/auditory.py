@@ -34,8 +34,8 @@ from .contract import (
     matching_signals,
     signals,
 )
-from .masking import window_length
-from .scales import a_weighting_db
+from .masking import centred_rfft, window_length
+from .scales import a_weighting_db, erb_rate_per_hz, hz_to_erb_rate
 
 # Window durations: the longest is 46 ms, the post's 512 taps at 11025 Hz; each next one halves it,
 # as MR-STFT's windows do (Yamamoto et al., 2020), down to 6 ms, about the ear's temporal
@@ -75,26 +75,6 @@ ARGUMENTS = {
 }
 
 
-def hz_to_erb_rate(hz):
-    """ERB-rate (Cams): ``21.4 log10(4.37 f / 1000 + 1)``.
-
-    References
-    ----------
-    Glasberg & Moore (1990), "Derivation of auditory filter shapes from notched-noise data",
-    Hearing Research 47, eq. 4.
-
-    >>> round(float(hz_to_erb_rate(1000.0)), 2)
-    15.62
-    """
-    return 21.4 * np.log10(4.37e-3 * np.asarray(hz, dtype=np.float64) + 1.0)
-
-
-def erb_of_hz(hz):
-    """The ERB of the auditory filter at ``hz``, ``24.7 (4.37 f / 1000 + 1)`` Hz: the derivative of
-    :func:`hz_to_erb_rate` is its reciprocal (Glasberg & Moore, 1990, eq. 3)."""
-    return 24.7 * (4.37e-3 * np.asarray(hz, dtype=np.float64) + 1.0)
-
-
 def erb_band_matrix(sample_rate: float, n_fft: int, bands_per_erb: float) -> np.ndarray:
     """``(bins, bands)``: triangles on the ERB-rate scale, ``1 / bands_per_erb`` apart, that add to 1.
 
@@ -124,12 +104,11 @@ class _Resolution(nn.Module):
         bin_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
         centres_hz = (bin_hz @ shares) / shares.sum(0)
         weights = np.ones(shares.shape[1])
-        if weighting == "erb":  # each band by its width in ERBs: d(ERB-rate)/df = 1 / ERB(f)
-            weights = (bin_hz[1] / erb_of_hz(bin_hz)) @ shares
-            weights /= weights.mean()
-        if weighting == "a":  # IEC 61672-1 A-weighting as an amplitude gain, the mean band weighing 1
+        if weighting == "erb":  # each band by its width in ERBs
+            weights = (bin_hz[1] * erb_rate_per_hz(bin_hz)) @ shares
+        if weighting == "a":  # IEC 61672-1 A-weighting as an amplitude gain
             weights = 10.0 ** (a_weighting_db(np.maximum(centres_hz, 1.0)) / 20.0)
-            weights /= weights.mean()
+        weights = weights / weights.mean()  # the mean band weighs 1
         self.register_buffer("window", window.float() * math.sqrt(scale))
         self.register_buffer("bands_by_bin", torch.from_numpy(shares).float())
         self.register_buffer("weights", torch.from_numpy(weights).float())
@@ -137,13 +116,8 @@ class _Resolution(nn.Module):
     def powers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(items, time)`` -> the power of every bin ``(items, frames, bins)`` and of every band
         ``(items, frames, bands)``, frames centred every hop, zero padded."""
-        half = self.n_fft // 2
-        frames = F.pad(x, (half, half)).unfold(-1, self.n_fft, self.hop)
-        per_bin = torch.view_as_real(torch.fft.rfft(frames * self.window.to(x.dtype), dim=-1)).square().sum(-1)
+        per_bin = torch.view_as_real(centred_rfft(x, self.window, self.hop)).square().sum(-1)
         return per_bin, full_precision_matmul(per_bin, self.bands_by_bin.to(x.dtype))
-
-    def band_power(self, x: torch.Tensor) -> torch.Tensor:
-        return self.powers(x)[1]
 
 
 class AuditoryTarget(NamedTuple):

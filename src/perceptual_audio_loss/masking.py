@@ -91,6 +91,15 @@ def window_length(sample_rate: float, seconds: float) -> int:
     return 2 ** max(1, round(math.log2(sample_rate * seconds)))
 
 
+def centred_rfft(x: torch.Tensor, window: torch.Tensor, hop: int) -> torch.Tensor:
+    """``(items, time)`` -> complex ``(items, frames, bins)``: ``window``-long frames centred every
+    ``hop`` samples from sample 0 (half a window of zeros padded at each end), windowed, one rFFT.
+    """
+    half = window.shape[-1] // 2
+    frames = F.pad(x, (half, half)).unfold(-1, window.shape[-1], hop)
+    return torch.fft.rfft(frames * window.to(x.dtype), dim=-1)
+
+
 def band_edges_bark(sample_rate: float, width_bark: float = BAND_WIDTH_BARK) -> np.ndarray:
     """Band edges every ``width_bark`` from 0 Bark; the last band ends at the Nyquist frequency.
 
@@ -169,9 +178,7 @@ class _Resolution(nn.Module):
         ``torch.stft(center=True, pad_mode="constant")`` framed by hand: zero padding, a strided
         view, one batched FFT; its backward is a handful of operations where stft's is dozens.
         """
-        half = self.n_fft // 2
-        frames = F.pad(x, (half, half)).unfold(-1, self.n_fft, self.hop)
-        return torch.fft.rfft(frames * self.window.to(x.dtype), dim=-1)
+        return centred_rfft(x, self.window, self.hop)
 
     def band_energy(self, spectrum: torch.Tensor) -> torch.Tensor:
         """Complex ``(items, frames, bins)`` -> intensities ``(items, frames, bands)`` re 0 dB SPL."""

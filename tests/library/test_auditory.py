@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from perceptual_audio_loss import AuditorySpectrogramLoss, build_loss
-from perceptual_audio_loss.auditory import erb_band_matrix, hz_to_erb_rate
+from perceptual_audio_loss.auditory import erb_band_matrix
+from perceptual_audio_loss.scales import erb_rate_per_hz, hz_to_erb_rate
 
 RATE = 11025
 
@@ -18,6 +19,11 @@ def test_erb_rate_by_hand():
     assert hz_to_erb_rate(0.0) == 0.0
     assert hz_to_erb_rate(1000.0) == pytest.approx(21.4 * math.log10(5.37))
     assert hz_to_erb_rate(5000.0) == pytest.approx(21.4 * math.log10(22.85))
+    # ERBs per Hz against the ERB-rate's slope (a central difference): equal but for eq. 4's rounded
+    # 21.4, whose exact value 1000 ln 10 / (24.7 x 4.37) makes them agree to rounding.
+    hz = np.array([50.0, 1000.0, 5000.0])
+    slope = (hz_to_erb_rate(hz + 0.01) - hz_to_erb_rate(hz - 0.01)) / 0.02
+    assert np.allclose(erb_rate_per_hz(hz) * 21.4 / (1000 * math.log(10) / (24.7 * 4.37)), slope, rtol=1e-7)
 
 
 @pytest.mark.parametrize("n_fft", [64, 512, 2048])
@@ -32,7 +38,7 @@ def test_a_full_scale_sine_has_band_power_one():
     loss = AuditorySpectrogramLoss(RATE, longest_window_s=0.023, resolutions=1)
     t = torch.arange(RATE, dtype=torch.float64) / RATE
     sine = torch.sin(2 * math.pi * 1000.0 * t)[None]
-    power = loss.resolutions[0].double().band_power(sine)
+    _, power = loss.resolutions[0].double().powers(sine)
     interior = power[0, 4:-4].sum(-1)  # frames away from the zero-padded ends
     assert torch.allclose(interior, torch.ones_like(interior), rtol=1e-3)
 
