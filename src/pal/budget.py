@@ -14,7 +14,10 @@ after the library's batched paths): ``PerceptualLoss`` 104 MB at 512 bands x 512
 compiled CPU path and 161 MB on the torch path CUDA runs (``compiled=False``), 378 and 667 MB at
 2048 x 1024, 878 MB and 1.42 GB at 4096 x 2048: 5.3 to 5.8 float32 values per feature-map cell
 on the compiled path, 7.1 to 8.9 on the torch path, whose blocks cap it beyond 256 MiB per block;
-``MaskedLoss`` 20 MB by default and 202 MB at ``band_width_bark=0.1``.
+``MaskedLoss`` 20 MB by default and 202 MB at ``band_width_bark=0.1``. Measured again the same day
+in 26 fresh processes each, the torch path's 512 x 512 peak was 159 to 162 MB, and 202 and 237 MB
+in two of them (the allocator's high-water mark varies from process to process): up to 13.3 values
+per cell.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from .errors import UserError
 WORKING_SET_BUDGET = 2 * 2**30
 
 FLOAT32 = 4
-PERCEPTUAL_VALUES_PER_CELL = 9  # measured up to 8.9 on the torch path (module docstring), rounded up
+PERCEPTUAL_VALUES_PER_CELL = 14  # measured up to 13.3 on the torch path (module docstring), rounded up
 MASKED_VALUES_PER_SPREAD = 6  # the spreading's few frames x bands x bands arrays, and the default's other terms
 MASKED_VALUES_PER_BIN = 8  # spectrum (complex), its magnitude, phase and prediction, per frame and bin
 
