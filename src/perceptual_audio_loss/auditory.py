@@ -34,8 +34,15 @@ from .contract import (
     matching_signals,
     signals,
 )
-from .masking import centred_rfft, window_length
-from .scales import a_weighting_db, erb_rate_per_hz, hz_to_erb_rate
+from .masking import (
+    LOWER_SLOPE_DB_PER_BARK,
+    TONE_MASKING_NOISE_DB,
+    UPPER_SLOPE_DB_PER_BARK,
+    UPPER_SLOPE_HZ,
+    centred_rfft,
+    window_length,
+)
+from .scales import a_weighting_db, erb_rate_per_hz, hz_to_critical_band_rate, hz_to_erb_rate
 
 # Window durations: the longest is 46 ms, the post's 512 taps at 11025 Hz; each next one halves it,
 # as MR-STFT's windows do (Yamamoto et al., 2020), down to 6 ms, about the ear's temporal
@@ -59,6 +66,7 @@ CUBE_ROOT = 1.0 / 3.0
 COMPRESSIONS = ("log", "cube-root")
 DISTANCES = ("level", "cosine")
 WEIGHTINGS = ("none", "a", "erb")
+MASKINGS = ("none", "simultaneous")
 
 ARGUMENTS = {
     "sample_rate": Number(low=0, low_open=True, high=768000.0),
@@ -71,6 +79,7 @@ ARGUMENTS = {
     "floor_db": Number(low=-300.0, high=0.0),
     "fine": Number(low=0.0, high=1e6),
     "relative_floor_db": Number(low=-300.0, high=0.0, optional=True),
+    "masking": Choice(MASKINGS),
     "reduction": REDUCTION,
 }
 
@@ -90,6 +99,24 @@ def erb_band_matrix(sample_rate: float, n_fft: int, bands_per_erb: float) -> np.
     centres = np.arange(int(np.ceil(rate[-1])) + 1)
     shares = np.clip(1.0 - np.abs(rate[:, None] - centres[None, :]), 0.0, None)
     return shares[:, shares.sum(0) > 0]
+
+
+def simultaneous_masking_matrix(centres_hz: np.ndarray) -> np.ndarray:
+    """``(maskee, masker)`` intensity gains: how much of band ``j``'s power masks in band ``i``.
+
+    The spreading of the library's masking model (:mod:`perceptual_audio_loss.masking`) with
+    every masker taken for a tone and no level term: the threshold falls 27 dB/Bark below the
+    masker and ``24 + 230 Hz / f_j`` dB/Bark above it (ITU-R BS.1387-1 without its ``-0.2 L``,
+    so the upper slope is the steepest it gets), and sits ``14.5 + z_j`` dB below the masker
+    (Johnston, 1988, tone masking noise, ``z_j`` the masker's critical-band rate). Both choices
+    give the lowest threshold the model allows: what is called masked is masked for any level and
+    any masker. Intensities of the maskers add.
+    """
+    bark = hz_to_critical_band_rate(centres_hz)
+    distance = bark[:, None] - bark[None, :]  # maskee i above masker j: positive
+    upper_slope = UPPER_SLOPE_DB_PER_BARK + UPPER_SLOPE_HZ / np.maximum(centres_hz, 1.0)
+    spread_db = np.where(distance < 0, LOWER_SLOPE_DB_PER_BARK * distance, -upper_slope[None, :] * distance)
+    return 10.0 ** ((spread_db - (TONE_MASKING_NOISE_DB + bark[None, :])) / 10.0)
 
 
 class _Resolution(nn.Module):
@@ -112,6 +139,7 @@ class _Resolution(nn.Module):
         self.register_buffer("window", window.float() * math.sqrt(scale))
         self.register_buffer("bands_by_bin", torch.from_numpy(shares).float())
         self.register_buffer("weights", torch.from_numpy(weights).float())
+        self.register_buffer("masking_by_band", torch.from_numpy(simultaneous_masking_matrix(centres_hz).T.copy()).float())
 
     def powers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(items, time)`` -> the power of every bin ``(items, frames, bins)`` and of every band
@@ -161,6 +189,10 @@ class AuditorySpectrogramLoss(nn.Module):
         relative_floor_db: the floor in dB re the target's loudest band (per signal and
             resolution): detail far below what the target plays is not asked for, and output
             there still costs. ``None``: ``floor_db`` alone (as ``-300`` does).
+        masking: ``"simultaneous"`` raises each band and frame's floor to the target's masking
+            threshold there (:func:`simultaneous_masking_matrix`), so a level difference counts
+            only as far as it rises above what the target masks; ``"none"``: no masking. Not
+            with ``fine``.
         fine: weight of a third term, the mean absolute difference of every FFT bin's compressed
             level: the fine structure that the bands pool away (0: none).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
@@ -184,9 +216,12 @@ class AuditorySpectrogramLoss(nn.Module):
     def __init__(self, sample_rate: float, longest_window_s: float = LONGEST_WINDOW_S, resolutions: int = RESOLUTIONS,
                  bands_per_erb: float = BANDS_PER_ERB, compression: str = "log", distance: str = "level",
                  weighting: str = "a", floor_db: float = FLOOR_DB, fine: float = 0.0,
-                 relative_floor_db: float | None = RELATIVE_FLOOR_DB, reduction: str = "mean"):
+                 relative_floor_db: float | None = RELATIVE_FLOOR_DB, masking: str = "none", reduction: str = "mean"):
         super().__init__()
         check_arguments(ARGUMENTS, locals())
+        if masking != "none" and fine:
+            raise ValueError("masking applies to bands; with fine > 0 it has no per-bin threshold: use one of them")
+        self.masking = masking
         self.sample_rate, self.compression, self.distance = float(sample_rate), compression, distance
         self.floor, self.fine, self.reduction = 10.0 ** (floor_db / 10.0), fine, reduction
         self.relative_floor = None if relative_floor_db is None else 10.0 ** (relative_floor_db / 10.0)
@@ -199,12 +234,17 @@ class AuditorySpectrogramLoss(nn.Module):
             return torch.log(power + floor)
         return (power + floor).pow(CUBE_ROOT)
 
-    def _floor(self, target_band_power: torch.Tensor) -> torch.Tensor | float:
-        """The floor inside the compression: fixed, or per signal re its loudest band ``(items, 1, 1)``."""
-        if self.relative_floor is None:
-            return self.floor
-        loudest = target_band_power.flatten(1).amax(1)[:, None, None]
-        return (loudest * self.relative_floor).clamp_min(self.floor)
+    def _floor(self, resolution: _Resolution, target_band_power: torch.Tensor) -> torch.Tensor | float:
+        """The floor inside the compression: fixed, per signal re its loudest band ``(items, 1, 1)``,
+        or with masking per band and frame ``(items, frames, bands)``."""
+        floor = self.floor
+        if self.relative_floor is not None:
+            loudest = target_band_power.flatten(1).amax(1)[:, None, None]
+            floor = (loudest * self.relative_floor).clamp_min(self.floor)
+        if self.masking == "none":
+            return floor
+        threshold = full_precision_matmul(target_band_power, resolution.masking_by_band.to(target_band_power.dtype))
+        return torch.maximum(threshold, floor) if isinstance(floor, torch.Tensor) else threshold.clamp_min(floor)
 
     def _envelope(self, power: torch.Tensor) -> torch.Tensor:
         # sqrt's gradient at zero power is infinite: a floor far below the level floor keeps it finite.
@@ -214,7 +254,7 @@ class AuditorySpectrogramLoss(nn.Module):
         items, batch = signals(target, "target")
         with torch.no_grad(), full_precision(target.device):
             powers = [r.powers(items.to(compute_dtype(target.dtype))) for r in self.resolutions]
-            floors = [self._floor(per_band) for _, per_band in powers]
+            floors = [self._floor(r, per_band) for r, (_, per_band) in zip(self.resolutions, powers)]
             fine = tuple(self._levels(per_bin, f) for (per_bin, _), f in zip(powers, floors)) if self.fine else ()
             return AuditoryTarget(tuple(self._levels(p, f) for (_, p), f in zip(powers, floors)),
                                   tuple(self._envelope(p) for _, p in powers), fine, tuple(floors), batch, target.shape)

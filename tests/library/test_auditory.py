@@ -44,7 +44,7 @@ def test_a_full_scale_sine_has_band_power_one():
 
 
 def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fine=0.0, relative_floor_db=None,
-              floor_db=-96.0):
+              floor_db=-96.0, masking="none"):
     """The docstring's formula, frame by frame and bin by bin in numpy float64."""
     total = 0.0
     for n in windows:
@@ -78,8 +78,18 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fi
         floor = 10 ** (floor_db / 10)
         if relative_floor_db is not None:
             floor = max(floor, q.max() * 10 ** (relative_floor_db / 10))
+        if masking == "simultaneous":  # per band i and frame: the maskers j's spread powers, added
+            z = 13 * np.arctan(0.00076 * centres) + 3.5 * np.arctan((centres / 7500) ** 2)
+            threshold = np.zeros_like(q)
+            for i in range(len(z)):
+                for j in range(len(z)):
+                    above = z[i] - z[j]
+                    spread_db = 27 * above if above < 0 else -(24 + 230 / max(centres[j], 1.0)) * above
+                    threshold[:, i] += q[:, j] * 10 ** ((spread_db - 14.5 - z[j]) / 10)
+            floor = np.maximum(threshold, floor)
         level = (lambda v: np.log(v + floor)) if compression == "log" else (lambda v: (v + floor) ** (1 / 3))
-        total += fine * np.mean(np.abs(level(powers(x)) - level(powers(y))))
+        if fine:
+            total += fine * np.mean(np.abs(level(powers(x)) - level(powers(y))))
         if distance == "cosine":
             a, b = (level(p) - level(0.0)).ravel(), (level(q) - level(0.0)).ravel()
             total += 1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
@@ -104,7 +114,10 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fi
     {"relative_floor_db": None},
     {"relative_floor_db": -40.0, "distance": "cosine", "fine": 1.0},
     {"longest_window_s": 0.093, "resolutions": 2},
-], ids=["design", "cosine", "cube-root", "unweighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine", "absolute-floor", "relative-floor-cosine-fine", "long-windows"])
+    {"masking": "simultaneous"},
+    {"masking": "simultaneous", "relative_floor_db": None, "distance": "cosine"},
+], ids=["design", "cosine", "cube-root", "unweighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine", "absolute-floor",
+        "relative-floor-cosine-fine", "long-windows", "masking", "masking-absolute-floor-cosine"])
 def test_value_matches_the_formula_by_hand(options):
     generator = np.random.default_rng(5)
     x, y = generator.normal(0, 0.1, 2000), generator.normal(0, 0.1, 2000) * np.hanning(2000)
@@ -114,7 +127,7 @@ def test_value_matches_the_formula_by_hand(options):
     windows = [longest // 2**k for k in range(options.get("resolutions", 4))]
     expected = reference(x, y, windows, options.get("bands_per_erb", 2.0), options.get("compression", "log"),
                          options.get("distance", "level"), options.get("weighting", "a"), options.get("fine", 0.0),
-                         options.get("relative_floor_db", -60.0))
+                         options.get("relative_floor_db", -60.0), masking=options.get("masking", "none"))
     assert value == pytest.approx(expected, rel=1e-7)
 
 
@@ -145,6 +158,32 @@ def test_a_relative_floor_far_down_is_the_absolute_floor():
     assert not torch.equal(AuditorySpectrogramLoss(RATE)(x, y), absolute)
 
 
+def test_masking_spreads_as_the_masking_model_by_hand():
+    """A masker at 1 kHz (8.51 Bark): 14.5 + 8.51 dB down in its own band; one Bark above it a
+    further 24 + 230/1000 dB; one Bark below it a further 27 dB (BS.1387-1's slopes, Johnston's
+    tone offset)."""
+    from perceptual_audio_loss.auditory import simultaneous_masking_matrix
+    from perceptual_audio_loss.scales import critical_band_rate_to_hz
+
+    centres = critical_band_rate_to_hz(np.array([7.51, 8.51, 9.51]))
+    gains_db = 10 * np.log10(simultaneous_masking_matrix(centres)[:, 1])
+    own = -(14.5 + 8.51)
+    assert gains_db == pytest.approx([own - 27.0, own, own - (24.0 + 230.0 / centres[1])], abs=0.01)
+
+
+def test_a_tone_under_a_louder_tones_mask_costs_less_with_masking():
+    """A probe tone 45 dB below a 1 kHz masker: at 1.1 kHz it lies under the masking threshold
+    (about 23 dB below the masker in its band, 27 dB/Bark lower below, 24 dB/Bark above), so
+    masking lowers its cost; at 3 kHz, about 7 Bark above, the mask has fallen far below the
+    relative floor and the cost is the same either way."""
+    t = torch.arange(8192, dtype=torch.float64) / RATE
+    masker = 0.5 * torch.sin(2 * math.pi * 1000.0 * t)[None]
+    plain, masked = AuditorySpectrogramLoss(RATE).double(), AuditorySpectrogramLoss(RATE, masking="simultaneous").double()
+    near, far = (0.5 * 10 ** (-45 / 20) * torch.sin(2 * math.pi * hz * t)[None] for hz in (1100.0, 3000.0))
+    assert float(masked(masker + near, masker)) < 0.8 * float(plain(masker + near, masker))
+    assert float(masked(masker + far, masker)) == pytest.approx(float(plain(masker + far, masker)), rel=1e-4)
+
+
 def test_windows_halve_from_the_longest():
     assert [r.n_fft for r in build_loss("auditory", RATE).resolutions] == [512, 256, 128, 64]
     assert [r.n_fft for r in build_loss("auditory", 44100, longest_window_s=0.093, resolutions=3).resolutions] == [4096, 2048, 1024]
@@ -158,7 +197,13 @@ def test_windows_halve_from_the_longest():
     ("resolutions", 0, ValueError),
     ("resolutions", 2.5, TypeError),
     ("longest_window_s", 2.0, ValueError),
+    ("masking", "temporal", ValueError),
 ])
 def test_bad_arguments_are_refused_by_name(name, value, kind):
     with pytest.raises(kind, match=f"^{name}"):
         AuditorySpectrogramLoss(RATE, **{name: value})
+
+
+def test_masking_with_the_fine_term_is_refused_by_name():
+    with pytest.raises(ValueError, match="masking"):
+        AuditorySpectrogramLoss(RATE, masking="simultaneous", fine=1.0)
