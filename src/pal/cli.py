@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "table: rows where it has the best mean, and where another beats it with intervals apart")
     compare.add_argument("--names", type=comma_list, metavar="NAMES",
                          help="comma-separated column names, one per column in order (default: the losses' labels)")
+    compare.add_argument("--over-clips", action="store_true",
+                         help="end each table with every column's mean over the clips (those every column measured)")
 
     bench = commands.add_parser("bench", help="speed and memory against the 2018 way (pal bench --help)",
                                 add_help=False)
@@ -220,7 +222,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 def command_compare(args: argparse.Namespace) -> int:
     from .compare import compare_folders
 
-    print(compare_folders(args.run_dirs, args.at, args.focus, args.names))
+    print(compare_folders(args.run_dirs, args.at, args.focus, args.names, args.over_clips))
     return 0
 
 

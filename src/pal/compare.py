@@ -5,7 +5,9 @@ the mean over seeds with the half-width of its 95 % Student-t interval (:func:`p
 The best mean of a row is bold; a cell marked :data:`APART` is one the best beats with the two
 intervals apart (the best's interval clears it, as the claims table's "intervals apart"). With
 ``focus``, each table ends with one line: in how many rows that column has the best mean, and
-where another beats it with the intervals apart.
+where another beats it with the intervals apart. With ``over_clips``, each table with more than
+one clip gets a last row: every column's mean of its clips' means, over the clips where every
+column has one (a summary, so without an interval).
 
 Run folders are read through :mod:`pal.runfolder` only; nothing here trains or reads audio.
 """
@@ -228,7 +230,28 @@ def focus_line(table: Table, label: str) -> str:
             f"{len(beaten)}{': ' + '; '.join(beaten) if beaten else ''}")
 
 
-def format_markdown(tables: list[Table], focus: str | None = None) -> str:
+OVER_CLIPS = "mean over clips"
+
+
+def over_clips_row(table: Table) -> list[float] | None:
+    """Every column's mean of its per-clip means, over the clips where every column has a finite
+    mean; ``None`` with fewer than two such clips."""
+    clips = [clip for clip, row in table.cells.items() if all(math.isfinite(e.mean) for e in row)]
+    if len(clips) < 2:
+        return None
+    return [sum(table.cells[clip][i].mean for clip in clips) / len(clips) for i in range(len(table.columns))]
+
+
+def _over_clips_line(table: Table) -> list[str]:
+    means = over_clips_row(table)
+    if means is None:
+        return []
+    best = min(means) if table.claim.lower_is_better else max(means)
+    cells = [f"**{m:.3g}**" if m == best else f"{m:.3g}" for m in means]
+    return [f"| {OVER_CLIPS} | " + " | ".join(cells) + " |"]
+
+
+def format_markdown(tables: list[Table], focus: str | None = None, over_clips: bool = False) -> str:
     """The tables as Markdown, a legend first (the columns: their folders and seeds)."""
     if not tables:
         return "no measures to compare"
@@ -236,6 +259,8 @@ def format_markdown(tables: list[Table], focus: str | None = None) -> str:
              f"**Bold**: the best mean of the row; {APART}: the best beats it with the intervals apart.", ""]
     lines += [f"- `{c.label}`: {c.loss} in {c.folder} ({c.seeds} seed{'s' if c.seeds != 1 else ''})"
               for c in tables[0].columns]
+    if over_clips:
+        lines += [f"- {OVER_CLIPS}: each column's mean of its clips' means, over the clips every column measured"]
     for table in tables:
         direction = "lower" if table.claim.lower_is_better else "higher"
         when = "" if table.iteration is None else f" at iteration {table.iteration}"
@@ -244,6 +269,8 @@ def format_markdown(tables: list[Table], focus: str | None = None) -> str:
                   "|---" * (len(table.columns) + 1) + "|"]
         lines += [f"| {clip} | " + " | ".join(_cell(table, clip, i) for i in range(len(table.columns))) + " |"
                   for clip in table.cells]
+        if over_clips:
+            lines += _over_clips_line(table)
         if focus is not None:
             lines += ["", focus_line(table, focus)]
     return "\n".join(lines)
@@ -263,8 +290,9 @@ def focus_label(runs: list[RunMetrics], focus: str, names: list[str] | None = No
 
 
 def compare_folders(folders: list[Path], at: list[int] | None = None, focus: str | None = None,
-                    names: list[str] | None = None) -> str:
-    """``pal compare``: the folders' measures side by side, as Markdown; ``names`` relabel the columns."""
+                    names: list[str] | None = None, over_clips: bool = False) -> str:
+    """``pal compare``: the folders' measures side by side, as Markdown; ``names`` relabel the
+    columns; ``over_clips`` ends each table with the mean over its clips."""
     runs = read_runs(folders)
     label = focus_label(runs, focus, names) if focus is not None else None
-    return format_markdown(compare(runs, at, names), label)
+    return format_markdown(compare(runs, at, names), label, over_clips)

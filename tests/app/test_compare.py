@@ -166,3 +166,18 @@ def test_names_relabel_the_columns_in_order_and_focus_reads_them(folders, capsys
         assert main(["compare", *map(str, folders), "--names", bad]) == 2
         err = capsys.readouterr().err
         assert "--names" in err and "width=8: mse" in err and err.count("\n") == 1
+
+
+def test_the_mean_over_clips_by_hand(folders, capsys):
+    """The last row: each column's mean of its speech and drums means, the lower the better."""
+    assert main(["compare", *map(str, folders), "--over-clips"]) == 0
+    out = capsys.readouterr().out
+    rows = table(out, "high-band log-spectral distance (dB) at iteration 500")
+    means = {key: statistics.mean([statistics.mean(VALUES[(where, loss, clip, "lsd_high_db", 500)])
+                                   for clip in ("speech", "drums")])
+             for key, (where, loss) in {"a": ("a", "mse"), "p": ("a", "perceptual"), "b": ("b", "mse")}.items()}
+    # a's MSE (21 + 14.5) / 2 = 17.75, perceptual (15.5 + 15) / 2 = 15.25, b's MSE (18 + 9.5) / 2 = 13.75
+    assert [means["a"], means["p"], means["b"]] == [17.75, 15.25, 13.75]
+    assert rows["mean over clips"] == ["17.8", "15.2", "**13.8**"]
+    # STOI is on speech alone: one clip, no mean over clips
+    assert "mean over clips" not in table(out, "STOI (speech) at iteration 500")
