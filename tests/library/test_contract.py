@@ -20,9 +20,15 @@ REDUCED = [torch.float16, torch.bfloat16]
 REDUCED_IDS = ["float16", "bfloat16"]
 
 
-@pytest.fixture(scope="module", params=NAMES)
+# Beside the defaults, settings that change a loss's shapes inside (a floor per band and frame).
+SETTINGS = [(name, {}) for name in NAMES] + [("auditory", {"masking": "simultaneous"})]
+
+
+@pytest.fixture(scope="module", params=SETTINGS,
+                ids=[name + "".join(f":{k}={v}" for k, v in kwargs.items()) for name, kwargs in SETTINGS])
 def loss(request):
-    return build_loss(request.param, RATE)
+    name, kwargs = request.param
+    return build_loss(name, RATE, **kwargs)
 
 
 def pair(shape, seed=0):
