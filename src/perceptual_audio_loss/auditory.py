@@ -5,9 +5,10 @@ squared envelope of a complex, analytic band-pass filter: no phase, unlike the p
 half-wave rectified FIR outputs) and sums it into bands spaced evenly on the ERB-rate scale, as
 the cochlea's filters are spaced. The distance is level-sensitive, as MR-STFT's is: the
 spectral convergence of the band envelopes plus the mean absolute difference of their
-compressed levels, averaged over the resolutions. Levels are floored 60 dB below the target's
-loudest band: detail the target plays far below its loudest is not asked for. Bands are
-A-weighted in the level term, as the post weighted its features.
+compressed levels, plus the mean absolute difference of every FFT bin's compressed level (the
+fine structure the bands pool away), averaged over the resolutions. Levels are floored 60 dB
+below the target's loudest band: detail the target plays far below its loudest is not asked
+for. Bands are A-weighted in the level term, as the post weighted its features.
 
 Every choice is an argument, so that each can be removed in turn (the ablation in
 ``docs/guides/a-loss-that-wins.md``).
@@ -63,6 +64,8 @@ FLOOR_DB = -96.0
 # Stevens' power law on intensity as PLP uses it: loudness ~ intensity^(1/3)
 # (Hermansky, 1990, "Perceptual linear predictive (PLP) analysis of speech", JASA 87(4)).
 CUBE_ROOT = 1.0 / 3.0
+# The fine-structure term weighs as the band term: no constant tuned (the ablation tried 0 and 1).
+FINE = 1.0
 COMPRESSIONS = ("log", "cube-root")
 DISTANCES = ("level", "cosine")
 WEIGHTINGS = ("none", "a", "erb")
@@ -161,16 +164,20 @@ class AuditoryTarget(NamedTuple):
 
 
 class AuditorySpectrogramLoss(nn.Module):
-    """Distance of ERB-band envelopes at several resolutions: spectral convergence plus level L1.
+    """Distance of ERB-band envelopes at several resolutions: spectral convergence plus level L1,
+    and the level L1 of every FFT bin.
 
     For each resolution (window ``n``, hop ``n/4``) and band ``b``, ``P[t, b]`` is the power of
-    the bins the band gathers, 1 for a full-scale sine. With ``L = log(P + floor)`` (or
-    ``(P + floor)^(1/3)`` divided by the target's mean), ``E = sqrt(P)``, and the floor 60 dB
-    below the target's loudest band (never below ``floor_db`` re full scale):
+    the bins the band gathers, 1 for a full-scale sine, and ``p[t, k]`` the power of bin ``k``.
+    With ``L = log(P + floor)`` (or ``(P + floor)^(1/3)`` divided by the target's mean), ``l`` the
+    same of ``p``, ``E = sqrt(P)``, and the floor 60 dB below the target's loudest band (never
+    below ``floor_db`` re full scale):
 
-    ``loss = mean over resolutions of ||E_x - E_y||_F / ||E_y||_F + mean_{t,b} w_b |L_x - L_y|``,
+    ``loss = mean over resolutions of ||E_x - E_y||_F / ||E_y||_F + mean_{t,b} w_b |L_x - L_y|
+    + fine mean_{t,k} |l_x - l_y|``,
 
-    ``w_b`` the A-weighting of band ``b``'s centre as an amplitude gain, the mean band weighing 1.
+    ``w_b`` the A-weighting of band ``b``'s centre as an amplitude gain, the mean band weighing 1,
+    and ``fine`` 1.
 
     Args:
         sample_rate: of the signals, in Hz.
@@ -194,7 +201,7 @@ class AuditorySpectrogramLoss(nn.Module):
             only as far as it rises above what the target masks; ``"none"``: no masking. Not
             with ``fine``.
         fine: weight of a third term, the mean absolute difference of every FFT bin's compressed
-            level: the fine structure that the bands pool away (0: none).
+            level (unweighted): the fine structure that the bands pool away (0: none).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
 
     Shape:
@@ -215,12 +222,12 @@ class AuditorySpectrogramLoss(nn.Module):
 
     def __init__(self, sample_rate: float, longest_window_s: float = LONGEST_WINDOW_S, resolutions: int = RESOLUTIONS,
                  bands_per_erb: float = BANDS_PER_ERB, compression: str = "log", distance: str = "level",
-                 weighting: str = "a", floor_db: float = FLOOR_DB, fine: float = 0.0,
+                 weighting: str = "a", floor_db: float = FLOOR_DB, fine: float = FINE,
                  relative_floor_db: float | None = RELATIVE_FLOOR_DB, masking: str = "none", reduction: str = "mean"):
         super().__init__()
         check_arguments(ARGUMENTS, locals())
         if masking != "none" and fine:
-            raise ValueError("masking applies to bands; with fine > 0 it has no per-bin threshold: use one of them")
+            raise ValueError("masking applies to the band term and has no per-bin threshold: pass fine=0 with it")
         self.masking = masking
         self.sample_rate, self.compression, self.distance = float(sample_rate), compression, distance
         self.floor, self.fine, self.reduction = 10.0 ** (floor_db / 10.0), fine, reduction

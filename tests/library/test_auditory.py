@@ -111,13 +111,14 @@ def reference(x, y, windows, bands_per_erb, compression, distance, weighting, fi
     {"bands_per_erb": 0, "weighting": "erb", "relative_floor_db": None},
     {"resolutions": 1},
     {"fine": 0.5},
+    {"fine": 0.0},
     {"relative_floor_db": None},
     {"relative_floor_db": -40.0, "distance": "cosine", "fine": 1.0},
     {"longest_window_s": 0.093, "resolutions": 2},
-    {"masking": "simultaneous"},
-    {"masking": "simultaneous", "relative_floor_db": None, "distance": "cosine"},
-], ids=["design", "cosine", "cube-root", "unweighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine", "absolute-floor",
-        "relative-floor-cosine-fine", "long-windows", "masking", "masking-absolute-floor-cosine"])
+    {"masking": "simultaneous", "fine": 0.0},
+    {"masking": "simultaneous", "fine": 0.0, "relative_floor_db": None, "distance": "cosine"},
+], ids=["design", "cosine", "cube-root", "unweighted", "per-bin", "per-bin-erb-weighted", "one-window", "fine-half", "bands-alone",
+        "absolute-floor", "relative-floor-cosine-fine", "long-windows", "masking", "masking-absolute-floor-cosine"])
 def test_value_matches_the_formula_by_hand(options):
     generator = np.random.default_rng(5)
     x, y = generator.normal(0, 0.1, 2000), generator.normal(0, 0.1, 2000) * np.hanning(2000)
@@ -126,7 +127,7 @@ def test_value_matches_the_formula_by_hand(options):
     longest = 2 ** round(math.log2(RATE * options.get("longest_window_s", 0.046)))
     windows = [longest // 2**k for k in range(options.get("resolutions", 4))]
     expected = reference(x, y, windows, options.get("bands_per_erb", 2.0), options.get("compression", "log"),
-                         options.get("distance", "level"), options.get("weighting", "a"), options.get("fine", 0.0),
+                         options.get("distance", "level"), options.get("weighting", "a"), options.get("fine", 1.0),
                          options.get("relative_floor_db", -60.0), masking=options.get("masking", "none"))
     assert value == pytest.approx(expected, rel=1e-7)
 
@@ -141,11 +142,11 @@ def test_gradient_matches_finite_differences():
 
 
 def test_a_copy_20_db_too_quiet_costs_its_level():
-    """By hand: spectral convergence ||0.1 E - E|| / ||E|| = 0.9, and every band's log power is
-    ln(100) too low (bands far above the floor)."""
+    """By hand: spectral convergence ||0.1 E - E|| / ||E|| = 0.9, and every band's and every bin's
+    log power is ln(100) too low (far above the floor); the bands alone without the bins."""
     x = 0.1 * torch.randn(1, 8192, generator=torch.Generator().manual_seed(1))
-    level = AuditorySpectrogramLoss(RATE)
-    assert float(level(0.1 * x, x)) == pytest.approx(0.9 + math.log(100.0), rel=0.02)
+    assert float(AuditorySpectrogramLoss(RATE)(0.1 * x, x)) == pytest.approx(0.9 + 2 * math.log(100.0), rel=0.02)
+    assert float(AuditorySpectrogramLoss(RATE, fine=0)(0.1 * x, x)) == pytest.approx(0.9 + math.log(100.0), rel=0.02)
 
 
 def test_a_relative_floor_far_down_is_the_absolute_floor():
@@ -178,7 +179,8 @@ def test_a_tone_under_a_louder_tones_mask_costs_less_with_masking():
     relative floor and the cost is the same either way."""
     t = torch.arange(8192, dtype=torch.float64) / RATE
     masker = 0.5 * torch.sin(2 * math.pi * 1000.0 * t)[None]
-    plain, masked = AuditorySpectrogramLoss(RATE).double(), AuditorySpectrogramLoss(RATE, masking="simultaneous").double()
+    plain = AuditorySpectrogramLoss(RATE, fine=0).double()
+    masked = AuditorySpectrogramLoss(RATE, fine=0, masking="simultaneous").double()
     near, far = (0.5 * 10 ** (-45 / 20) * torch.sin(2 * math.pi * hz * t)[None] for hz in (1100.0, 3000.0))
     assert float(masked(masker + near, masker)) < 0.8 * float(plain(masker + near, masker))
     assert float(masked(masker + far, masker)) == pytest.approx(float(plain(masker + far, masker)), rel=1e-4)
@@ -205,5 +207,5 @@ def test_bad_arguments_are_refused_by_name(name, value, kind):
 
 
 def test_masking_with_the_fine_term_is_refused_by_name():
-    with pytest.raises(ValueError, match="masking"):
-        AuditorySpectrogramLoss(RATE, masking="simultaneous", fine=1.0)
+    with pytest.raises(ValueError, match="^masking.*fine=0"):
+        AuditorySpectrogramLoss(RATE, masking="simultaneous")

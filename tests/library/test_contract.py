@@ -21,7 +21,7 @@ REDUCED_IDS = ["float16", "bfloat16"]
 
 
 # Beside the defaults, settings that change a loss's shapes inside (a floor per band and frame).
-SETTINGS = [(name, {}) for name in NAMES] + [("auditory", {"masking": "simultaneous"})]
+SETTINGS = [(name, {}) for name in NAMES] + [("auditory", {"masking": "simultaneous", "fine": 0})]
 
 
 @pytest.fixture(scope="module", params=SETTINGS,
