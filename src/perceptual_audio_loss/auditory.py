@@ -123,7 +123,7 @@ def simultaneous_masking_matrix(centres_hz: np.ndarray) -> np.ndarray:
 
 
 class _Resolution(nn.Module):
-    def __init__(self, sample_rate: float, n_fft: int, bands_per_erb: float, weighting: str):
+    def __init__(self, sample_rate: float, n_fft: int, bands_per_erb: float, weighting: str, masking: str):
         super().__init__()
         self.n_fft, self.hop = n_fft, n_fft // 4
         window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
@@ -142,7 +142,8 @@ class _Resolution(nn.Module):
         self.register_buffer("window", window.float() * math.sqrt(scale))
         self.register_buffer("bands_by_bin", torch.from_numpy(shares).float())
         self.register_buffer("weights", torch.from_numpy(weights).float())
-        self.register_buffer("masking_by_band", torch.from_numpy(simultaneous_masking_matrix(centres_hz).T.copy()).float())
+        if masking == "simultaneous":  # (masker, maskee): the target's band powers times it give the threshold
+            self.register_buffer("masking_by_band", torch.from_numpy(simultaneous_masking_matrix(centres_hz).T.copy()).float())
 
     def powers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(items, time)`` -> the power of every bin ``(items, frames, bins)`` and of every band
@@ -198,8 +199,8 @@ class AuditorySpectrogramLoss(nn.Module):
             there still costs. ``None``: ``floor_db`` alone (as ``-300`` does).
         masking: ``"simultaneous"`` raises each band and frame's floor to the target's masking
             threshold there (:func:`simultaneous_masking_matrix`), so a level difference counts
-            only as far as it rises above what the target masks; ``"none"``: no masking. Not
-            with ``fine``.
+            only as far as it rises above what the target masks; ``"none"``: no masking. It has
+            no per-bin threshold, so it asks for ``fine=0``.
         fine: weight of a third term, the mean absolute difference of every FFT bin's compressed
             level (unweighted): the fine structure that the bands pool away (0: none).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
@@ -234,7 +235,8 @@ class AuditorySpectrogramLoss(nn.Module):
         self.relative_floor = None if relative_floor_db is None else 10.0 ** (relative_floor_db / 10.0)
         longest = window_length(sample_rate, longest_window_s)
         lengths = sorted({max(2, longest >> k) for k in range(resolutions)}, reverse=True)
-        self.resolutions = nn.ModuleList(_Resolution(sample_rate, n, bands_per_erb, weighting) for n in lengths)
+        self.resolutions = nn.ModuleList(_Resolution(sample_rate, n, bands_per_erb, weighting, masking)
+                                         for n in lengths)
 
     def _levels(self, power: torch.Tensor, floor: torch.Tensor | float) -> torch.Tensor:
         if self.compression == "log":
