@@ -21,7 +21,7 @@ MATRIX_LOSSES = {
     # its bands: 128 Bark-spaced bands are still ~5 per critical band (~25 Bark up to 22 kHz).
     "perceptual-44k": "PerceptualLoss(rate, n_bands=128, taps=2048, stride=4): for 44.1/48 kHz",
     "masked": "MaskedLoss(rate), target transformed every call",
-    "auditory": "AuditorySpectrogramLoss(rate): ERB-band envelopes at 46/23/12/6 ms, compared by level",
+    "auditory": "AuditorySpectrogramLoss(rate): ERB bands and every bin at 46/23/12/6 ms, compared by level",
     "mrstft": "auraloss.freq.MultiResolutionSTFTLoss(), its defaults",
     "mel": "pal.mel_loss.MultiScaleMelLoss(rate): DAC's recipe, windows 32..2048, 5..320 mel bands",
     "l1": "torch.nn.L1Loss()",
