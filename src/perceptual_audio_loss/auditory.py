@@ -253,7 +253,7 @@ class AuditorySpectrogramLoss(nn.Module):
         if self.masking == "none":
             return floor
         threshold = full_precision_matmul(target_band_power, resolution.masking_by_band.to(target_band_power.dtype))
-        return torch.maximum(threshold, floor) if isinstance(floor, torch.Tensor) else threshold.clamp_min(floor)
+        return threshold.clamp_min(floor)  # floor: a number, or (items, 1, 1) broadcast
 
     def _envelope(self, power: torch.Tensor) -> torch.Tensor:
         # sqrt's gradient at zero power is infinite: a floor far below the level floor keeps it finite.
