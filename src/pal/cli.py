@@ -9,9 +9,9 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from .commandline import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUN_FAILED, OneLineParser
-from .errors import UserError
-from .locks import check_not_being_written
+from .core.commandline import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_RUN_FAILED, OneLineParser
+from .core.errors import UserError
+from .core.locks import check_not_being_written
 
 
 def integer(text: str) -> int:
@@ -42,7 +42,7 @@ def builtin_clips_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import add_setting_flags
+    from .run.config import add_setting_flags
     from .sweeps.plan import MANY_WINDOWS, own_settings
 
     parser = OneLineParser(prog="pal", description="Perceptual audio loss: the 2018 experiment and its page.")
@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 def command_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from .config import ExperimentConfig, checked_settings, read_config_file, settings_from_flags
-    from .experiment import run_experiment
+    from .run.config import ExperimentConfig, checked_settings, read_config_file, settings_from_flags
+    from .run.experiment import run_experiment
 
     settings = read_config_file(args.config) if args.config else {}
     out_from_file = settings.pop("out", None)
@@ -142,7 +142,7 @@ def command_run(args: argparse.Namespace) -> int:
 def write_errors_named(folder: Path, doing: str, kept: str):
     """A write that fails (full or read-only disk, I/O error) as one line: the folder, what was
     being written and why it failed, then what is kept and what to do."""
-    from .files import failure
+    from .core.files import failure
 
     try:
         yield
@@ -151,7 +151,7 @@ def write_errors_named(folder: Path, doing: str, kept: str):
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from .report.page import build_report
 
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: no such run folder")
@@ -171,7 +171,7 @@ def command_listen(args: argparse.Namespace) -> int:
     check_not_being_written(args.run_dir, "run")
     if args.results:
         from .listening.results import write_page_section
-        from .report import build_report
+        from .report.page import build_report
 
         with write_errors_named(args.run_dir, "writing the listening results", "the ratings and the run are kept: "
                                 "free space and run this again"):
@@ -197,10 +197,10 @@ def command_listen(args: argparse.Namespace) -> int:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    from .config import settings_from_flags
+    from .run.config import settings_from_flags
     from .sweeps import SweepSettings, run_sweep
     from .sweeps.plan import own_settings
-    from .sweepfolder import SWEEP_PAGE
+    from .run.sweep_folder import SWEEP_PAGE
 
     own = {declared.name: getattr(args, declared.name) for declared in own_settings()}
     settings = SweepSettings(**settings_from_flags(args, "sweep"), **own)
@@ -220,7 +220,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from .compare import compare_folders
+    from .report.compare import compare_folders
 
     print(compare_folders(args.run_dirs, args.at, args.focus, args.names, args.over_clips))
     return 0
@@ -228,7 +228,7 @@ def command_compare(args: argparse.Namespace) -> int:
 
 def command_summarize(args: argparse.Namespace) -> int:
     from .sweeps import summarize
-    from .sweepfolder import SWEEP_PAGE
+    from .run.sweep_folder import SWEEP_PAGE
 
     if not args.sweep_dir.is_dir():
         raise UserError(f"{args.sweep_dir}: no such sweep folder")

@@ -32,7 +32,7 @@ def first_loss(out, clip, label, seed=0) -> float:
 
 def untrained_output(seed=0) -> torch.Tensor:
     """The output ``(1, 1, T)`` of the generator of ``seed`` before any update, on the CPU."""
-    from pal.generator import seeded_generator_and_latent
+    from pal.run.generator import seeded_generator_and_latent
 
     model, latent = seeded_generator_and_latent(seed)
     with torch.no_grad():
@@ -68,7 +68,7 @@ def run(listening_run, tmp_path):
 def stop_after_saving(monkeypatch):
     """``stop_after_saving(i)``: the next ``pal run`` in this process is interrupted (as by Ctrl-C)
     right after it saves its training state at iteration ``i``; later runs save as usual."""
-    import pal.runfolder as runfolder
+    import pal.run.folder as runfolder
 
     original_save = runfolder.save_state
 

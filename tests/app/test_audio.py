@@ -3,7 +3,7 @@ import pytest
 import soundfile
 
 from conftest import sine
-from pal.audio import AudioError, load_clip, prepare_clip, take_window
+from pal.core.audio import AudioError, load_clip, prepare_clip, take_window
 from pal.clips import BUILTIN_CLIPS, builtin_clip
 
 
@@ -102,7 +102,7 @@ def test_synthetic_speech_window_ends_on_the_sibilant():
 
 
 def test_written_wav_reads_back_exactly_and_is_byte_reproducible(tmp_path):
-    from pal.audio import write_wav
+    from pal.core.audio import write_wav
 
     samples = np.random.default_rng(0).standard_normal(1001).astype(np.float32) * 3  # beyond +-1 too
     write_wav(tmp_path / "a.wav", samples, 11025)

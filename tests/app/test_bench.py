@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from pal.bench import cli, common, matrix, ops, zounds
-from pal.mel_loss import DAC_MEL_BANDS, DAC_WINDOW_LENGTHS, MultiScaleMelLoss, hz_to_mel, mel_basis
+from pal.losses.mel import DAC_MEL_BANDS, DAC_WINDOW_LENGTHS, MultiScaleMelLoss, hz_to_mel, mel_basis
 
 REPO = Path(__file__).resolve().parents[2]
 

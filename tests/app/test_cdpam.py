@@ -1,4 +1,4 @@
-"""CDPAM, the optional judge (pal.judge, ``pal run --cdpam``): its values against cdpam's own code
+"""CDPAM, the optional judge (pal.measures.judges, ``pal run --cdpam``): its values against cdpam's own code
 and fixed goldens, and a run with it and without the package."""
 
 import csv
@@ -12,7 +12,7 @@ import torch
 from scipy import signal
 
 from pal.cli import main
-from pal.judge import NOT_INSTALLED
+from pal.measures.judges import NOT_INSTALLED
 
 RATE = 11025
 NEEDS_CDPAM = "the cdpam extra is not installed (pip install 'perceptual-audio-loss[cdpam]')"
@@ -20,18 +20,18 @@ NEEDS_CDPAM = "the cdpam extra is not installed (pip install 'perceptual-audio-l
 
 @pytest.fixture(scope="module")
 def judge():
-    """pal.judge with its model built (once for the module)."""
+    """pal.measures.judges with its model built (once for the module)."""
     pytest.importorskip("cdpam", reason=NEEDS_CDPAM)
-    import pal.judge
+    import pal.measures.judges
 
-    pal.judge.cdpam_model()
-    return pal.judge
+    pal.measures.judges.cdpam_model()
+    return pal.measures.judges
 
 
 @functools.cache
 def score(level: float) -> float:
     """CDPAM's distance from :func:`tone` to :func:`noisy` ``(level)`` at 11025 Hz (a second or two each)."""
-    from pal.judge import cdpam_distance
+    from pal.measures.judges import cdpam_distance
 
     return cdpam_distance(tone(), noisy(level), RATE)
 
@@ -67,7 +67,7 @@ def test_the_weights_are_the_ones_cdpam_itself_loads_and_so_is_the_distance(judg
 
 @pytest.mark.slow  # the model: seconds per distance on a CPU
 def test_a_tone_and_its_noisy_copy_score_the_golden_value(judge):
-    # Computed once with pal.judge.cdpam_distance on 2026-12-04 (cdpam 0.0.6, torch 2.13.0 CPU,
+    # Computed once with pal.measures.judges.cdpam_distance on 2026-12-04 (cdpam 0.0.6, torch 2.13.0 CPU,
     # soxr 1.1.0), and equal to cdpam's own CDPAM().forward on the same inputs (test above). The
     # tolerance allows other CPUs' convolution rounding.
     assert score(0.05) == pytest.approx(1.6401033, rel=2e-3)
@@ -98,7 +98,7 @@ def test_a_pair_scores_the_same_at_11025_as_resampled_to_22050_by_scipy(judge):
 
 def test_the_input_is_cdpams_int16_range_at_22050():
     # cdpam.load_audio: librosa.load(path, sr=22050), then np.round(samples * 32768), (1, time).
-    from pal import judge
+    from pal.measures import judges as judge
 
     prepared = judge.cdpam_input(np.array([0.5, -0.25, 1.0, 1e-5]), 22050)
     np.testing.assert_array_equal(prepared, np.array([[16384.0, -8192.0, 32768.0, 0.0]], np.float32))

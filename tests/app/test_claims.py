@@ -5,8 +5,8 @@ import math
 import pytest
 from scipy import stats
 
-from pal.claims import CLAIMS, claims_table, format_table, iterations_to_final
-from pal.stats import mean_interval
+from pal.measures.claims import CLAIMS, claims_table, format_table, iterations_to_final
+from pal.measures.stats import mean_interval
 
 
 def test_mean_interval_is_the_student_t_interval():

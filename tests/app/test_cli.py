@@ -163,7 +163,7 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_nothing(failure, inputs
 
 
 def test_a_write_failure_mid_run_keeps_what_was_written(inputs, tmp_path, capsys, monkeypatch):
-    import pal.runfolder as runfolder
+    import pal.run.folder as runfolder
 
     def disk_full(path, state):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -13,7 +13,7 @@ import pytest
 import soundfile
 from scipy import signal
 
-from pal.audio import prepare_clip
+from pal.core.audio import prepare_clip
 from pal.clips import BUILTIN_CLIPS, DEFAULT_CLIPS, builtin_clip, synthetic
 
 DATA = resources.files("pal.clips").joinpath("data")
@@ -141,14 +141,14 @@ def test_the_cc_by_sa_clips_carry_their_licence_text_and_uri():
 
 
 def test_a_built_in_clips_credit_goes_with_it_onto_the_page():
-    from pal.config import ExperimentConfig
-    from pal.experiment import load_clips
+    from pal.run.config import ExperimentConfig
+    from pal.run.experiment import load_clips
 
     [clip] = load_clips(ExperimentConfig(clips=["band"]))
     assert clip.name == "band" and "Reno Project" in clip.source and "creativecommons.org" in clip.source
 
 
 def test_pal_run_fits_the_recordings_when_given_no_clips():
-    from pal.config import ExperimentConfig
+    from pal.run.config import ExperimentConfig
 
     assert ExperimentConfig().clips == list(DEFAULT_CLIPS)

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from pal.cli import main
-from pal.runfolder import RunFolder, write_json
+from pal.run.folder import RunFolder, write_json
 
 SEEDS = [0, 1, 2]
 # (folder, loss, clip, metric, iteration) -> one value per seed

@@ -4,10 +4,10 @@ flags, their defaults and help, and the TOML keys come from those declarations."
 import pytest
 
 from pal.cli import build_parser, main
-from pal.config import CHECKS, ExperimentConfig, default_of, flagged_settings, settings_fields
+from pal.run.config import CHECKS, ExperimentConfig, default_of, flagged_settings, settings_fields
 from pal.sweeps import SweepSettings
 from pal.sweeps.run import _recorded as recorded_sweep_settings
-from pal.train import _adam
+from pal.run.train import _adam
 
 
 def options(command: str) -> dict:
@@ -88,7 +88,7 @@ def test_the_configured_learning_rate_is_the_first_step(learning_rate):
     import torch
 
     from perceptual_audio_loss import build_loss
-    from pal.train import RunSpec, train_batched
+    from pal.run.train import RunSpec, train_batched
 
     states = []
     target = torch.sin(torch.arange(8192) / 7.0).view(1, 1, -1)

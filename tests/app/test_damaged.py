@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pal.cli import main
-from pal.errors import UserError
+from pal.core.errors import UserError
 from pal.sweeps.shard import SWEEP_FILE, TARGETS_FILE, load_plan
 
 GARBAGE = b"\x00\x01not what pal wrote\xff" * 40

@@ -1,12 +1,12 @@
-"""Finding audio and naming clips (pal.discovery), shared by pal run and pal sweep."""
+"""Finding audio and naming clips (pal.run.sources), shared by pal run and pal sweep."""
 
 import json
 
 import numpy as np
 import soundfile
 
-from pal.discovery import audio_under, is_output_folder, unique_names
-from pal.experiment import expand_sources
+from pal.run.sources import audio_under, is_output_folder, unique_names
+from pal.run.experiment import expand_sources
 from pal.sweeps.plan import find_audio
 
 

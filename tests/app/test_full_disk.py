@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import soundfile
 
-import pal.files
+import pal.core.files
 from pal.cli import main
 from pal.listening import store
-from pal.locks import LOCK_FILE
+from pal.core.locks import LOCK_FILE
 
 from conftest import sine
 
@@ -106,7 +106,7 @@ class FillBefore:
     def __init__(self, monkeypatch, disk: SmallDisk, folder: Path, chosen, leave: int):
         self.path: Path | None = None
         self.before: dict[str, bytes] = {}
-        original, seen = pal.files.atomic_path, Counter()
+        original, seen = pal.core.files.atomic_path, Counter()
 
         @contextmanager
         def watched(path):
@@ -118,8 +118,8 @@ class FillBefore:
             with original(path) as temporary:
                 yield temporary
 
-        monkeypatch.setattr(pal.files, "atomic_path", watched)
-        self.undo = lambda: monkeypatch.setattr(pal.files, "atomic_path", original)
+        monkeypatch.setattr(pal.core.files, "atomic_path", watched)
+        self.undo = lambda: monkeypatch.setattr(pal.core.files, "atomic_path", original)
 
 
 def assert_one_line_naming(err: str, *names) -> None:

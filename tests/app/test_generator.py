@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pal.generator import BLOCKS, seeded_generator_and_latent
-from pal.train import checkpoint_iterations, train_one
+from pal.run.generator import BLOCKS, seeded_generator_and_latent
+from pal.run.train import checkpoint_iterations, train_one
 
 
 def test_output_shape_and_layers():

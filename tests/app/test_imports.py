@@ -102,10 +102,10 @@ def test_the_circle_finder_finds_a_circle_through_a_package():
 
 
 def test_relative_imports_and_packages_are_read_as_python_resolves_them():
-    assert "pal.config" in imported_by("pal.bench.cli", MODULES["pal.bench.cli"])
-    assert "pal.commandline" in imported_by("pal.cli", MODULES["pal.cli"])
-    # pal.sweeps.run imports pal.sweepfolder, and from its own package, pal.sweeps.shard
-    assert {"pal.sweepfolder", "pal.sweeps.shard"} <= imported_by("pal.sweeps.run", MODULES["pal.sweeps.run"])
+    assert "pal.run.config" in imported_by("pal.bench.cli", MODULES["pal.bench.cli"])
+    assert "pal.core.commandline" in imported_by("pal.cli", MODULES["pal.cli"])
+    # pal.sweeps.run imports pal.run.sweep_folder, and from its own package, pal.sweeps.shard
+    assert {"pal.run.sweep_folder", "pal.sweeps.shard"} <= imported_by("pal.sweeps.run", MODULES["pal.sweeps.run"])
     assert "pal.sweeps" not in imported_by("pal.sweeps.run", MODULES["pal.sweeps.run"])
 
 

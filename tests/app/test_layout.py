@@ -1,15 +1,15 @@
 """The run folder and the sweep folder each have one owner: every file name they hold is spelled
-in exactly one module of the application (pal.runfolder, pal.sweepfolder, the listening store)."""
+in exactly one module of the application (pal.run.folder, pal.run.sweep_folder, the listening store)."""
 
 from pathlib import Path
 
 import pytest
 
-from pal import runfolder
+from pal.run import folder as runfolder
 from pal.listening import store
-from pal import sweepfolder
+from pal.run import sweep_folder as sweepfolder
 
-PACKAGE = Path(runfolder.__file__).parent
+PACKAGE = Path(runfolder.__file__).parents[1]
 RUN_FILES = [runfolder.CONFIG, runfolder.RUNS, runfolder.METRICS, runfolder.STATE, runfolder.PAGE,
              runfolder.LISTENING_SUMMARY, runfolder.LISTENING_IMAGE,
              runfolder.ORIGINAL, runfolder.PEAKS, runfolder.LOSSES, *runfolder.CLIP_IMAGES.values(),
@@ -24,12 +24,12 @@ def modules_spelling(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", RUN_FILES)
 def test_a_run_folder_name_is_spelled_only_in_runfolder(name):
-    assert modules_spelling(name) == ["runfolder.py"]
+    assert modules_spelling(name) == ["run/folder.py"]
 
 
 @pytest.mark.parametrize("name", SWEEP_FILES)
 def test_a_sweep_folder_name_is_spelled_only_in_sweepfolder(name):
-    assert modules_spelling(name) == ["sweepfolder.py"]
+    assert modules_spelling(name) == ["run/sweep_folder.py"]
 
 
 def test_the_ratings_file_is_spelled_only_in_the_store():
@@ -58,7 +58,7 @@ def test_run_records_read_back_as_typed_values_old_and_new(tmp_path):
 
 
 def test_a_damaged_run_record_is_named(tmp_path):
-    from pal.errors import UserError
+    from pal.core.errors import UserError
 
     folder = runfolder.RunFolder(tmp_path)
     folder.runs.write_text('{"not": "a list"}')
@@ -72,7 +72,7 @@ def test_a_damaged_run_record_is_named(tmp_path):
 def test_the_run_configuration_reads_back_typed_old_and_new(tmp_path):
     import json
 
-    from pal.errors import UserError
+    from pal.core.errors import UserError
 
     folder = runfolder.RunFolder(tmp_path)
     record = {"losses": ["mse", "perceptual"], "iterations": 1000, "checkpoint_every": 300, "sample_rate": 11025,

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from pal.audio import float_wav_bytes
+from pal.core.audio import float_wav_bytes
 from pal.cli import main
 from pal.listening import results, store, text
 from pal.listening.design import ANCHOR, REFERENCE, ClipStimuli, Stimuli, load_stimuli
-from pal.runfolder import RunFolder
+from pal.run.folder import RunFolder
 
 fastapi_testclient = pytest.importorskip("fastapi.testclient")
 from pal.listening import server  # noqa: E402

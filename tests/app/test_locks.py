@@ -13,7 +13,7 @@ import pytest
 import soundfile
 
 from pal.cli import main
-from pal.locks import LOCK_FILE, check_not_being_written, writing
+from pal.core.locks import LOCK_FILE, check_not_being_written, writing
 
 PAL = str(Path(sys.executable).with_name("pal"))
 

@@ -1,6 +1,6 @@
 """Options that would exhaust the machine are refused before anything is built (issue 22, class 4).
 
-The cases are generated from :data:`pal.budget.ESTIMATES`: for every registered loss whose size
+The cases are generated from :data:`pal.losses.budget.ESTIMATES`: for every registered loss whose size
 depends on its options, and every such option, the first power-of-ten multiple (or fraction) of
 its default that the estimate puts over the budget. Each goes through ``pal run`` with the loss's
 factory replaced by one that fails the test if called, so the refusal provably comes before any
@@ -19,11 +19,11 @@ import pytest
 import soundfile
 
 import pal.sweeps.executors
-from pal.budget import ESTIMATES, WORKING_SET_BUDGET, check_working_set
+from pal.losses.budget import ESTIMATES, WORKING_SET_BUDGET, check_working_set
 from pal.cli import main
-from pal.config import SAMPLE_RATES
-from pal.errors import UserError
-from pal.losses import PEER_LOSSES, registered_names
+from pal.run.config import SAMPLE_RATES
+from pal.core.errors import UserError
+from pal.losses.specs import PEER_LOSSES, registered_names
 from perceptual_audio_loss import LOSSES
 
 WINDOW = 8192

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pal import metrics
+from pal.measures import signal as metrics
 
 RATE = 11025
 
@@ -66,7 +66,7 @@ def test_noise_floor_measures_noise_where_the_original_is_silent():
 
 def test_stoi_and_pesq_score_a_copy_best_and_noise_lower():
     from pal.clips import builtin_clip
-    from pal.audio import prepare_clip
+    from pal.core.audio import prepare_clip
 
     speech = prepare_clip("speech", *builtin_clip("speech"), "speech").samples.astype(float)
     noisy = speech + 0.3 * np.random.default_rng(3).standard_normal(speech.size)

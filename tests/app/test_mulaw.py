@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pal.losses import LossSpec, build_loss
-from pal.mulaw import MuLawLoss, class_values, mu_law_compress, mu_law_expand, quantise
-from pal.train import train_one
+from pal.losses.specs import LossSpec, build_loss
+from pal.losses.mulaw import MuLawLoss, class_values, mu_law_compress, mu_law_expand, quantise
+from pal.run.train import train_one
 
 
 def test_companding_by_hand_and_round_trip():

@@ -1,6 +1,6 @@
 """A loss's options and labels never become paths of their own (issue 22, class 1).
 
-:func:`pal.names.folder_name` is checked against an independent encoder (``urllib.parse.quote``
+:func:`pal.core.names.folder_name` is checked against an independent encoder (``urllib.parse.quote``
 with the same safe characters) and by the filesystem itself; then every dangerous label goes
 through a real ``pal run`` together: nothing is written outside ``--out``, each label has its own
 folder holding its own loss's history, and the page's links open those files.
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from pal.cli import main
-from pal.errors import UserError
-from pal.names import MAX_NAME_BYTES, SAFE, UnsafeName, folder_name, label_of
+from pal.core.errors import UserError
+from pal.core.names import MAX_NAME_BYTES, SAFE, UnsafeName, folder_name, label_of
 
 DANGEROUS = [
     "..", ".", "../x", "../../escaped", "a/b", "/abs", "a\\b", "#", "%", "?", "a b", " ", "%2F", "a%2Fb",

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from pal.bench import cli, common, ops
-from pal.opcount import OpCounter, count_ops, forward_backward_ops
-from pal.train import RunSpec, train_batched
+from pal.bench.opcount import OpCounter, count_ops, forward_backward_ops
+from pal.run.train import RunSpec, train_batched
 from perceptual_audio_loss import build_loss
 
 

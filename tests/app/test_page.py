@@ -11,8 +11,9 @@ from matplotlib import colormaps
 from PIL import Image
 from scipy import signal
 
-from pal import charts, claims, report
-from pal.stats import Estimate
+from pal.measures import claims
+from pal.report import charts, page as report
+from pal.measures.stats import Estimate
 
 RATE = 11025
 

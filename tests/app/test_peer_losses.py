@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pal.losses import LossSpec, build_loss
+from pal.losses.specs import LossSpec, build_loss
 
 RATE = 11025
 
@@ -24,7 +24,7 @@ def hand_log_mel(signal, length: int, bands: int):
     Hann, hop of a quarter window (DAC's MelSpectrogramLoss as its conf/base.yml sets it)."""
     import numpy as np
 
-    from pal.mel_loss import mel_basis
+    from pal.losses.mel import mel_basis
 
     padded = np.pad(signal, length // 2, mode="reflect")
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(length) / length)
@@ -67,7 +67,7 @@ def test_a_run_trains_with_both_new_peers(tmp_path):
     from perceptual_audio_loss import PerceptualLoss
 
     from pal.cli import main
-    from pal.mel_loss import MultiScaleMelLoss
+    from pal.losses.mel import MultiScaleMelLoss
 
     out = tmp_path / "run"
     assert main(["run", "speech", "--losses", "dac-mel,perceptual+mrstft", "--iterations", "2",

@@ -1,7 +1,7 @@
 """Every number a user can give pal, at every door, is finite and bounded, or one line (issue 15).
 
-The cases are generated: from the declared settings (:func:`pal.config.setting` and a sweep's own,
-each with its :class:`~pal.config.Number` or :class:`~pal.config.NumberList` check) and from the
+The cases are generated: from the declared settings (:func:`pal.run.config.setting` and a sweep's own,
+each with its :class:`~pal.run.config.Number` or :class:`~pal.run.config.NumberList` check) and from the
 parsers' numeric flags, so a setting added later is tried here without a line of this file
 changing. Each bad value goes through ``pal run --config`` (TOML), ``pal run`` and ``pal sweep``
 flags, and ``pal listen``'s flags, and must give exit 2, one line, no traceback and no folder.
@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import soundfile
 
-import pal.experiment
+import pal.run.experiment
 import pal.listening.server
 import pal.sweeps
 import pal.sweeps.run
-from pal.audio import Clip
+from pal.core.audio import Clip
 from pal.cli import build_parser, integer, main
-from pal.errors import UserError
-from pal.config import MAX_SEEDS, Number, NumberList, settings_fields
+from pal.core.errors import UserError
+from pal.run.config import MAX_SEEDS, Number, NumberList, settings_fields
 from pal.sweeps import SweepSettings
 from pal.sweeps.plan import MANY_WINDOWS, own_settings, plan_windows, window_offsets, windows_of
 
@@ -135,7 +135,7 @@ def nothing_starts(monkeypatch):
     def started(*args, **kwargs):
         raise AssertionError("the command started: a bad value was accepted")
 
-    monkeypatch.setattr(pal.experiment, "_run_locked", started)
+    monkeypatch.setattr(pal.run.experiment, "_run_locked", started)
     monkeypatch.setattr(pal.sweeps.run, "_run_locked", started)
     monkeypatch.setattr(pal.listening.server, "serve", started)
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pal.cli import main
-from pal.losses import PEER_LOSSES
+from pal.losses.specs import PEER_LOSSES
 
 PAL = str(Path(sys.executable).with_name("pal"))
 FAULT_RUN = ["speech", "--losses", "mse,perceptual", "--iterations", "240", "--checkpoint-every", "40",

@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 import pal.sweeps
-from pal.claims import claims_table, format_table
+from pal.measures.claims import claims_table, format_table
 from pal.cli import main
 from pal.sweeps.run import SweepOutcome
 

@@ -1,10 +1,10 @@
-"""pal.stats against values worked by hand and published tables."""
+"""pal.measures.stats against values worked by hand and published tables."""
 
 import math
 
 import pytest
 
-from pal.stats import binomial_p_value, mean_interval, wilson_interval
+from pal.measures.stats import binomial_p_value, mean_interval, wilson_interval
 
 
 def test_mean_interval_by_hand():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import pal.train as train
-from pal.opcount import OpCounter
-from pal.train import Diverged, Finished, RunSpec, train_batched
+import pal.run.train as train
+from pal.bench.opcount import OpCounter
+from pal.run.train import Diverged, Finished, RunSpec, train_batched
 from perceptual_audio_loss import build_loss
 
 SAMPLE_RATE = 11025

@@ -7,9 +7,9 @@ import torch
 from perceptual_audio_loss import PerceptualLoss, build_loss
 from perceptual_audio_loss.losses import TargetLoss
 from pal.cli import main
-from pal.config import full_float32
-from pal.generator import GeneratorStack, seeded_generator_and_latent
-from pal.train import Diverged, Finished, RunSpec, _saved_failure, train_batched, train_one
+from pal.run.config import full_float32
+from pal.run.generator import GeneratorStack, seeded_generator_and_latent
+from pal.run.train import Diverged, Finished, RunSpec, _saved_failure, train_batched, train_one
 
 SAMPLE_RATE = 11025
 
@@ -121,7 +121,7 @@ def test_full_float32_sets_the_flags_inside_and_gives_back_the_users_after():
 
 @pytest.mark.slow
 def test_pal_run_trains_in_full_float32(tmp_path, monkeypatch):
-    import pal.experiment
+    import pal.run.experiment
 
     seen = []
 
@@ -129,7 +129,7 @@ def test_pal_run_trains_in_full_float32(tmp_path, monkeypatch):
         seen.append(precision_flags())
         return train_batched(*args, **kwargs)
 
-    monkeypatch.setattr(pal.experiment, "train_batched", recording)
+    monkeypatch.setattr(pal.run.experiment, "train_batched", recording)
     before = precision_flags()
     assert main(["run", "drums", "--losses", "mse", "--iterations", "1", "--checkpoint-every", "1",
                  "--out", str(tmp_path / "run"), "--no-progress"]) == 0
@@ -139,7 +139,7 @@ def test_pal_run_trains_in_full_float32(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_batched_training_on_cuda_matches_the_cpu():
-    """On CUDA, ``pal run`` trains in full float32 (:func:`pal.config.full_float32`: TF32 off):
+    """On CUDA, ``pal run`` trains in full float32 (:func:`pal.run.config.full_float32`: TF32 off):
     the GPU's experiment is the CPU's up to float32 rounding."""
     targets = short_targets()
     on_cpu = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=2, checkpoint_every=2)

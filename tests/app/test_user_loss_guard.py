@@ -216,7 +216,7 @@ def test_a_loss_module_that_exits_on_import_is_one_line(tmp_path, capsys, monkey
 
 def test_the_guard_does_not_change_the_numbers(tmp_path):
     """The guarded loss gives the value and gradient of the loss itself, bit for bit."""
-    from pal.guard import guarded
+    from pal.losses.guard import guarded
 
     namespace = {}
     exec(compile(TEMPLATE.format(place="", action=""), "loss", "exec"), namespace)

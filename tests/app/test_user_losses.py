@@ -11,7 +11,7 @@ import soundfile
 from perceptual_audio_loss import PerceptualLoss
 from pal.cli import main
 from pal.listening.design import load_stimuli
-from pal.losses import parse_option_value
+from pal.losses.specs import parse_option_value
 
 from conftest import first_loss, original, untrained_output
 

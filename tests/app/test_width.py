@@ -7,8 +7,8 @@ import soundfile
 
 from pal.cli import main
 from pal.clips import builtin_clip
-from pal.config import ExperimentConfig
-from pal.runfolder import RunFolder
+from pal.run.config import ExperimentConfig
+from pal.run.folder import RunFolder
 
 
 def hand_count(width: int) -> int:
@@ -37,7 +37,7 @@ def test_a_run_of_width_8_trains_generators_of_that_size_and_records_it(tmp_path
 
 
 def test_the_default_is_the_posts_32_and_stays_out_of_the_identity():
-    from pal.generator import seeded_generator_and_latent
+    from pal.run.generator import seeded_generator_and_latent
 
     assert ExperimentConfig().width == 32 and "width" not in ExperimentConfig().identity()
     assert ExperimentConfig(width=8).identity()["width"] == 8

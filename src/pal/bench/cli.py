@@ -9,29 +9,20 @@ from pathlib import Path
 
 import torch
 
-from ..commandline import OneLineParser
-from ..config import Number, NumberList
+from ..core.commandline import OneLineParser
+from ..run.config import Number, NumberList
 from .common import machine
 from .matrix import MATRIX_LOSSES, QUICK, bench_matrix, matrix_grid, measure_cell, print_matrix
 from .ops import OPS_LOSSES, bench_ops, print_ops
 from .sweep import bench_sweep, print_sweep
-from .zounds import (
-    DEFAULT_ZOUNDS_VENV,
-    MISSING_ZOUNDS,
-    bench_crossover,
-    bench_experiment,
-    bench_full_band,
-    bench_loss,
-    print_report,
-    zounds_python,
-)
+from .zounds import DEFAULT_ZOUNDS_VENV, MISSING_ZOUNDS, bench_crossover, bench_experiment, bench_full_band, bench_loss, print_report, zounds_python
 
 def checked(check, flag: str):
-    """An argparse type that reads a flag's text through one of :mod:`pal.config`'s checks
-    (:class:`~pal.config.Number` or :class:`~pal.config.NumberList`), so a bad value is one line."""
+    """An argparse type that reads a flag's text through one of :mod:`pal.run.config`'s checks
+    (:class:`~pal.run.config.Number` or :class:`~pal.run.config.NumberList`), so a bad value is one line."""
     import argparse
 
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     def parse(text: str):
         try:
@@ -71,7 +62,7 @@ def write_out(out: Path | None, report: dict) -> int:
     """Write ``report`` as JSON to ``--out`` if given: 0, or 2 with one line when it cannot be written."""
     if out is None:
         return 0
-    from ..files import atomic_write_text, failure
+    from ..core.files import atomic_write_text, failure
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(args.losses or ()) - set(OPS_LOSSES)
         if unknown:
             parser.error(f"unknown losses {sorted(unknown)}; choose from {', '.join(OPS_LOSSES)}")
-        from ..config import resolve_device
+        from ..run.config import resolve_device
 
         report = counted_ops(args, str(resolve_device(args.device or "cpu")))
         print_ops(report)
         return write_out(args.out, report)
     if args.matrix:
-        from ..config import resolve_device
+        from ..run.config import resolve_device
 
         device = str(resolve_device(args.device or "cpu"))
         unknown = set(args.losses or ()) - set(MATRIX_LOSSES)

@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 def post_targets(names=EXPERIMENT_CLIPS) -> torch.Tensor:
     """The built-in clips' target windows as ``pal run`` prepares them: ``(clips, 1, 8192)``."""
-    from ..audio import prepare_clip
+    from ..core.audio import prepare_clip
     from ..clips import builtin_clip
 
     windows = [prepare_clip(name, *builtin_clip(name), name).samples for name in names]

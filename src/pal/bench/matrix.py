@@ -23,7 +23,7 @@ MATRIX_LOSSES = {
     "masked": "MaskedLoss(rate), target transformed every call",
     "auditory": "AuditorySpectrogramLoss(rate): ERB bands and every bin at 46/23/12/6 ms, compared by level",
     "mrstft": "auraloss.freq.MultiResolutionSTFTLoss(), its defaults",
-    "mel": "pal.mel_loss.MultiScaleMelLoss(rate): DAC's recipe, windows 32..2048, 5..320 mel bands",
+    "mel": "pal.losses.mel.MultiScaleMelLoss(rate): DAC's recipe, windows 32..2048, 5..320 mel bands",
     "l1": "torch.nn.L1Loss()",
     "mse": "torch.nn.MSELoss()",
 }
@@ -73,7 +73,7 @@ def matrix_loss(name: str, rate: int) -> torch.nn.Module:
 
         return auraloss.freq.MultiResolutionSTFTLoss()
     if name == "mel":
-        from ..mel_loss import MultiScaleMelLoss
+        from ..losses.mel import MultiScaleMelLoss
 
         return MultiScaleMelLoss(rate)
     return {"l1": torch.nn.L1Loss, "mse": torch.nn.MSELoss}[name]()

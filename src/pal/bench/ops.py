@@ -1,6 +1,6 @@
 """``pal bench --ops``: the aten operations one forward+backward of each loss dispatches, and one
 training iteration of the default run, on the code path CUDA runs, counted on the CPU as well
-(:mod:`pal.opcount`): the GPU's launch budget, watched without a GPU."""
+(:mod:`pal.bench.opcount`): the GPU's launch budget, watched without a GPU."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def ops_loss(name: str, rate: int) -> torch.nn.Module:
 
 def loss_call_ops(name: str, batch: int, device: str = "cpu") -> dict:
     """Operations of one forward+backward of ``name`` on ``(batch, 1, 8192)`` at 11025 Hz."""
-    from ..opcount import forward_backward_ops
+    from .opcount import forward_backward_ops
 
     generator = torch.Generator().manual_seed(0)
     x = 0.1 * torch.randn(batch, 1, WINDOW, generator=generator)
@@ -67,14 +67,14 @@ def training_iteration_ops(clips=None, losses=EXPERIMENT_LOSSES, device: str = "
     perceptual) as CUDA runs it: every loss on its CUDA path, the generators in the ``"grouped"``
     mode, fused Adam.
 
-    The third iteration of :func:`~pal.train.train_batched` itself is counted: from the end of the
+    The third iteration of :func:`~pal.run.train.train_batched` itself is counted: from the end of the
     second to the end of the third (the first also builds Adam's state; no checkpoint, save or
     read of the run's health falls between)."""
     from perceptual_audio_loss import build_loss
 
     from ..clips import DEFAULT_CLIPS
-    from ..opcount import OpCounter
-    from ..train import RunSpec, train_batched
+    from .opcount import OpCounter
+    from ..run.train import RunSpec, train_batched
 
     clips = tuple(clips or DEFAULT_CLIPS)
     runs = [RunSpec(target, loss, 0) for target in range(len(clips)) for loss in losses]

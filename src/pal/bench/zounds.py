@@ -17,18 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import (
-    EXPERIMENT_CLIPS,
-    EXPERIMENT_LOSSES,
-    REPO_ROOT,
-    SAMPLE_RATE,
-    WINDOW,
-    gradient_step,
-    post_targets,
-    run_process,
-    thread_env,
-    time_interleaved,
-)
+from .common import EXPERIMENT_CLIPS, EXPERIMENT_LOSSES, REPO_ROOT, SAMPLE_RATE, WINDOW, gradient_step, post_targets, run_process, thread_env, time_interleaved
 
 ZOUNDS_TOOLS = REPO_ROOT / "tools" / "zounds"
 
@@ -160,7 +149,7 @@ def experiment_commands(zounds: Path, folder: Path, iterations: int, round_index
 def training_seconds(name: str, folder: Path, log: Path, round_index: int) -> float:
     """Training alone: ours from the run folder's records, zounds' from its last printed line."""
     if name.startswith("ours"):
-        from ..runfolder import RunFolder
+        from ..run.folder import RunFolder
 
         return RunFolder(folder / f"ours-{round_index}").read_runs()[0].seconds
     return json.loads(log.read_text().strip().splitlines()[-1])["train_seconds"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from ..audio import AudioError, float_wav_bytes, read_audio
-from ..errors import UserError
-from ..runfolder import RunFolder, RunRecord
+from ..core.audio import AudioError, float_wav_bytes, read_audio
+from ..core.errors import UserError
+from ..run.folder import RunFolder, RunRecord
 from .text import one_line
 
 REFERENCE = "reference"  # the hidden reference, rated like any condition
@@ -72,7 +72,7 @@ def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = N
 
     Every file is read whole and checked before anything is served: a missing, truncated or
     undecodable WAV, or one that is not the run's window (mono, its rate and length, finite), is
-    one line naming it (:class:`~pal.errors.UserError`), never a fragment served to raters.
+    one line naming it (:class:`~pal.core.errors.UserError`), never a fragment served to raters.
     """
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -105,7 +105,7 @@ def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = N
 
 def run_folder(run_dir: Path) -> RunFolder:
     """The run folder at ``run_dir``; one line for anything else (a sweep folder, a file, nothing)."""
-    from ..sweepfolder import SHARDS, SWEEP_FILE
+    from ..run.sweep_folder import SHARDS, SWEEP_FILE
 
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 
-from ..stats import Estimate, binomial_p_value, mean_interval, wilson_interval
+from ..measures.stats import Estimate, binomial_p_value, mean_interval, wilson_interval
 from .design import REFERENCE
 from .text import one_line
 
@@ -138,7 +138,7 @@ def results_text(ratings: list[dict], preferences: list[dict]) -> str | None:
 def write_page_section(run_dir: Path) -> str | None:
     """The ratings' summary as text (``None`` without ratings), also written into the run folder
     with a plot of the MUSHRA means, where the run page shows it."""
-    from ..files import atomic_write_text
+    from ..core.files import atomic_write_text
     from .design import run_folder
 
     folder = run_folder(run_dir)  # a sweep folder or any other is named, not "no ratings yet"
@@ -169,7 +169,7 @@ def save_mushra_plot(table: dict, conditions: list[str], overall: str, path: Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..pages import save_figure
+    from ..report.templates import save_figure
 
     # Wider with more conditions, up to a page's width; beyond that the labels stand upright.
     many = len(conditions) > MAX_PLOT_CONDITIONS_ACROSS

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import UserError
+from ..core.errors import UserError
 from . import store
 from .design import Stimuli
 from .text import name_problem

@@ -6,7 +6,7 @@ killed. Writes that check and insert run inside ``BEGIN IMMEDIATE``, so a check 
 before its insert.
 
 A store the disk will not let us use (full, read-only, an I/O error) is refused as such: at
-start-up in one line (:class:`~pal.errors.UserError`), while serving as a :class:`Refused` with
+start-up in one line (:class:`~pal.core.errors.UserError`), while serving as a :class:`Refused` with
 status 507 (full) or 503; a failed transaction is rolled back, so ratings already stored stay.
 """
 
@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 FILE_NAME = "listening.sqlite"
 
@@ -84,7 +84,7 @@ def create(path: Path) -> None:
     """Create the tables if missing and switch the file to WAL (a property of the file).
 
     A file that is not a ratings database, or one the disk will not let us write, is one line
-    at start-up (:class:`~pal.errors.UserError`), before any rater sees the test.
+    at start-up (:class:`~pal.core.errors.UserError`), before any rater sees the test.
     """
     try:
         connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .plan import Shard
 from .shard import run_shard, shard_clips
 

@@ -8,22 +8,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import clip_name, prepare_clip, read_audio
-from ..errors import UserError
-from ..discovery import audio_under, is_audio_file, no_audio_message, unique_names
+from ..core.audio import clip_name, prepare_clip, read_audio
+from ..core.errors import UserError
+from ..run.sources import audio_under, is_audio_file, no_audio_message, unique_names
 
 
 # One clip cut into this many windows or more is refused unless asked for (--allow-many-windows):
 # 10^4 windows of 8192 samples are over 300 MB of targets from one file, and as many runs per loss.
 MANY_WINDOWS = 10_000
-# Bounds of a sweep's own settings; the training settings' are declared in pal.config.
+# Bounds of a sweep's own settings; the training settings' are declared in pal.run.config.
 MAX_WINDOWS_PER_CLIP = 10_000_000
 MAX_RUNS_PER_TASK = 10_000  # runs trained together in one process
 MAX_THREADS = 1_024  # threads of one shard, and shards at once on this machine
 
 
 def _sweep_setting(default: int, check, flag: str, help: str):
-    """A sweep's own setting: its default, its check (a :class:`pal.config.Number`), its flag and
+    """A sweep's own setting: its default, its check (a :class:`pal.run.config.Number`), its flag and
     its help; ``pal sweep``'s flags for these are generated from it (:func:`own_settings`)."""
     return field(default=default, metadata={"check": check, "flag": flag, "help": help})
 
@@ -37,21 +37,21 @@ class Window:
 
 
 def _run_default(name: str):
-    """A training setting's default, as :class:`pal.config.ExperimentConfig` declares it."""
-    from ..config import default_of
+    """A training setting's default, as :class:`pal.run.config.ExperimentConfig` declares it."""
+    from ..run.config import default_of
 
     return field(default_factory=lambda: default_of(name))
 
 
 def _bounds(high: int):
-    from ..config import Number
+    from ..run.config import Number
 
     return Number(int, 1, high)
 
 
 @dataclass
 class SweepSettings:
-    """A sweep's settings: the training settings of :class:`pal.config.ExperimentConfig` (same
+    """A sweep's settings: the training settings of :class:`pal.run.config.ExperimentConfig` (same
     names, same defaults, same flags) and what is a sweep's own (windows, shards, threads)."""
 
     losses: list[str] = _run_default("losses")
@@ -81,9 +81,9 @@ class SweepSettings:
             self.speech = ["*"] if self.speech else []
 
     def experiment(self, **given):
-        """These training settings as a :class:`pal.config.ExperimentConfig`, ``given`` in place of
+        """These training settings as a :class:`pal.run.config.ExperimentConfig`, ``given`` in place of
         any of them (a shard's clips, losses and seeds)."""
-        from ..config import ExperimentConfig
+        from ..run.config import ExperimentConfig
 
         shared = {f.name for f in fields(ExperimentConfig)} & {f.name for f in fields(self)}
         return ExperimentConfig(**({name: getattr(self, name) for name in shared} | given))

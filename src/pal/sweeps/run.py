@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..files import atomic_write_bytes, atomic_write_text, failure
-from ..locks import writing
+from ..core.errors import UserError
+from ..core.files import atomic_write_bytes, atomic_write_text, failure
+from ..core.locks import writing
 from .plan import MAX_THREADS, Shard, SweepSettings, find_audio, own_settings, plan_shards, plan_windows
-from ..sweepfolder import SHARDS, SWEEP_FILE, TARGETS_FILE
+from ..run.sweep_folder import SHARDS, SWEEP_FILE, TARGETS_FILE
 from .shard import is_finished, load_plan
 from .summary import summarize
 
@@ -61,8 +61,8 @@ class SweepProgress:
 
 
 def check_settings(settings: SweepSettings, executor: str, workers: int | None) -> None:
-    from ..config import COMMAND_LINE, Number, custom_loss_sources
-    from ..losses import check_size
+    from ..run.config import COMMAND_LINE, Number, custom_loss_sources
+    from ..losses.specs import check_size
 
     # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
     config = settings.experiment(device=settings.device if executor == "local" else "cpu")

@@ -1,6 +1,6 @@
 """The sweep folder's records, and one shard: a small batched experiment into its own run folder.
 
-The folder's names are :mod:`pal.sweepfolder`'s; this module reads and writes what they hold.
+The folder's names are :mod:`pal.run.sweep_folder`'s; this module reads and writes what they hold.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import Clip, clip_name
-from .. import records
-from ..errors import UserError
-from ..names import check_label
-from ..runfolder import RunFolder
-from ..sweepfolder import DONE_FILE, SHARDS, SWEEP_FILE, TARGETS_FILE
+from ..core.audio import Clip, clip_name
+from ..core import records
+from ..core.errors import UserError
+from ..core.names import check_label
+from ..run.folder import RunFolder
+from ..run.sweep_folder import DONE_FILE, SHARDS, SWEEP_FILE, TARGETS_FILE
 from .plan import Shard, SweepSettings, Window
 
 
@@ -37,8 +37,8 @@ SHARD_NAME = re.compile(r"^shard-[0-9]{4,}$")  # as plan_shards names them: neve
 
 def _settings(value) -> dict:
     """The plan's settings: every key a :class:`SweepSettings` field, each value through its
-    declared check (the training settings' of :mod:`pal.config`, a sweep's own)."""
-    from ..config import CHECKS
+    declared check (the training settings' of :mod:`pal.run.config`, a sweep's own)."""
+    from ..run.config import CHECKS
     from .plan import own_settings
 
     records.expect(isinstance(value, dict), "settings as an object", value)
@@ -78,7 +78,7 @@ _SHARD_CHECKS = {"name": records.text, "windows": records.list_of(records.text, 
 def check_plan(record) -> dict:
     """The sweep plan as :func:`~pal.sweeps.run.prepare_folder` writes it: settings, windows with
     unique names that can name folders, shards named ``shard-NNNN`` whose windows, losses and
-    seeds are the plan's (:class:`~pal.records.BadValue` otherwise)."""
+    seeds are the plan's (:class:`~pal.core.records.BadValue` otherwise)."""
     records.expect(isinstance(record, dict) and {"settings", "windows", "shards"} <= set(record),
                    "an object of settings, windows and shards", record)
     settings = _settings(record["settings"])
@@ -123,8 +123,8 @@ def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) ->
     """
     import torch
 
-    from ..experiment import run_experiment
-    from ..files import atomic_write_text
+    from ..run.experiment import run_experiment
+    from ..core.files import atomic_write_text
 
     settings = SweepSettings(**settings)
     shard = Shard(**shard)

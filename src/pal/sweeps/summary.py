@@ -16,13 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from ..claims import CLAIMS, claims_table, format_table
-from ..stats import Estimate, binomial_p_value, mean_interval
-from ..files import atomic_write_text
-from ..pages import templates
-from ..records import DamagedRecord
-from ..runfolder import RunFolder
-from ..sweepfolder import DONE_FILE, SWEEP_METRICS, SWEEP_PAGE
+from ..measures.claims import CLAIMS, claims_table, format_table
+from ..measures.stats import Estimate, binomial_p_value, mean_interval
+from ..core.files import atomic_write_text
+from ..report.templates import templates
+from ..core.records import DamagedRecord
+from ..run.folder import RunFolder
+from ..run.sweep_folder import DONE_FILE, SWEEP_METRICS, SWEEP_PAGE
 from .shard import read_record, shard_folder
 
 ALL_CLIPS = "all clips"

@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from ..files import failure
+from ..core.errors import UserError
+from ..core.files import failure
 from .shard import load_plan, run_shard, shard_clips
 
 

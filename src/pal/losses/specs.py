@@ -33,7 +33,7 @@ from torch import nn
 from perceptual_audio_loss import LOSSES as LIBRARY_LOSSES
 
 from .budget import check_working_set
-from .errors import UserError
+from ..core.errors import UserError
 from .guard import Guard, guarded
 
 PEER_LOSSES: dict[str, Callable[..., nn.Module]] = {}
@@ -81,8 +81,8 @@ def _mel_mrstft(sample_rate: float) -> nn.Module:
 def _dac_mel(sample_rate: float) -> nn.Module:
     """The Descript Audio Codec's multi-scale mel loss with its published configuration: windows
     of 32 to 2048 samples, 5 to 320 mel bands, log10 L1 summed over the seven scales
-    (Kumar et al., 2023; :mod:`pal.mel_loss`). The longest window fits the 8192-sample clip."""
-    from .mel_loss import MultiScaleMelLoss
+    (Kumar et al., 2023; :mod:`pal.losses.mel`). The longest window fits the 8192-sample clip."""
+    from .mel import MultiScaleMelLoss
 
     return MultiScaleMelLoss(sample_rate)
 
@@ -253,7 +253,7 @@ def _load_file(spec: LossSpec):
 
 def check_size(spec: LossSpec, sample_rate: float, window: int) -> None:
     """Refuse a registered loss whose options would need more memory than the budget on signals of
-    ``window`` samples (:mod:`pal.budget`), before anything is built."""
+    ``window`` samples (:mod:`pal.losses.budget`), before anything is built."""
     if spec.kind == "registered":
         check_working_set(spec.label, spec.target, spec.options, sample_rate, window)
 
@@ -319,7 +319,7 @@ def _check_forward(loss: nn.Module, spec: LossSpec) -> None:
 def probe(loss: nn.Module, spec: LossSpec, window: int, sample_rate: float) -> None:
     """One call on a noise pair, before any folder is written: a user's loss that raises, or
     returns something that is not one finite number, is refused in one line. What a guarded loss
-    checks at every call (:mod:`pal.guard`) is checked here first."""
+    checks at every call (:mod:`pal.losses.guard`) is checked here first."""
     if spec.kind == "registered":
         return
     generator = torch.Generator().manual_seed(0)

@@ -1,6 +1,6 @@
 """The 2018 experiment: one generator per (clip, loss), all trained at once, into a run folder.
 
-The folder's layout is in :mod:`pal.runfolder`. Everything the user can get
+The folder's layout is in :mod:`pal.run.folder`. Everything the user can get
 wrong is checked before the folder is touched; a run killed at any moment resumes from its last
 saved state when the same command runs again, and ends bit-identical to an uninterrupted one.
 """
@@ -18,17 +18,17 @@ import torch
 
 from perceptual_audio_loss import __version__
 
-from .audio import AudioError, Clip, load_clip, prepare_clip, read_audio, write_wav
-from .clips import BUILTIN_CLIPS, builtin_clip
+from ..core.audio import AudioError, Clip, load_clip, prepare_clip, read_audio, write_wav
+from ..clips import BUILTIN_CLIPS, builtin_clip
 from .config import ExperimentConfig, full_float32, resolve_device
-from .errors import UserError
-from .files import failure
-from .guard import GuardedLoss, UserLossFailed, blame
-from .judge import NOT_INSTALLED as CDPAM_NOT_INSTALLED, cdpam_installed
-from .losses import build_loss, probe
-from .runfolder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, write_json, write_losses_csv
-from .discovery import audio_under, no_audio_message, unique_names
-from .locks import writing
+from ..core.errors import UserError
+from ..core.files import failure
+from ..losses.guard import GuardedLoss, UserLossFailed, blame
+from ..measures.judges import NOT_INSTALLED as CDPAM_NOT_INSTALLED, cdpam_installed
+from ..losses.specs import build_loss, probe
+from .folder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, write_json, write_losses_csv
+from .sources import audio_under, no_audio_message, unique_names
+from ..core.locks import writing
 from .train import Diverged, RunSpec, train_batched
 
 
@@ -308,7 +308,7 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[RunStatus]
     """Measure every checkpoint against its original; write the metrics (one row per value)."""
     import soundfile
 
-    from .metrics import measure
+    from ..measures.signal import measure
 
     folder = RunFolder(out)
     rows = []
@@ -329,13 +329,13 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[RunStatus]
 
 
 def _claims_text(out: Path, config: ExperimentConfig) -> str:
-    from .claims import claims_table, format_table
+    from ..measures.claims import claims_table, format_table
 
     rows = RunFolder(out).read_metrics()
     return format_table(claims_table(rows, config.losses), config.losses, len(config.seeds)) if rows else ""
 
 
 def _report(out: Path) -> Path:
-    from .report import build_report
+    from ..report.page import build_report
 
     return build_report(out)

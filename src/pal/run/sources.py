@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import runfolder
-from .sweepfolder import SWEEP_FILE
+from . import folder as runfolder
+from .sweep_folder import SWEEP_FILE
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"})
 

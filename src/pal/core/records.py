@@ -2,10 +2,10 @@
 
 Every record pal writes (a run's configuration, statuses, measures, loss histories and
 checkpoint peaks; a sweep's plan) is read through here by the module that owns its format and
-spells its file's name (:mod:`pal.runfolder`, :mod:`pal.sweeps.shard`). Whatever the damage (an empty or
+spells its file's name (:mod:`pal.run.folder`, :mod:`pal.sweeps.shard`). Whatever the damage (an empty or
 truncated file, bytes that are not UTF-8, JSON of the wrong shape, a field of the wrong type, a
 value in a CSV that is not a number, nesting deep enough to exhaust Python's stack), the reader
-raises :class:`DamagedRecord`: a :class:`~pal.errors.UserError` whose one line starts with the
+raises :class:`DamagedRecord`: a :class:`~pal.core.errors.UserError` whose one line starts with the
 file's path, so the command line says it and exits 2.
 
 A field is declared with a *check*, a function ``check(value) -> value`` that raises

@@ -27,7 +27,7 @@ import math
 import numbers
 from typing import Callable
 
-from .errors import UserError
+from ..core.errors import UserError
 
 # Bytes one signal's forward and backward through a loss may need: 20 times the post's loss
 # (about 100 MB), a tenth of a small machine's memory. A batch of runs needs it per signal.

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .files import atomic_write
+from ..core.files import atomic_write
 
 
 def templates():
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.PackageLoader("pal", "templates"),
+    return jinja2.Environment(loader=jinja2.PackageLoader("pal.report", "templates"),
                               autoescape=jinja2.select_autoescape(["html"]))
 
 

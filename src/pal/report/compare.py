@@ -1,7 +1,7 @@
 """Several finished runs side by side: the claims' measures as Markdown tables (``pal compare``).
 
 One table per measure and checkpoint: a row per clip, a column per (run folder, loss), each cell
-the mean over seeds with the half-width of its 95 % Student-t interval (:func:`pal.stats.mean_interval`).
+the mean over seeds with the half-width of its 95 % Student-t interval (:func:`pal.measures.stats.mean_interval`).
 The best mean of a row is bold; a cell marked :data:`APART` is one the best beats with the two
 intervals apart (the best's interval clears it, as the claims table's "intervals apart"). With
 ``focus``, each table ends with one line: in how many rows that column has the best mean, and
@@ -9,7 +9,7 @@ where another beats it with the intervals apart. With ``over_clips``, each table
 one clip gets a last row: every column's mean of its clips' means, over the clips where every
 column has one (a summary, so without an interval).
 
-Run folders are read through :mod:`pal.runfolder` only; nothing here trains or reads audio.
+Run folders are read through :mod:`pal.run.folder` only; nothing here trains or reads audio.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .claims import CLAIMS, Claim, iterations_to_final
-from .errors import UserError
-from .runfolder import METRICS, RunFolder, RunRecord
-from .stats import Estimate, mean_interval
+from ..measures.claims import CLAIMS, Claim, iterations_to_final
+from ..core.errors import UserError
+from ..run.folder import METRICS, RunFolder, RunRecord
+from ..measures.stats import Estimate, mean_interval
 
 APART = "†"
 # Beside the claims' measures: PESQ, the intelligibility claim's second measure (higher is better).
@@ -116,7 +116,7 @@ def _shown(value) -> str:
 def _settings(config: RunRecord) -> dict:
     """A run's identity as settings, the declared default for any it does not hold (an
     ``if-changed`` setting at its default, or one from before the setting existed)."""
-    from .config import default_of, settings_fields
+    from ..run.config import default_of, settings_fields
 
     declared = {f.name for f in settings_fields()}
     identity = {key: value for key, value in config.identity.items() if key not in NOT_A_SETTING}

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from .audio import SAMPLE_RATE, WINDOW
-from .clips import DEFAULT_CLIPS
-from .errors import UserError
+from ..core.audio import SAMPLE_RATE, WINDOW
+from ..clips import DEFAULT_CLIPS
+from ..core.errors import UserError
 from .generator import CHANNELS
-from .losses import LossSpec, parse_loss_spec
-from .names import check_label
+from ..losses.specs import LossSpec, parse_loss_spec
+from ..core.names import check_label
 
 COMMAND_LINE = "command line"
 
@@ -158,7 +158,7 @@ MAX_OFFSET_SECONDS = 10_000_000  # about 16 weeks of audio
 # Rates the experiment is tested at, telephone to studio: at 384 kHz the 8192-sample window is too
 # short for STOI's frames, and below 8 kHz no clip the project ships fills the window.
 SAMPLE_RATES = Number(int, 8_000, 192_000, why="the rates the experiment supports")
-# The 2018 generator writes 8192 samples (pal.generator.BLOCKS), so the window cannot differ.
+# The 2018 generator writes 8192 samples (pal.run.generator.BLOCKS), so the window cannot differ.
 WINDOWS = Number(int, WINDOW, WINDOW, why="the 2018 generator's output length")
 SEEDS = NumberList(Number(int, 0, MAX_SEED), 1, MAX_SEEDS, unique=True)
 BETAS = NumberList(Number(float, 0, 1, high_excluded=True), 2, 2)  # Adam's: each in [0, 1)
@@ -169,7 +169,7 @@ WIDTHS = Number(int, 1, 1024, why="at 1024 one generator and its Adam state take
 
 @dataclass
 class ExperimentConfig:
-    """Everything that decides a run's results; recorded in the run folder (:mod:`pal.runfolder`).
+    """Everything that decides a run's results; recorded in the run folder (:mod:`pal.run.folder`).
 
     Each field is declared once, with :func:`setting`: ``pal run``'s and ``pal sweep``'s flags,
     their help and defaults, and the TOML keys are generated from these declarations.
@@ -197,7 +197,7 @@ class ExperimentConfig:
     # Clips scored for intelligibility (STOI, PESQ), by name; "*" scores every clip.
     speech: list[str] = setting(factory=lambda: ["speech"], check=_string_list, identity="never", metavar="CLIPS",
                                 help="clip names to score for intelligibility (STOI, PESQ), or * for every clip")
-    # A measure, not training (pal.judge): like speech, it leaves the run's identity alone.
+    # A measure, not training (pal.measures.judges): like speech, it leaves the run's identity alone.
     cdpam: bool = setting(False, check=_boolean, identity="never",
                           help="score every checkpoint with CDPAM, a judge fitted to human judgements "
                                "(the cdpam extra)")
@@ -206,17 +206,17 @@ class ExperimentConfig:
                                    help="Adam's step size")
     betas: list[float] = setting(factory=lambda: [0.0, 0.9], check=BETAS, identity="if-changed", metavar="B1,B2",
                                  help="Adam's two decay rates")
-    # The post's generator has 32 channels in every hidden layer (pal.generator.CHANNELS); folders
+    # The post's generator has 32 channels in every hidden layer (pal.run.generator.CHANNELS); folders
     # written before this setting existed hold no width, and read (and resume) as 32.
     width: int = setting(CHANNELS, check=WIDTHS, identity="if-changed",
                          help="channels of the generator's hidden layers, the post's by default")
-    # Each loss's resolved spec by label (pal.losses.LossSpec records), filled by validate() from
+    # Each loss's resolved spec by label (pal.losses.specs.LossSpec records), filled by validate() from
     # `losses` as the user wrote them; after validate(), `losses` holds the labels.
     loss_sources: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         """Every setting through its declared check (as flags and TOML keys are), then the rules
-        between settings; one line (:class:`~pal.errors.UserError`) for the first that fails."""
+        between settings; one line (:class:`~pal.core.errors.UserError`) for the first that fails."""
         for declared in settings_fields():
             checked = declared.metadata["check"](getattr(self, declared.name), declared.name, "the configuration")
             setattr(self, declared.name, checked)

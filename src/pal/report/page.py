@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from .audio import AudioError, read_audio
+from ..core.audio import AudioError, read_audio
 from .charts import Series, line_chart
-from .errors import UserError
-from .files import atomic_write, atomic_write_text
-from .pages import templates
-from .records import DamagedRecord
+from ..core.errors import UserError
+from ..core.files import atomic_write, atomic_write_text
+from .templates import templates
+from ..core.records import DamagedRecord
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -176,7 +176,7 @@ METRIC_LABELS = {
 
 def measure_charts(rows: list[dict], losses: list[str], colours: dict[str, str]) -> list[str]:
     """Each measure against iteration: a line per loss (mean over seeds) in its 95 % interval band."""
-    from .stats import mean_interval
+    from ..measures.stats import mean_interval
 
     charts = []
     for name in (m for m in METRIC_LABELS if any(r["metric"] == m for r in rows)):
@@ -206,7 +206,7 @@ class ListeningSection:
 
 def collect_listening(run_dir: Path) -> ListeningSection | None:
     """The listening test's section, as ``pal listen --results`` last wrote it into the folder."""
-    from .runfolder import RunFolder
+    from ..run.folder import RunFolder
 
     folder = RunFolder(run_dir)
     if not folder.listening_summary.is_file():
@@ -216,8 +216,8 @@ def collect_listening(run_dir: Path) -> ListeningSection | None:
 
 
 def read_run(run_dir: Path) -> tuple:
-    """The run's :class:`~pal.runfolder.RunRecord` and its per-run statuses keyed by (clip, loss, seed)."""
-    from .runfolder import RunFolder
+    """The run's :class:`~pal.run.folder.RunRecord` and its per-run statuses keyed by (clip, loss, seed)."""
+    from ..run.folder import RunFolder
 
     folder = RunFolder(run_dir)
     config = folder.read_config()
@@ -225,7 +225,7 @@ def read_run(run_dir: Path) -> tuple:
 
 
 def read_audio_file(path: Path) -> np.ndarray | None:
-    """A checkpoint's or original's (mono) samples, or ``None`` when :func:`pal.audio.read_audio`
+    """A checkpoint's or original's (mono) samples, or ``None`` when :func:`pal.core.audio.read_audio`
     finds the file missing, empty, truncated or not audio."""
     try:
         return read_audio(path)[0][:, 0]
@@ -234,7 +234,7 @@ def read_audio_file(path: Path) -> np.ndarray | None:
 
 
 def describe_status(status) -> str:
-    """What the page says of a run (a :class:`pal.runfolder.RunStatus`): finished, failed (why), or interrupted."""
+    """What the page says of a run (a :class:`pal.run.folder.RunStatus`): finished, failed (why), or interrupted."""
     if status.status == "finished":
         return "finished"
     if status.status == "failed":
@@ -243,7 +243,7 @@ def describe_status(status) -> str:
 
 
 def loss_status(per_seed: list, seeds: list[int]) -> str:
-    """The loss's row status over its seeds' :class:`pal.runfolder.RunStatus`."""
+    """The loss's row status over its seeds' :class:`pal.run.folder.RunStatus`."""
     described = [describe_status(status) for status in per_seed]
     if all(d == "finished" for d in described):
         return "finished"
@@ -256,7 +256,7 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
 
     A damaged loss history leaves its curve out, is named in its loss's status,
     and is added to ``damaged``."""
-    from .runfolder import RunFolder, RunStatus
+    from ..run.folder import RunFolder, RunStatus
 
     folder = RunFolder(run_dir)
     sample_rate, seeds = config.sample_rate, config.seeds
@@ -328,8 +328,8 @@ def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: 
 def build_report(run_dir: str | Path) -> Path:
     """Write the page (and its images) for the run in ``run_dir``; return its path."""
     run_dir = Path(run_dir)
-    from .claims import claims_matrix, claims_table
-    from .runfolder import RunFolder
+    from ..measures.claims import claims_matrix, claims_table
+    from ..run.folder import RunFolder
 
     config, statuses = read_run(run_dir)
     damaged: list[DamagedRecord] = []  # records the page is built without; named once it is written

@@ -1,6 +1,6 @@
-"""The sweep folder's names: this module spells every one of them (:mod:`pal.runfolder` spells a
+"""The sweep folder's names: this module spells every one of them (:mod:`pal.run.folder` spells a
 shard's, :mod:`pal.sweeps.shard` reads and writes what they hold). Its own module, imported by
-both the sweeps and :mod:`pal.discovery`, which tells a sweep folder by its plan::
+both the sweeps and :mod:`pal.run.sources`, which tells a sweep folder by its plan::
 
     sweep.json            the plan: settings, windows (source, offset), shards
     targets.npz           every window's target samples, as the shards train on them
@@ -9,7 +9,7 @@ both the sweeps and :mod:`pal.discovery`, which tells a sweep folder by its plan
     index.html            the sweep page: claims over the data set, paired comparisons, shards
 """
 
-from .runfolder import METRICS
+from .folder import METRICS
 
 SWEEP_FILE = "sweep.json"
 TARGETS_FILE = "targets.npz"

@@ -7,7 +7,7 @@ Layout (:class:`RunFolder` spells every name; no other module does)::
     runs.json                          each (clip, loss, seed) run's status: running, finished or failed
     metrics.csv                        every checkpoint's measures against its original (clip, loss, seed, ...)
     state.pt                           the training state, for resuming (torch.load weights_only)
-    report.html                        the page (pal.report)
+    report.html                        the page (pal.report.page)
     listening.txt, listening.png       the listening test's summary, as pal listen --results last wrote it
     clips/<clip>/original.wav          the target window, peak 1
     clips/<clip>/original.png, mask.png          the page's images of the clip: spectrogram, masking threshold
@@ -18,7 +18,7 @@ Layout (:class:`RunFolder` spells every name; no other module does)::
     clips/<clip>/<loss>/seed-<n>/losses.csv     the loss after every update
 
 The listening test's ratings (``pal.listening.store``) live beside these. Every file is written
-atomically (:mod:`pal.files`).
+atomically (:mod:`pal.core.files`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import UserError
-from .files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
-from .locks import LOCK_FILE
-from . import records
-from .names import UnsafeName, folder_name, link
+from ..core.errors import UserError
+from ..core.files import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from ..core.locks import LOCK_FILE
+from ..core import records
+from ..core.names import UnsafeName, folder_name, link
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
 ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
@@ -58,7 +58,7 @@ def fingerprint(samples: np.ndarray) -> str:
 class RunRecord:
     """The run's recorded configuration, as the page and the listening test read it back.
 
-    Written by ``pal run`` (the :class:`pal.config.ExperimentConfig` fields and what the run
+    Written by ``pal run`` (the :class:`pal.run.config.ExperimentConfig` fields and what the run
     resolved); folders from earlier versions lack some keys, which read as the defaults of then.
     """
 
@@ -80,7 +80,7 @@ class RunRecord:
     @classmethod
     def from_record(cls, record, path: Path) -> RunRecord:
         """The record checked field by field (the settings by their declared bounds, the names as
-        folder names); anything else is a :class:`~pal.records.DamagedRecord` naming ``path``."""
+        folder names); anything else is a :class:`~pal.core.records.DamagedRecord` naming ``path``."""
         try:
             config = records.typed(cls, record, _run_record_checks())
             records.expect(config.checkpoint_every <= config.iterations,
@@ -101,7 +101,7 @@ class RunRecord:
 
 
 def _declared(name: str) -> records.Check:
-    """A recorded setting checked as the flag and the TOML key are (:data:`pal.config.CHECKS`)."""
+    """A recorded setting checked as the flag and the TOML key are (:data:`pal.run.config.CHECKS`)."""
     from .config import CHECKS
 
     def check(value):
@@ -122,7 +122,7 @@ def _max_checkpoints() -> int:
 
 
 def _label(value) -> str:
-    """A loss's label or a clip's name: text that can name a folder (:func:`pal.names.folder_name`)."""
+    """A loss's label or a clip's name: text that can name a folder (:func:`pal.core.names.folder_name`)."""
     records.text(value)
     try:
         folder_name(value)
@@ -171,11 +171,11 @@ class RunStatus:
 
     @classmethod
     def from_record(cls, record, where: str = "") -> RunStatus:
-        """One entry of ``runs.json``, checked field by field (:class:`~pal.records.BadValue` if not)."""
+        """One entry of ``runs.json``, checked field by field (:class:`~pal.core.records.BadValue` if not)."""
         return records.typed(cls, record, cls.CHECKS, where)
 
     def check_against(self, config: RunRecord) -> None:
-        """Refuse (:class:`~pal.records.BadValue`) a status of a run the configuration does not
+        """Refuse (:class:`~pal.core.records.BadValue`) a status of a run the configuration does not
         hold, or with checkpoints it never saves."""
         records.expect(self.clip in config.clip_names, f"a clip of the run ({', '.join(config.clip_names)})", self.clip)
         records.expect(self.loss in config.losses, f"a loss of the run ({', '.join(config.losses)})", self.loss)
@@ -231,7 +231,7 @@ class RunFolder:
         return self.root / LISTENING_IMAGE
 
     def clip(self, clip: str) -> Path:
-        """A clip's folder: its name made a safe, unique folder name (:func:`pal.names.folder_name`)."""
+        """A clip's folder: its name made a safe, unique folder name (:func:`pal.core.names.folder_name`)."""
         return self.root / CLIPS / folder_name(clip)
 
     def original(self, clip: str) -> Path:
@@ -372,8 +372,8 @@ def identity_digest(identity: dict) -> str:
 
 
 def check_state(state, runs: int, iterations: int, digest: str) -> None:
-    """The shape :func:`pal.train.train_batched` saves, for ``runs`` runs of ``iterations``
-    (:class:`~pal.records.BadValue` saying what differs)."""
+    """The shape :func:`pal.run.train.train_batched` saves, for ``runs`` runs of ``iterations``
+    (:class:`~pal.core.records.BadValue` saying what differs)."""
     import torch
 
     from .train import STATE_FORMAT
@@ -449,7 +449,7 @@ LOSSES_COLUMNS = ("iteration", "loss")
 
 def read_losses_csv(path: Path) -> np.ndarray:
     """``(iterations, 2)`` array of (iteration, loss): iterations 1, 2, 3, ... in order, each loss
-    a number (``nan`` where a run diverged); anything else a :class:`~pal.records.DamagedRecord`."""
+    a number (``nan`` where a run diverged); anything else a :class:`~pal.core.records.DamagedRecord`."""
     what = "loss history"
     values = []
     for line, row in records.read_csv(path, what, LOSSES_COLUMNS):
@@ -473,7 +473,7 @@ def write_metrics_csv(path: Path, rows: list[dict]) -> None:
 
 def read_metrics_csv(path: Path) -> list[dict]:
     """Every row with ``seed`` and ``iteration`` as integers and ``value`` as a number; ``[]``
-    before the file is written. A row that is not so: :class:`~pal.records.DamagedRecord`."""
+    before the file is written. A row that is not so: :class:`~pal.core.records.DamagedRecord`."""
     if not path.exists():
         return []
     what = "table of measures"

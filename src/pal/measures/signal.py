@@ -1,7 +1,7 @@
 """Objective measures of a generation against its original, one per claim of the 2018 post.
 
 All take 1-D numpy arrays at the same sample rate. Plain numpy and scipy, except STOI and PESQ,
-which come from ``pystoi`` and ``pesq``, and CDPAM (:mod:`pal.judge`, the optional ``cdpam``
+which come from ``pystoi`` and ``pesq``, and CDPAM (:mod:`pal.measures.judges`, the optional ``cdpam``
 extra), each imported only when asked for.
 
 | measure | the post's claim it tests |
@@ -11,7 +11,7 @@ extra), each imported only when asked for.
 | :func:`multi_resolution_stft_distance` | overall spectral fidelity, the peer losses' own yardstick |
 | :func:`noise_floor_db` | "less noise" |
 | :func:`stoi`, :func:`pesq_wideband` | "quicker convergence on something intelligible" (speech) |
-| :func:`pal.judge.cdpam_distance` | none: a judge fitted to human judgements, that no loss optimises |
+| :func:`pal.measures.judges.cdpam_distance` | none: a judge fitted to human judgements, that no loss optimises |
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def measure(original: np.ndarray, generated: np.ndarray, sample_rate: float, spe
         values["stoi"] = stoi(original, generated, sample_rate)
         values["pesq_wb"] = pesq_wideband(original, generated, sample_rate)
     if cdpam:
-        from .judge import cdpam_distance
+        from .judges import cdpam_distance
 
         values["cdpam"] = cdpam_distance(original, generated, sample_rate)
     return values
