@@ -12,7 +12,9 @@ import torch
 from scipy import signal
 
 from pal.cli import main
-from pal.measures.judges import NOT_INSTALLED
+from pal.measures.judges import CDPAM_JUDGE
+
+NOT_INSTALLED = CDPAM_JUDGE.not_installed
 
 RATE = 11025
 NEEDS_CDPAM = "the cdpam extra is not installed (pip install 'perceptual-audio-loss[cdpam]')"

@@ -5,7 +5,8 @@ import math
 import pytest
 from scipy import stats
 
-from pal.measures.claims import CLAIMS, claims_table, format_table, iterations_to_final
+from pal.measures.claims import claims_table, format_table
+from pal.measures.registry import CLAIMED, iterations_to_final
 from pal.measures.stats import mean_interval
 
 
@@ -34,7 +35,7 @@ def rows(clip, loss, values, metric="lsd_high_db", iteration=250):
 def test_winner_margin_and_direction():
     data = rows("drums", "mse", [10.0, 11.0, 12.0]) + rows("drums", "perceptual", [5.0, 6.0, 7.0])
     data += rows("drums", "mse", [0.5, 0.6, 0.7], metric="stoi") + rows("drums", "perceptual", [0.8, 0.8, 0.9], metric="stoi")
-    table = {row.claim.metric: row for row in claims_table(data, ["mse", "perceptual"]) if row.iteration == 250}
+    table = {row.measure.key: row for row in claims_table(data, ["mse", "perceptual"]) if row.iteration == 250}
     high = table["lsd_high_db"]  # lower is better
     assert high.winner == "perceptual" and high.margin == pytest.approx(5.0) and high.separated
     assert table["stoi"].winner == "perceptual"  # higher is better
@@ -43,14 +44,14 @@ def test_winner_margin_and_direction():
 
 def test_overlapping_intervals_are_not_apart_and_equal_means_tie():
     data = rows("a", "mse", [1.0, 5.0, 9.0]) + rows("a", "l1", [2.0, 6.0, 10.0])
-    row = [r for r in claims_table(data, ["mse", "l1"]) if r.claim.metric == "lsd_high_db"][0]
+    row = [r for r in claims_table(data, ["mse", "l1"]) if r.measure.key == "lsd_high_db"][0]
     assert row.winner == "mse" and not row.separated
     tied = rows("a", "mse", [1.0, 2.0]) + rows("a", "l1", [2.0, 1.0])
-    assert [r for r in claims_table(tied, ["mse", "l1"]) if r.claim.metric == "lsd_high_db"][0].winner == "tie"
+    assert [r for r in claims_table(tied, ["mse", "l1"]) if r.measure.key == "lsd_high_db"][0].winner == "tie"
 
 
 def test_single_seed_is_called_an_anecdote():
     data = rows("a", "mse", [1.0]) + rows("a", "l1", [2.0])
     text = format_table(claims_table(data, ["mse", "l1"]), ["mse", "l1"], seeds=1)
     assert "anecdote" in text and "mse 1" in text
-    assert {claim.metric for claim in CLAIMS} >= {"lsd_high_db", "noise_floor_db", "stoi", "mrstft"}
+    assert {measure.key for measure in CLAIMED} >= {"lsd_high_db", "noise_floor_db", "stoi", "mrstft"}

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from pal.measures import signal as metrics
+from pal.measures import formulas as metrics
+from pal.measures.registry import measure
 
 RATE = 11025
 

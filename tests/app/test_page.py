@@ -11,7 +11,7 @@ from matplotlib import colormaps
 from PIL import Image
 from scipy import signal
 
-from pal.measures import claims
+from pal.measures import claims, registry
 from pal.report import charts, page as report
 from pal.measures.stats import Estimate
 
@@ -97,13 +97,13 @@ def row(claim, clip, iteration, means):
 
 
 def test_the_matrix_reads_the_last_checkpoint_and_stoi_at_the_first():
-    high, stoi = claims.CLAIMS[0], claims.CLAIMS[2]
+    high, stoi = registry.LSD_HIGH, registry.STOI
     table = [row(high, clip, it, {"mse": 20.0 + it / 250, "perceptual": 18.0}) for clip in ("speech", "drums")
              for it in (250, 500)]
     table += [row(stoi, "speech", it, {"mse": 0.5, "perceptual": 0.6 + it / 5000}) for it in (250, 500)]
     clips, matrix = claims.claims_matrix(table)
     assert clips == ["speech", "drums"]
-    assert [(r.claim.metric, r.iteration) for r in matrix] == [("lsd_high_db", 500), ("stoi", 250), ("stoi", 500)]
+    assert [(r.measure.key, r.iteration) for r in matrix] == [("lsd_high_db", 500), ("stoi", 250), ("stoi", 500)]
     assert set(matrix[0].cells) == {"speech", "drums"} and set(matrix[1].cells) == {"speech"}
     cell = matrix[0].cells["drums"]
     assert cell.winner == "perceptual" and cell.margin == pytest.approx(4.0) and cell.separated

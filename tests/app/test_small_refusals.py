@@ -30,7 +30,7 @@ def _rows(values: dict[str, list[float]]) -> list[dict]:
 def test_with_no_runner_up_there_is_no_winner_and_no_margin(values):
     """One loss, or one with a finite mean: no comparison, so nothing is "mse by nan"."""
     table = claims_table(_rows(values), list(values))
-    row = next(r for r in table if r.claim.metric == "lsd_high_db")
+    row = next(r for r in table if r.measure.key == "lsd_high_db")
     assert row.winner is None and math.isnan(row.margin)
     assert row.estimates["mse"].mean == pytest.approx(11.0)  # the value is still shown
     text = format_table(table, list(values), 2)
@@ -39,7 +39,7 @@ def test_with_no_runner_up_there_is_no_winner_and_no_margin(values):
 
 def test_two_losses_still_have_a_winner_and_its_margin():
     table = claims_table(_rows({"mse": [10.0, 12.0], "perceptual": [7.0, 8.0]}), ["mse", "perceptual"])
-    row = next(r for r in table if r.claim.metric == "lsd_high_db")
+    row = next(r for r in table if r.measure.key == "lsd_high_db")
     assert row.winner == "perceptual" and row.margin == pytest.approx(3.5)
 
 

@@ -1,5 +1,10 @@
-"""CDPAM, an independent judge: a learned audio distance fitted to human judgements of similarity.
+"""The judges: measures made by a model of listeners, each behind an optional extra.
 
+A :class:`Judge` says what it needs installed and how to score a pair of clips; its measure is
+declared in :mod:`pal.measures.registry` like every other. A judge asked for but not installed
+is one note, and the run goes on without it.
+
+CDPAM, an independent judge: a learned audio distance fitted to human judgements of similarity.
 No loss of the experiment optimises it, so it scores the generations from outside the losses'
 own yardsticks. Optional: it needs the ``cdpam`` extra (``pip install
 'perceptual-audio-loss[cdpam]'``: the ``cdpam`` package, whose wheel holds the trained weights,
@@ -18,6 +23,8 @@ import functools
 import importlib.resources
 import pickle
 import types
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,8 +32,23 @@ import torch
 CDPAM_RATE = 22050  # the rate CDPAM was trained at (cdpam.load_audio reads every file at 22050 Hz)
 INT16_SCALE = 32768.0  # cdpam.load_audio: np.round(samples * 32768), int16-range floats
 WEIGHTS = "CDPAM_trained/scratchJNDdefault_best_model.pth"  # inside the installed cdpam package
-INSTALL = "pip install 'perceptual-audio-loss[cdpam]'"
-NOT_INSTALLED = f"pal: note: CDPAM is not installed; the run goes on without it ({INSTALL} adds it)"
+
+
+@dataclass(frozen=True)
+class Judge:
+    """An optional judge: its name, the extra that installs it, whether it is installed here,
+    and its score of a generation against its original (1-D arrays at a sample rate)."""
+
+    name: str
+    extra: str
+    installed: Callable[[], bool]
+    score: Callable[[np.ndarray, np.ndarray, float], float]
+
+    @property
+    def not_installed(self) -> str:
+        """The one note a run asked for this judge prints when it is not installed."""
+        return (f"pal: note: {self.name} is not installed; the run goes on without it "
+                f"(pip install 'perceptual-audio-loss[{self.extra}]' adds it)")
 
 
 def cdpam_installed() -> bool:
@@ -111,3 +133,6 @@ def cdpam_distance(original: np.ndarray, generated: np.ndarray, sample_rate: flo
     with torch.no_grad():
         distance = judge.forward(cdpam_input(original, sample_rate), cdpam_input(generated, sample_rate))
     return float(distance.reshape(()))
+
+
+CDPAM_JUDGE = Judge("CDPAM", "cdpam", cdpam_installed, cdpam_distance)

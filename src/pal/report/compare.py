@@ -19,15 +19,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..measures.claims import CLAIMS, Claim, iterations_to_final
+from ..measures.registry import COMPARED, ITERATIONS_TO_FINAL, LSD_OVERALL, Measure, iterations_to_final
 from ..core.errors import UserError
 from ..run.folder import METRICS, RunFolder, RunRecord
 from ..measures.stats import Estimate, mean_interval
 
 APART = "†"
-# Beside the claims' measures: PESQ, the intelligibility claim's second measure (higher is better).
-MEASURES = CLAIMS + (Claim("PESQ wideband (speech)", "pesq_wb", False, "intelligible sooner"),)
-PER_RUN = "iterations_to_final_lsd"  # a claim read from every checkpoint of a run, not at one
 # Identity keys that name what a run trained on or with, not how: never a column's prefix.
 NOT_A_SETTING = ("targets", "clips", "losses", "loss_sources", "seeds")
 
@@ -53,7 +50,7 @@ class RunMetrics:
 class Table:
     """One measure at one checkpoint (``None``: a per-run quantity): ``cells[clip][column]``."""
 
-    claim: Claim
+    measure: Measure
     iteration: int | None
     columns: list[Column]
     cells: dict[str, list[Estimate]] = field(default_factory=dict)
@@ -63,7 +60,7 @@ class Table:
         means = [e.mean for e in self.cells[clip] if math.isfinite(e.mean)]
         if not means:
             return math.nan
-        return min(means) if self.claim.lower_is_better else max(means)
+        return min(means) if self.measure.lower_is_better else max(means)
 
     def best_columns(self, clip: str) -> list[int]:
         best = self.best(clip)
@@ -73,7 +70,7 @@ class Table:
         """The columns whose mean beats column ``index``'s with the two intervals apart."""
         mine = self.cells[clip][index]
         return [i for i, other in enumerate(self.cells[clip])
-                if i != index and _better(other.mean, mine.mean, self.claim.lower_is_better) and apart(other, mine)]
+                if i != index and _better(other.mean, mine.mean, self.measure.lower_is_better) and apart(other, mine)]
 
 
 def _better(a: float, b: float, lower_is_better: bool) -> bool:
@@ -166,11 +163,11 @@ def _iterations_to_final(runs: list[RunMetrics]) -> dict[tuple, list[float]]:
     points = defaultdict(list)
     for run in runs:
         for row in run.rows:
-            if row["metric"] == "lsd_overall_db":
+            if row["metric"] == LSD_OVERALL.key:
                 points[(run.folder, row["loss"], row["clip"], row["seed"])].append((row["iteration"], row["value"]))
     values = defaultdict(list)
     for (folder, loss, clip, _), series in points.items():
-        values[(folder, loss, clip, PER_RUN, None)].append(iterations_to_final(series))
+        values[(folder, loss, clip, ITERATIONS_TO_FINAL.key, None)].append(iterations_to_final(series))
     return values
 
 
@@ -198,13 +195,13 @@ def compare(runs: list[RunMetrics], at: list[int] | None = None, names: list[str
     values = _values(runs) | _iterations_to_final(runs)
     metrics = {key[3] for key in values}
     tables = []
-    for claim in MEASURES:
-        if claim.metric not in metrics:
+    for measure in COMPARED:
+        if measure.key not in metrics:
             continue
-        for iteration in [None] if claim.metric == PER_RUN else checkpoints_asked(runs, at):
-            table = Table(claim, iteration, cols)
+        for iteration in [None] if measure.per_run else checkpoints_asked(runs, at):
+            table = Table(measure, iteration, cols)
             for clip in clips:
-                row = [mean_interval(values.get((c.folder, c.loss, clip, claim.metric, iteration), [])) for c in cols]
+                row = [mean_interval(values.get((c.folder, c.loss, clip, measure.key, iteration), [])) for c in cols]
                 if any(e.n for e in row):
                     table.cells[clip] = row
             if table.cells:
@@ -246,7 +243,7 @@ def _over_clips_line(table: Table) -> list[str]:
     means = over_clips_row(table)
     if means is None:
         return []
-    best = min(means) if table.claim.lower_is_better else max(means)
+    best = min(means) if table.measure.lower_is_better else max(means)
     cells = [f"**{m:.3g}**" if m == best else f"{m:.3g}" for m in means]
     return [f"| {OVER_CLIPS} | " + " | ".join(cells) + " |"]
 
@@ -262,9 +259,9 @@ def format_markdown(tables: list[Table], focus: str | None = None, over_clips: b
     if over_clips:
         lines += [f"- {OVER_CLIPS}: each column's mean of its clips' means, over the clips every column measured"]
     for table in tables:
-        direction = "lower" if table.claim.lower_is_better else "higher"
+        direction = "lower" if table.measure.lower_is_better else "higher"
         when = "" if table.iteration is None else f" at iteration {table.iteration}"
-        lines += ["", f"### {table.claim.name}{when} ({direction} is better)", "",
+        lines += ["", f"### {table.measure.name}{when} ({direction} is better)", "",
                   "| clip | " + " | ".join(c.label for c in table.columns) + " |",
                   "|---" * (len(table.columns) + 1) + "|"]
         lines += [f"| {clip} | " + " | ".join(_cell(table, clip, i) for i in range(len(table.columns))) + " |"

@@ -24,6 +24,7 @@ from ..core.errors import UserError
 from ..core.files import atomic_write, atomic_write_text
 from .templates import templates
 from ..core.records import DamagedRecord
+from ..measures.registry import MEASURES
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -165,26 +166,18 @@ def loss_curves_chart(curves: dict[str, list[np.ndarray]], colours: dict[str, st
     return line_chart(series, f"{clip}: every loss, relative", "iteration", label, log_y=positive, width=470, height=260)
 
 
-METRIC_LABELS = {
-    "snr_db": "SNR (dB, higher better)", "lsd_overall_db": "log-spectral distance (dB)",
-    "lsd_low_db": "LSD < 500 Hz (dB)", "lsd_mid_db": "LSD 500-2500 Hz (dB)", "lsd_high_db": "LSD > 2500 Hz (dB)",
-    "mrstft": "multi-resolution STFT distance", "noise_floor_db": "noise floor (dB)",
-    "stoi": "STOI (higher better)", "pesq_wb": "PESQ wideband (higher better)",
-    "cdpam": "CDPAM distance (lower better)",
-}
-
-
 def measure_charts(rows: list[dict], losses: list[str], colours: dict[str, str]) -> list[str]:
     """Each measure against iteration: a line per loss (mean over seeds) in its 95 % interval band."""
     from ..measures.stats import mean_interval
 
     charts = []
-    for name in (m for m in METRIC_LABELS if any(r["metric"] == m for r in rows)):
+    recorded = {r["metric"] for r in rows}
+    for measure in (m for m in MEASURES if not m.per_run and m.key in recorded):
         series = []
         for loss in losses:
             by_iteration: dict[int, list[float]] = {}
             for r in rows:
-                if r["metric"] == name and r["loss"] == loss:
+                if r["metric"] == measure.key and r["loss"] == loss:
                     by_iteration.setdefault(r["iteration"], []).append(r["value"])
             if not by_iteration:
                 continue
@@ -194,7 +187,7 @@ def measure_charts(rows: list[dict], losses: list[str], colours: dict[str, str])
             half = np.nan_to_num(np.array([e.half_width for e in estimates]))
             series.append(Series(loss, colours[loss], np.array(iterations), means, means - half, means + half,
                                  markers=True))
-        charts.append(line_chart(series, METRIC_LABELS[name], "iteration", ""))
+        charts.append(line_chart(series, measure.chart, "iteration", ""))
     return charts
 
 

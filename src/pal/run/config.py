@@ -15,6 +15,7 @@ from ..core.audio import SAMPLE_RATE, WINDOW
 from ..clips import DEFAULT_CLIPS
 from ..core.errors import UserError
 from .generator import CHANNELS
+from ..measures.judges import CDPAM_JUDGE, Judge
 from ..losses.specs import LossSpec, parse_loss_spec
 from ..core.names import check_label
 
@@ -250,6 +251,10 @@ class ExperimentConfig:
     def loss_specs(self) -> list[LossSpec]:
         self.resolve_losses()
         return [LossSpec.from_record(self.loss_sources[label]) for label in self.losses]
+
+    def judges(self) -> list[Judge]:
+        """The optional judges this run asked for (``cdpam``)."""
+        return [CDPAM_JUDGE] if self.cdpam else []
 
     def scores_speech(self, clip: str) -> bool:
         """Whether ``clip``'s checkpoints are scored for intelligibility (STOI, PESQ)."""

@@ -24,7 +24,8 @@ from .config import ExperimentConfig, full_float32, resolve_device
 from ..core.errors import UserError
 from ..core.files import failure
 from ..losses.guard import GuardedLoss, UserLossFailed, blame
-from ..measures.judges import NOT_INSTALLED as CDPAM_NOT_INSTALLED, cdpam_installed
+from ..measures.judges import CDPAM_JUDGE
+from ..measures.registry import CDPAM
 from ..losses.specs import build_loss, probe
 from .folder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, write_json, write_losses_csv
 from .sources import audio_under, no_audio_message, unique_names
@@ -123,8 +124,8 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     without ``page`` no page is written (``pal report`` builds it later).
     """
     config.validate()
-    if config.cdpam and not cdpam_installed():  # the run goes on, without that measure
-        print(CDPAM_NOT_INSTALLED, file=sys.stderr, flush=True)
+    if config.cdpam and not CDPAM_JUDGE.installed():  # the run goes on, without that measure
+        print(CDPAM_JUDGE.not_installed, file=sys.stderr, flush=True)
         config = replace(config, cdpam=False)
     clips = load_clips(config) if clips is None else clips
     report = _report if page else (lambda out: RunFolder(out).page)
@@ -156,7 +157,7 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
     run_dirs = [folder.run(clips[run.target].name, run.loss, run.seed) for run in runs]
     running = [RunStatus(clips[run.target].name, run.loss, run.seed) for run in runs]
     if mode == "finished":
-        if config.cdpam and not any(row["metric"] == "cdpam" for row in folder.read_metrics()):
+        if config.cdpam and not any(row["metric"] == CDPAM.key for row in folder.read_metrics()):
             # The judge asked for after the run: its checkpoints are on disk, so score them now.
             write_metrics(out, config, folder.read_runs())
         try:
@@ -308,7 +309,7 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[RunStatus]
     """Measure every checkpoint against its original; write the metrics (one row per value)."""
     import soundfile
 
-    from ..measures.signal import measure
+    from ..measures.registry import measure
 
     folder = RunFolder(out)
     rows = []
@@ -321,7 +322,7 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[RunStatus]
             path = folder.checkpoint(clip, loss, seed, iteration)
             generated = soundfile.read(str(path), dtype="float64")[0]
             values = measure(originals[clip], generated, config.sample_rate, speech=config.scores_speech(clip),
-                             cdpam=config.cdpam)
+                             judges=config.judges())
             rows.extend(dict(clip=clip, loss=loss, seed=seed, iteration=iteration, metric=name, value=value)
                         for name, value in values.items())
     folder.write_metrics(rows)

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from ..measures.claims import CLAIMS, claims_table, format_table
+from ..measures.claims import claims_table, format_table
+from ..measures.registry import CLAIMED, recorded_keys
 from ..measures.stats import Estimate, binomial_p_value, mean_interval
 from ..core.files import atomic_write_text
 from ..report.templates import templates
@@ -103,24 +104,25 @@ def paired_comparisons(rows: list[dict], losses: list[str]) -> list[PairedCompar
     last = max(row["iteration"] for row in rows)
     at_last = {(r["window"], r["seed"], r["loss"]): r for r in rows if r["iteration"] == last}
     comparisons = []
-    for claim in CLAIMS:
-        if claim.metric == "iterations_to_final_lsd":
+    for measure in CLAIMED:
+        if measure.per_run:
             continue
+        key = measure.key
         for first, second in itertools.combinations(losses, 2):
             per_clip: dict[str, list[float]] = defaultdict(list)
             for (window, seed, loss), row in at_last.items():
                 other = at_last.get((window, seed, second))
-                if loss != first or other is None or claim.metric not in row or claim.metric not in other:
+                if loss != first or other is None or key not in row or key not in other:
                     continue
-                difference = row[claim.metric] - other[claim.metric]
+                difference = row[key] - other[key]
                 if math.isfinite(difference):
                     per_clip[row["source"]].append(difference)
             if not per_clip:
                 continue
             means = [sum(d) / len(d) for d in per_clip.values()]
-            better = [(-m if claim.lower_is_better else m) for m in means]
+            better = [(-m if measure.lower_is_better else m) for m in means]
             comparisons.append(PairedComparison(
-                claim.metric, claim.lower_is_better, last, first, second,
+                key, measure.lower_is_better, last, first, second,
                 sum(b > 0 for b in better), sum(b < 0 for b in better), sum(b == 0 for b in better),
                 mean_interval(means)))
     return comparisons
@@ -145,7 +147,7 @@ def summarize(sweep_dir: Path) -> str:
     losses = record["settings"]["losses"]
     rows, finished = metric_rows(sweep_dir, record)
     atomic_write_text(sweep_dir / SWEEP_METRICS, metrics_csv_text(rows))
-    metrics = sorted({c.metric for c in CLAIMS} | {"lsd_overall_db"})
+    metrics = sorted(recorded_keys(CLAIMED))
     table = claims_table(per_clip_rows(rows, metrics), losses) if rows else []
     comparisons = paired_comparisons(rows, losses)
     sources = sorted({w["source"] for w in record["windows"]})

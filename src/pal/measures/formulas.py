@@ -1,8 +1,9 @@
-"""Objective measures of a generation against its original, one per claim of the 2018 post.
+"""The measures computed by formula: a generation against its original.
 
 All take 1-D numpy arrays at the same sample rate. Plain numpy and scipy, except STOI and PESQ,
-which come from ``pystoi`` and ``pesq``, and CDPAM (:mod:`pal.measures.judges`, the optional ``cdpam``
-extra), each imported only when asked for.
+which come from ``pystoi`` and ``pesq``, imported only when asked for. Each is declared, with its
+key, label, unit and direction, in :mod:`pal.measures.registry`; the judges (CDPAM) are in
+:mod:`pal.measures.judges`.
 
 | measure | the post's claim it tests |
 |---|---|
@@ -11,7 +12,6 @@ extra), each imported only when asked for.
 | :func:`multi_resolution_stft_distance` | overall spectral fidelity, the peer losses' own yardstick |
 | :func:`noise_floor_db` | "less noise" |
 | :func:`stoi`, :func:`pesq_wideband` | "quicker convergence on something intelligible" (speech) |
-| :func:`pal.measures.judges.cdpam_distance` | none: a judge fitted to human judgements, that no loss optimises |
 """
 
 from __future__ import annotations
@@ -114,27 +114,3 @@ def pesq_wideband(original: np.ndarray, generated: np.ndarray, sample_rate: floa
         return float(pesq_score(PESQ_RATE, reference, degraded, "wb"))
     except PesqError:
         return math.nan
-
-
-def measure(original: np.ndarray, generated: np.ndarray, sample_rate: float, speech: bool,
-            cdpam: bool = False) -> dict[str, float]:
-    """Every measure of a checkpoint, flat: ``snr_db``, ``lsd_overall_db``, ``lsd_low_db``, ...
-
-    STOI and PESQ only for speech, CDPAM (``cdpam``) only when asked; a silent or non-finite
-    generation scores NaN where a measure is undefined.
-    """
-    original = np.asarray(original, float)
-    generated = np.nan_to_num(np.asarray(generated, float), nan=0.0, posinf=0.0, neginf=0.0)
-    values = {"snr_db": snr_db(original, generated)}
-    for band, value in log_spectral_distance_db(original, generated, sample_rate).items():
-        values[f"lsd_{band}_db"] = value
-    values["mrstft"] = multi_resolution_stft_distance(original, generated)
-    values["noise_floor_db"] = noise_floor_db(original, generated, sample_rate)
-    if speech:
-        values["stoi"] = stoi(original, generated, sample_rate)
-        values["pesq_wb"] = pesq_wideband(original, generated, sample_rate)
-    if cdpam:
-        from .judges import cdpam_distance
-
-        values["cdpam"] = cdpam_distance(original, generated, sample_rate)
-    return values
