@@ -8,11 +8,12 @@ is the separate ``pal`` package (``pip install 'perceptual-audio-loss[app]'``).
 
 __version__ = "0.2.0"
 
-from .auditory import AuditorySpectrogramLoss
+from .auditory import AuditorySpectrogramLoss, auditory_spectrogram_loss
 from .contract import PreparedTargetLoss
 from .losses import LOSSES, TargetLoss, WaveformDistance, WeightedSum, build_loss, register_loss
 from .masking import MaskedLoss, masked_loss
 from .perceptual import PerceptualLoss, perceptual_loss
 
 __all__ = ["LOSSES", "AuditorySpectrogramLoss", "MaskedLoss", "PerceptualLoss", "PreparedTargetLoss", "TargetLoss",
-           "WaveformDistance", "WeightedSum", "build_loss", "masked_loss", "perceptual_loss", "register_loss", "__version__"]
+           "WaveformDistance", "WeightedSum", "auditory_spectrogram_loss", "build_loss", "masked_loss", "perceptual_loss",
+           "register_loss", "__version__"]

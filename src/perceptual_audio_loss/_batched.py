@@ -3,8 +3,8 @@
 Every signal and every band is filtered at once, in blocks sized by a memory budget rather than
 by a Python loop per item and band chunk, so a call dispatches a few dozen operations whatever
 the batch (on a GPU, a few dozen kernel launches). On the CPU the same code runs with
-``compiled=False``, for other dtypes than float32, and where no C compiler is found, so that
-counting its operations there counts CUDA's launches.
+``compiled=False``, for other dtypes than float32, and where no C compiler is found (the table of
+:func:`.perceptual.choose_path`), so that counting its operations there counts CUDA's launches.
 
 Memory: the forward keeps only the signal's spectrum and two numbers per signal; the backward
 filters again, block by block, instead of keeping features and slopes (two floats per band and
@@ -13,7 +13,11 @@ frame per signal, 2.9 GB for the post's configuration on 8 x 4 s at 44.1 kHz).
 Blocks split the bands the same way for every signal, whatever the batch, and each signal's sums
 are accumulated in float64 block by block in the same order; so a signal's value does not depend
 on the rest of its batch beyond the rounding of the batched FFTs (measured equal bit for bit on
-the CPU; ``tests/library/test_batched.py`` holds it to 1e-6 relative).
+the CPU; ``tests/library/test_device_path.py``'s
+``test_a_signal_does_not_depend_on_its_batch_on_the_batched_path`` holds it to 1e-6 relative).
+
+The compiled kernels' path (:mod:`._compiled`) computes the same distance and shares this module's
+cosine floor and slopes (:func:`cosine_value_and_slopes`, :func:`mse_slope`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-_COSINE_EPS = 1e-8  # as F.cosine_similarity's default eps
+COSINE_EPS = 1e-8  # the floor of the norms, as F.cosine_similarity's default eps
 # One block's filtered signals, (signals x bands x n_fft) floats, are kept under this many bytes;
 # a block's working set is about four such arrays. 256 MiB holds the post's whole configuration
 # at batch 8 (8 x 512 bands x 9216 points x 4 bytes = 151 MB) in one block, and caps the post's
@@ -88,8 +92,8 @@ def similarity(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
     a, b = a.flatten(1), b.flatten(1)
     if kind == "cosine":
         dot = torch.sum(a * b, dim=1, dtype=torch.float64)
-        a_norm = torch.sum(a * a, dim=1, dtype=torch.float64).sqrt().clamp_min(_COSINE_EPS)
-        b_norm = torch.sum(b * b, dim=1, dtype=torch.float64).sqrt().clamp_min(_COSINE_EPS)
+        a_norm = torch.sum(a * a, dim=1, dtype=torch.float64).sqrt().clamp_min(COSINE_EPS)
+        b_norm = torch.sum(b * b, dim=1, dtype=torch.float64).sqrt().clamp_min(COSINE_EPS)
         return (-dot / (a_norm * b_norm)).to(a.dtype)
     return (torch.sum((a - b) ** 2, dim=1, dtype=torch.float64) / a.shape[1]).to(a.dtype)
 
@@ -172,20 +176,29 @@ def _accumulate(sums: torch.Tensor, mapped: torch.Tensor, target: torch.Tensor, 
         sums[0].add_(torch.sum((mapped - target) ** 2, dim=dims, dtype=torch.float64))
 
 
+def cosine_value_and_slopes(dot: torch.Tensor, feature_energy: torch.Tensor, target_energy: torch.Tensor):
+    """Minus the cosine similarity per signal, and the ``a``, ``b`` of its gradient
+    ``dL/df = a t + b f``: ``a = -1 / (|f| |t|)``, ``b = dot / (|f|^3 |t|)`` (0 where ``|f|`` is at
+    the floor), from the float64 sums ``dot = f.t``, ``|f|^2`` and ``|t|^2``."""
+    f_norm = feature_energy.sqrt().clamp_min(COSINE_EPS)
+    t_norm = target_energy.sqrt().clamp_min(COSINE_EPS)
+    value = -dot / (f_norm * t_norm)
+    a = -1.0 / (f_norm * t_norm)
+    b = torch.where(f_norm > COSINE_EPS, dot / (f_norm**3 * t_norm), 0.0)
+    return value, a, b
+
+
+def mse_slope(size: int) -> float:
+    """``d/df`` of the mean squared difference of ``size`` terms is ``mse_slope(size) (f - t)``."""
+    return 2.0 / size
+
+
 def _value_and_slopes(sums: torch.Tensor, target_energy: torch.Tensor, size: int, kind: str):
     """The per-signal value and the ``a``, ``b`` of ``dL/df = a t + b f`` (float64)."""
     if kind == "cosine":
-        dot = sums[0]
-        f_norm = sums[1].sqrt().clamp_min(_COSINE_EPS)
-        t_norm = target_energy.sqrt().clamp_min(_COSINE_EPS)
-        value = -dot / (f_norm * t_norm)
-        a = -1.0 / (f_norm * t_norm)
-        b = torch.where(f_norm > _COSINE_EPS, dot / (f_norm**3 * t_norm), 0.0)
-    else:
-        value = sums[0] / size
-        a = torch.full_like(value, -2.0 / size)
-        b = torch.full_like(value, 2.0 / size)
-    return value, a, b
+        return cosine_value_and_slopes(sums[0], sums[1], target_energy)
+    value = sums[0] / size
+    return value, torch.full_like(value, -mse_slope(size)), torch.full_like(value, mse_slope(size))
 
 
 def _spread(gradient: torch.Tensor, geometry: Geometry) -> torch.Tensor:

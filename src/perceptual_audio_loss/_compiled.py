@@ -1,8 +1,9 @@
 """PerceptualLoss's fused FFT path on the compiled kernels of :mod:`._native` (float32, CPU).
 
-The same computation as ``_FusedFFTDistance`` in :mod:`.perceptual` (the torch path, which runs
-wherever these kernels do not: other dtypes, other devices, no C compiler), with each step of a
-band block one pass over memory and multi-threaded:
+The same computation as ``BatchedDistance`` in :mod:`._batched` (the batched torch path, which
+runs wherever these kernels do not: other dtypes, other devices, no C compiler; see
+:func:`.perceptual.choose_path`), with the same cosine floor and slopes, and each step of a band
+block one pass over memory and multi-threaded:
 
 - ``product_real``: the signal's spectrum times a block of filter spectra, folded onto
   ``n_fft / stride`` bins before the inverse FFT. The samples ``y[0], y[s], y[2s], ...`` of a
@@ -29,7 +30,6 @@ from . import _batched
 from ._native import NativeKernels
 
 BAND_CHUNK = 32  # bands per block: a block's arrays stay in cache
-_COSINE_EPS = 1e-8  # as F.cosine_similarity's default eps
 
 
 class Workspace:
@@ -159,8 +159,8 @@ def features(x: torch.Tensor, plan: Plan, scratch: bool = False) -> torch.Tensor
     for item in range(x.shape[0]):
         spectrum = torch.fft.rfft(x[item], n=plan.n_fft)
         for bands in _band_blocks(plan):
-            plan.kernels.rows(blocks.filtered(spectrum, bands), None, plan.weights[bands], plan.out_frames,
-                              "features", 0.0, out[item, bands], None, None)
+            plan.kernels.rows(blocks.filtered(spectrum, bands), None, plan.weights[bands], "features", 0.0,
+                              out[item, bands], None, None)
     return out
 
 
@@ -187,16 +187,12 @@ class CompiledDistance(torch.autograd.Function):
             spectrum = torch.fft.rfft(x[item], n=plan.n_fft)
             for bands in _band_blocks(plan):
                 plan.kernels.rows(blocks.filtered(spectrum, bands), target[item, bands], plan.weights[bands],
-                                  plan.out_frames, plan.similarity, 2.0 / size, p[item, bands],
+                                  plan.similarity, _batched.mse_slope(size), p[item, bands],
                                   None if q is None else q[item, bands], sums[item])
         if plan.similarity == "cosine":
-            dot = sums[:, 0]
-            f_norm = sums[:, 1].sqrt().clamp_min(_COSINE_EPS)
-            t_norm = sums[:, 2].sqrt().clamp_min(_COSINE_EPS)
-            value = (-dot / (f_norm * t_norm)).to(x.dtype)
-            a = -1.0 / (f_norm * t_norm)
-            b = torch.where(f_norm > _COSINE_EPS, dot / (f_norm**3 * t_norm), torch.zeros_like(dot))
-        else:
+            value, a, b = _batched.cosine_value_and_slopes(sums[:, 0], sums[:, 1], sums[:, 2])
+            value = value.to(x.dtype)
+        else:  # the kernels wrote dL/dy itself, the slope included, into p
             value = (sums[:, 0] / size).to(x.dtype)
             a, b = torch.ones_like(sums[:, 0]), torch.zeros_like(sums[:, 0])
         ctx.save_for_backward(p, q, a, b, x, target)

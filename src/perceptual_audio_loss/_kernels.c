@@ -1,7 +1,7 @@
 /* Compiled float32 kernels of PerceptualLoss's fused FFT path (CPU), built at first use by _native.py.
  *
- * The torch implementation of the same steps is _FusedFFTDistance in perceptual.py; the tests
- * compare the two. Complex arrays are interleaved (re, im) floats. Every loop runs in a fixed
+ * The torch implementation of the same steps is BatchedDistance in _batched.py (the batched path);
+ * tests/library/test_compiled.py compares the two. Complex arrays are interleaved (re, im) floats. Every loop runs in a fixed
  * order and sums are added in band order after the parallel loops, so a result is bit-identical
  * from call to call and whatever the number of threads. Loops over bands (or frequency ranges)
  * run on OpenMP threads, the same runtime torch uses, `threads` of them (torch.get_num_threads()).
@@ -53,6 +53,7 @@ static inline v8f log1p8(v8f r, v8f u, v8f inverse_u) {
     return log_u + (r - (u - 1.0f)) * inverse_u;
 }
 
+/* As _native.py's SIMILARITY_CODES numbers them (test_compiled.py reads this line to check). */
 enum { COSINE = 0, MSE = 1, FEATURES = 2 };
 
 /* One vector of a row: the features weight log1p(relu(y)) and their slope weight / (1 + relu(y)),

@@ -33,7 +33,11 @@ ENVIRONMENT_SWITCH = "PERCEPTUAL_AUDIO_LOSS_NATIVE"
 FLAGS = ("-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-std=gnu11")
 # Tried in this order: threads and the CPU's own vector units, then without each.
 OPTIONAL_FLAG_SETS = (("-fopenmp", "-march=native"), ("-fopenmp",), ("-march=native",), ())
+# What rows() computes, as _kernels.c's enum { COSINE, MSE, FEATURES } numbers it.
 SIMILARITY_CODES = {"cosine": 0, "mse": 1, "features": 2}
+# What the kernels compute on: float32 arrays in the CPU's memory.
+DEVICE_TYPE = "cpu"
+DTYPE = torch.float32
 
 _float_p = ctypes.POINTER(ctypes.c_float)
 _double_p = ctypes.POINTER(ctypes.c_double)
@@ -109,6 +113,11 @@ def native_kernels() -> NativeKernels | None:
         return None
 
 
+def kernels_available() -> bool:
+    """Whether :func:`native_kernels` has kernels to give (building them at the first call)."""
+    return native_kernels() is not None
+
+
 def _floats(tensor: torch.Tensor):
     if torch.is_complex(tensor):
         tensor = torch.view_as_real(tensor)
@@ -138,10 +147,6 @@ class NativeKernels:
         self.library = library
         self.flags = flags
 
-    @staticmethod
-    def accepts(tensor: torch.Tensor) -> bool:
-        return tensor.device.type == "cpu" and tensor.dtype == torch.float32
-
     def product_real(self, spectrum: torch.Tensor, spectra: torch.Tensor, n_fft: int, stride: int,
                      out: torch.Tensor | None = None) -> torch.Tensor:
         """``spectrum`` (bins,) times each band's spectrum, folded onto ``n_fft / stride`` points."""
@@ -153,12 +158,16 @@ class NativeKernels:
                                       torch.get_num_threads())
         return out
 
-    def rows(self, filtered, target, weights, frames, similarity, mse_scale, p, q, sums) -> None:
+    def rows(self, filtered, target, weights, similarity, mse_scale, p, q, sums) -> None:
         """Features of ``filtered``'s first ``frames`` columns into ``p`` (``similarity="features"``),
-        or the similarity's sums added to ``sums`` and the backward's arrays into ``p`` and ``q``."""
+        or the similarity's sums added to ``sums`` and the backward's arrays into ``p`` and ``q``;
+        ``frames`` is ``p``'s width (the outputs at the stride)."""
         filtered, p = _rows_of(filtered), _rows_of(p)
         target = None if target is None else _rows_of(target)
         q = None if q is None else _rows_of(q)
+        frames = p.shape[1]
+        if frames > filtered.shape[1]:
+            raise ValueError(f"p is {frames} frames wide, filtered only {filtered.shape[1]}")
         if q is not None and q.stride(0) != p.stride(0):
             raise ValueError("p and q must have the same row stride")
         self.library.pal_rows(

@@ -21,32 +21,49 @@ from typing import Any, Mapping
 
 @dataclass(frozen=True)
 class Number:
-    """A real number (or an integer) in ``[low, high]``; ``low_open`` excludes ``low`` itself."""
+    """A real number (or an integer) in ``[low, high]``; ``low_open`` excludes ``low`` itself,
+    ``high_open`` ``high``.
+
+    The application's settings check (``pal.run.config.Number``) asks :meth:`accepts` whether a
+    value is in range, and words its own refusal (a ``UserError`` naming the flag or the TOML
+    key); this one raises ``TypeError`` or ``ValueError`` naming the constructor's argument.
+    """
 
     low: float | None = None
     high: float | None = None
     integer: bool = False
     low_open: bool = False
     optional: bool = False  # None allowed (a documented default computed later)
+    high_open: bool = False
 
     def check(self, name: str, value: Any) -> Any:
         if value is None and self.optional:
             return None
-        kind = numbers.Integral if self.integer else numbers.Real
-        if isinstance(value, bool) or not isinstance(value, kind):
+        if not self._of_kind(value):
             wanted = "an integer" if self.integer else "a number"
             raise TypeError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__})")
         if not math.isfinite(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
-        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
-        too_high = self.high is not None and value > self.high
-        if too_low or too_high:
+        if not self._within(value):
             raise ValueError(f"{name} must be {self.describe()}, got {value!r}")
         return int(value) if self.integer else value
 
+    def accepts(self, value: Any) -> bool:
+        """Whether :meth:`check` takes ``value`` (``None`` aside): of the kind, finite, in range."""
+        return self._of_kind(value) and math.isfinite(value) and self._within(value)
+
+    def _of_kind(self, value: Any) -> bool:
+        kind = numbers.Integral if self.integer else numbers.Real
+        return not isinstance(value, bool) and isinstance(value, kind)
+
+    def _within(self, value) -> bool:
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        return not (too_low or too_high)
+
     def describe(self) -> str:
         low = "" if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low:g}"
-        high = "" if self.high is None else f"at most {self.high:g}"
+        high = "" if self.high is None else f"{'below' if self.high_open else 'at most'} {self.high:g}"
         return " and ".join(part for part in (low, high) if part) or "finite"
 
 

@@ -122,7 +122,14 @@ def simultaneous_masking_matrix(centres_hz: np.ndarray) -> np.ndarray:
     return 10.0 ** ((spread_db - (TONE_MASKING_NOISE_DB + bark[None, :])) / 10.0)
 
 
-class _Resolution(nn.Module):
+class _SpectrogramResolution(nn.Module):
+    """One resolution of the auditory spectrogram: a Hann window scaled so a full-scale sine's band
+    power is 1, the ERB band triangles (:func:`erb_band_matrix`), the level term's band weights and,
+    with masking, the band-to-band masking gains.
+
+    Not one class with :mod:`.masking`'s ``_MaskingResolution``: see there.
+    """
+
     def __init__(self, sample_rate: float, n_fft: int, bands_per_erb: float, weighting: str, masking: str):
         super().__init__()
         self.n_fft, self.hop = n_fft, n_fft // 4
@@ -180,6 +187,9 @@ class AuditorySpectrogramLoss(nn.Module):
     ``w_b`` the A-weighting of band ``b``'s centre as an amplitude gain, the mean band weighing 1,
     and ``fine`` 1.
 
+    One path: every device and dtype run the same torch operations (unlike
+    :class:`~perceptual_audio_loss.PerceptualLoss`, whose paths :func:`.perceptual.choose_path` picks).
+
     Args:
         sample_rate: of the signals, in Hz.
         longest_window_s: the longest analysis window; it becomes the nearest power of two in
@@ -235,15 +245,16 @@ class AuditorySpectrogramLoss(nn.Module):
         self.relative_floor = None if relative_floor_db is None else 10.0 ** (relative_floor_db / 10.0)
         longest = window_length(sample_rate, longest_window_s)
         lengths = sorted({max(2, longest >> k) for k in range(resolutions)}, reverse=True)
-        self.resolutions = nn.ModuleList(_Resolution(sample_rate, n, bands_per_erb, weighting, masking)
-                                         for n in lengths)
+        self.resolutions = nn.ModuleList(
+            _SpectrogramResolution(sample_rate, n, bands_per_erb, weighting, masking) for n in lengths)
 
     def _levels(self, power: torch.Tensor, floor: torch.Tensor | float) -> torch.Tensor:
         if self.compression == "log":
             return torch.log(power + floor)
         return (power + floor).pow(CUBE_ROOT)
 
-    def _floor(self, resolution: _Resolution, target_band_power: torch.Tensor) -> torch.Tensor | float:
+    def _floor(self, resolution: _SpectrogramResolution,
+               target_band_power: torch.Tensor) -> torch.Tensor | float:
         """The floor inside the compression: fixed, per signal re its loudest band ``(items, 1, 1)``,
         or with masking per band and frame ``(items, frames, bands)``."""
         floor = self.floor
@@ -288,8 +299,8 @@ class AuditorySpectrogramLoss(nn.Module):
             per_signal = per_signal / len(self.resolutions)
         return finish(per_signal, batch, reduction, input.dtype)
 
-    def _resolution_distance(self, resolution: _Resolution, power: torch.Tensor, floor, target_levels: torch.Tensor,
-                             target_envelope: torch.Tensor) -> torch.Tensor:
+    def _resolution_distance(self, resolution: _SpectrogramResolution, power: torch.Tensor, floor,
+                             target_levels: torch.Tensor, target_envelope: torch.Tensor) -> torch.Tensor:
         levels = self._levels(power, floor)
         if self.distance == "cosine":
             silence = self._levels(torch.zeros((), dtype=power.dtype, device=power.device), floor)
@@ -305,3 +316,12 @@ class AuditorySpectrogramLoss(nn.Module):
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         matching_signals(input, target)
         return self.against(input, self.target_features(target))
+
+
+def auditory_spectrogram_loss(input: torch.Tensor, target: torch.Tensor, sample_rate: float,
+                              **kwargs) -> torch.Tensor:
+    """Functional form: builds an :class:`AuditorySpectrogramLoss` on the input's device and applies it.
+
+    Each call designs the band matrices again; in a training loop build the module once.
+    """
+    return AuditorySpectrogramLoss(sample_rate, **kwargs).to(input.device)(input, target)

@@ -147,8 +147,16 @@ def backward_weights(hop: int, sample_rate: float, span_s: float) -> np.ndarray:
     return np.cos(np.pi * lags * hop / (2 * span_s * sample_rate)) ** 2
 
 
-class _Resolution(nn.Module):
-    """One analysis resolution: window, band grouping, and the per-band constants of the model."""
+class _MaskingResolution(nn.Module):
+    """One analysis resolution of the masking model: window, grouping into Bark bands as
+    intensities re 0 dB SPL, and the per-band constants of the model (threshold in quiet,
+    forward and backward masking).
+
+    Not one class with :mod:`.auditory`'s ``_SpectrogramResolution``: the two share their framing
+    (:func:`centred_rfft`, :func:`window_length`, hop ``n / 4``) and differ in everything after it
+    (bands 0.5 Bark wide and levels in dB SPL here; ERB triangles, a full-scale sine at 1 and the
+    level term's band weights there).
+    """
 
     def __init__(self, sample_rate: float, n_fft: int, edges_hz: np.ndarray, centres_hz: np.ndarray,
                  full_scale_db: float, quiet_clamp_hz: float, backward_s: float):
@@ -200,6 +208,9 @@ class MaskedLoss(nn.Module):
     weighted by their width in Bark (so the value does not drift with the sample rate), averaged
     over frames, summed over the two resolutions and reduced over the batch.
 
+    One path: every device and dtype run the same torch operations (unlike
+    :class:`~perceptual_audio_loss.PerceptualLoss`, whose paths :func:`.perceptual.choose_path` picks).
+
     Args:
         sample_rate: of the signals, in Hz.
         full_scale_db: dB SPL of a full-scale sine (96: ISO/IEC 11172-3; 92: PEAQ).
@@ -249,7 +260,7 @@ class MaskedLoss(nn.Module):
         centres_bark = (edges_bark[:-1] + edges_bark[1:]) / 2
         centres_hz = critical_band_rate_to_hz(centres_bark)
         self.resolutions = nn.ModuleList(
-            _Resolution(sample_rate, window_length(sample_rate, seconds), self.band_edges_hz, centres_hz,
+            _MaskingResolution(sample_rate, window_length(sample_rate, seconds), self.band_edges_hz, centres_hz,
                         full_scale_db, quiet_clamp_hz, backward_s)
             for seconds in sorted(windows_s, reverse=True)
         )
@@ -304,7 +315,7 @@ class MaskedLoss(nn.Module):
     def hop(self, resolution: int = 0) -> int:
         return self.resolutions[resolution].hop
 
-    def _tonality(self, resolution: _Resolution, spectrum: torch.Tensor) -> torch.Tensor:
+    def _tonality(self, resolution: _MaskingResolution, spectrum: torch.Tensor) -> torch.Tensor:
         """Per band and frame tonality in [0, 1] from ISO model 2's unpredictability.
 
         Each bin's magnitude and phase are predicted by linear extrapolation from the two frames
@@ -417,7 +428,7 @@ def _at_frames(values: torch.Tensor, frames: int, hop: int, source_hop: int) -> 
     return values.index_select(1, torch.from_numpy(nearest).to(values.device))
 
 
-def _temporal(threshold: torch.Tensor, resolution: _Resolution) -> torch.Tensor:
+def _temporal(threshold: torch.Tensor, resolution: _MaskingResolution) -> torch.Tensor:
     """Forward masking by PEAQ's per-band leaky integrator, then backward masking.
 
     Forward: ``s_t = a s_(t-1) + (1 - a) m_t`` with ``a = exp(-hop / (fs tau))``, the threshold

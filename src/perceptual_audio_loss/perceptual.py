@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -81,6 +83,66 @@ def choose_method(method: str, taps: int, stride: int) -> str:
     return "fft" if taps / stride >= FFT_MIN_TAPS_PER_FRAME else "direct"
 
 
+class Path(enum.Enum):
+    """How a :class:`PerceptualLoss` call computes; :func:`choose_path` says which one runs."""
+
+    DIRECT = "direct"  # conv1d filter bank, autograd through torch operations: the reference
+    FFT = "fft"  # the FFT filter bank in torch operations (_batched.features), autograd through them
+    BATCHED = "batched"  # _batched.BatchedDistance: fused, analytic backward, torch operations
+    COMPILED = "compiled"  # _compiled.CompiledDistance: fused, analytic backward, compiled kernels
+
+    @property
+    def fused(self) -> bool:
+        """Whether the call is one autograd function from the input's samples to the distance
+        against fixed target features (both fused paths prepare the target without a graph)."""
+        return self in (Path.BATCHED, Path.COMPILED)
+
+
+def choose_path(method: str, compiled: bool, device_type: str, dtype: torch.dtype, fixed_target: bool,
+                kernels_available: Callable[[], bool]) -> Path:
+    """The path a :class:`PerceptualLoss` call takes: every place that chooses one asks here.
+
+    The first row that matches decides:
+
+    | method | target | device | dtype | compiled | kernels | path |
+    |---|---|---|---|---|---|---|
+    | direct | any | any | any | any | any | `DIRECT` |
+    | fft | learnable | any | any | any | any | `FFT` |
+    | fft | fixed | not cpu | any | any | any | `BATCHED` |
+    | fft | fixed | cpu | float64 | any | any | `BATCHED` |
+    | fft | fixed | cpu | float32 | False | any | `BATCHED` |
+    | fft | fixed | cpu | float32 | True | absent | `BATCHED` |
+    | fft | fixed | cpu | float32 | True | built | `COMPILED` |
+
+    Parameters
+    ----------
+    method : the resolved method, ``"direct"`` or ``"fft"`` (:func:`choose_method`).
+    compiled : the constructor's ``compiled`` flag.
+    device_type, dtype : where and in what the signals are computed (``"cuda"``, ``"mps"``: not
+        cpu); float16 and bfloat16 input is computed in float32 (:func:`.contract.compute_dtype`).
+    fixed_target : the target needs no gradient: :meth:`PerceptualLoss.against`,
+        :meth:`PerceptualLoss.target_features`, ``forward`` with a target that does not require
+        grad. ``False`` (learnable) for both sides learnable and for :meth:`PerceptualLoss.features`.
+    kernels_available : says whether the compiled kernels are built (:func:`._native.kernels_available`:
+        absent without a C compiler or with ``PERCEPTUAL_AUDIO_LOSS_NATIVE=0``). Asked last, only where
+        every other condition leaves the compiled path open: building them takes about a second
+        and warns where no compiler works.
+
+    The batch's size and shape choose nothing (they size :mod:`._batched`'s blocks only); float64
+    input is not a path of its own (the float64 reference of the tests is ``DIRECT``, or ``BATCHED``,
+    in float64); ``MaskedLoss`` and ``AuditorySpectrogramLoss`` each have one path. Asked for a graph
+    of its gradient (``create_graph=True``), a fused path's backward differentiates the ``FFT``
+    path's operations instead.
+    """
+    if method == "direct":
+        return Path.DIRECT
+    if not fixed_target:
+        return Path.FFT
+    if not compiled or device_type != _native.DEVICE_TYPE or dtype != _native.DTYPE or not kernels_available():
+        return Path.BATCHED
+    return Path.COMPILED
+
+
 class PerceptualLoss(nn.Module):
     """Distance between two signals as heard through a crude model of the ear's first stages.
 
@@ -112,6 +174,7 @@ class PerceptualLoss(nn.Module):
             on the CPU; built with the system's C compiler at first use, see
             :mod:`perceptual_audio_loss._native`). ``False``, or no working compiler, runs the same
             steps as torch operations; the two agree within float32 rounding, not bit for bit.
+            Which path a call takes is :func:`choose_path`'s table (:meth:`path_for` asks it).
 
     Shape:
         input, target: ``(batch, time)`` or ``(batch, channels, time)``, same shape, any float
@@ -183,15 +246,23 @@ class PerceptualLoss(nn.Module):
         """
         items, batch = signals(x, "x")
         with full_precision(x.device):
-            maps = self._signal_features(items.to(compute_dtype(x.dtype)))
+            items = items.to(compute_dtype(x.dtype))
+            maps = self._signal_features(items, self.path_for(items, fixed_target=False))
         if x.dim() == 3 and x.shape[1] > 1:
             return maps.reshape(batch, x.shape[1], *maps.shape[1:])
         return maps
 
-    def _signal_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(signals, time)`` -> ``(signals, n_bands, frames)`` in ``x``'s dtype."""
+    def path_for(self, x: torch.Tensor, fixed_target: bool = True) -> Path:
+        """The path a call on signals like ``x`` takes (:func:`choose_path`): against fixed target
+        features, or with ``fixed_target=False`` with both sides learnable or for :meth:`features`."""
+        return choose_path(self.method, self.compiled, x.device.type, compute_dtype(x.dtype), fixed_target,
+                           _native.kernels_available)
+
+    def _signal_features(self, x: torch.Tensor, path: Path) -> torch.Tensor:
+        """``(signals, time)`` -> ``(signals, n_bands, frames)`` in ``x``'s dtype: by ``conv1d`` on
+        the direct path, by the FFT on every other (the compiled kernels' map is :meth:`_prepare`'s)."""
         weights = self.band_weights.to(device=x.device, dtype=x.dtype)
-        if self.method == "fft":
+        if path is not Path.DIRECT:
             # log_factor is folded into the filters' spectra: k relu(y) = relu(k y) for k > 0.
             geometry = self._geometry(x)
             return _batched.features(x, self._filter_spectra(geometry.n_fft, x.device, x.dtype), weights, geometry)
@@ -253,31 +324,26 @@ class PerceptualLoss(nn.Module):
         """
         items, _ = signals(target, "target")
         with full_precision(target.device):
-            return self._prepare(items.to(compute_dtype(target.dtype)))
+            items = items.to(compute_dtype(target.dtype))
+            return self._prepare(items, self.path_for(items))
 
     @torch.no_grad()
-    def _prepare(self, y: torch.Tensor, scratch: bool = False) -> torch.Tensor:
-        """Features of target signals ``(signals, time)``, without a graph.
+    def _prepare(self, y: torch.Tensor, path: Path, scratch: bool = False) -> torch.Tensor:
+        """Features of target signals ``(signals, time)``, without a graph, on ``path``.
 
         ``scratch``: the map is used and dropped within this call (the compiled path then reuses
         one array from call to call).
         """
-        plan = self._compiled_plan(y)
-        if plan is not None:
-            return _compiled.features(y, plan, scratch)
-        return self._signal_features(y)
+        if path is Path.COMPILED:
+            return _compiled.features(y, self._compiled_plan(y), scratch)
+        return self._signal_features(y, path)
 
-    def _compiled_plan(self, x: torch.Tensor) -> _compiled.Plan | None:
-        """The compiled kernels' plan for signals like ``x``, or ``None`` where the torch path runs
-        (the direct method, a dtype other than float32, a device other than the CPU, no compiler)."""
-        if not self.compiled or self.method != "fft" or not _native.NativeKernels.accepts(x):
-            return None
-        kernels = _native.native_kernels()
-        if kernels is None:
-            return None
+    def _compiled_plan(self, x: torch.Tensor) -> _compiled.Plan:
+        """The compiled kernels' plan for signals like ``x``: for the compiled path only, where
+        :func:`choose_path` has found the kernels built."""
         frames = x.shape[-1] + self.taps + 1
         n_fft = _compiled.decimated_fft_length(frames, self.stride, fft_length)
-        return _compiled.Plan(n_fft, frames, self.stride, self.similarity, kernels,
+        return _compiled.Plan(n_fft, frames, self.stride, self.similarity, _native.native_kernels(),
                               self._filter_spectra(n_fft, x.device, x.dtype), self.band_weights.to(x.dtype),
                               self._workspace)
 
@@ -286,30 +352,34 @@ class PerceptualLoss(nn.Module):
     ) -> torch.Tensor:
         """The loss of ``input`` against features from :meth:`target_features`.
 
-        With ``method="fft"`` this runs the fused path: filtering, rectification, compression,
-        weighting and similarity a chunk of bands at a time, with an analytic backward.
+        With ``method="fft"`` this runs a fused path (:func:`choose_path`): filtering, rectification,
+        compression, weighting and similarity a block of bands at a time, with an analytic backward.
         """
         reduction = check_reduction(reduction or self.reduction)
         if not isinstance(target_features, torch.Tensor):
             raise TypeError(f"target_features must be a tensor from target_features(), got {type(target_features).__name__}")
         items, batch = signals(input, "input")
         with full_precision(input.device):
-            per_signal = self._against_signals(items.to(compute_dtype(input.dtype)), target_features)
+            items = items.to(compute_dtype(input.dtype))
+            per_signal = self._against_signals(items, target_features, self.path_for(items))
         return finish(per_signal, batch, reduction, input.dtype)
 
-    def _against_signals(self, x: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
-        """``(signals, time)`` against their prepared features: ``(signals,)`` in ``x``'s dtype."""
+    def _against_signals(self, x: torch.Tensor, target_features: torch.Tensor, path: Path) -> torch.Tensor:
+        """``(signals, time)`` against their prepared features on ``path``: ``(signals,)`` in ``x``'s dtype."""
         frames = x.shape[-1] + self.taps + 1
         expected = (x.shape[0], self.filters.shape[0], (frames - 1) // self.stride + 1)
         if tuple(target_features.shape) != expected:
             raise ValueError(f"target_features {tuple(target_features.shape)} do not fit input signals "
                              f"{tuple(x.shape)}: expected {expected}")
         target_features = target_features.to(device=x.device, dtype=x.dtype)
-        if self.method != "fft":
-            return self.compare(self._signal_features(x), target_features, "none")
-        plan = self._compiled_plan(x)
-        if plan is not None:
-            return _compiled.CompiledDistance.apply(x, target_features.contiguous(), plan)
+        if path is Path.COMPILED:
+            return _compiled.CompiledDistance.apply(x, target_features.contiguous(), self._compiled_plan(x))
+        if path is Path.BATCHED:
+            return self._batched_distance(x, target_features)
+        return self.compare(self._signal_features(x, path), target_features, "none")
+
+    def _batched_distance(self, x: torch.Tensor, target_features: torch.Tensor) -> torch.Tensor:
+        """The batched path's fused distance of ``(signals, time)`` to their target features."""
         geometry = self._geometry(x)
         spectra = self._filter_spectra(geometry.n_fft, x.device, x.dtype)
         conjugate = self._filter_spectra(geometry.n_fft, x.device, x.dtype, conjugate=True)
@@ -321,10 +391,11 @@ class PerceptualLoss(nn.Module):
         dtype = compute_dtype(input.dtype)
         with full_precision(input.device):
             x, y = x.to(dtype), y.to(dtype)
-            if target.requires_grad:  # both sides learnable: the plain differentiable path
-                per_signal = self.compare(self._signal_features(x), self._signal_features(y), "none")
-            else:
-                per_signal = self._against_signals(x, self._prepare(y, scratch=True))
+            path = self.path_for(x, fixed_target=not target.requires_grad)
+            if path.fused:
+                per_signal = self._against_signals(x, self._prepare(y, path, scratch=True), path)
+            else:  # the plain differentiable path: both sides' feature maps, compared
+                per_signal = self.compare(self._signal_features(x, path), self._signal_features(y, path), "none")
         return finish(per_signal, batch, self.reduction, input.dtype)
 
 

@@ -3,12 +3,14 @@ determinism, the reused workspace, and the fallback without a compiler."""
 
 import copy
 import pickle
+import re
 import warnings
 
 import pytest
 import torch
 
 from perceptual_audio_loss import PerceptualLoss, _native
+from perceptual_audio_loss.perceptual import Path
 
 SAMPLE_RATE = 11025
 NATIVE = _native.native_kernels()
@@ -170,7 +172,7 @@ def test_without_a_compiler_the_torch_path_runs_after_one_warning(monkeypatch, t
             warnings.simplefilter("error")  # said once only
             loss = PerceptualLoss(SAMPLE_RATE, n_bands=16, taps=64)
             x, target = pair(500, seed=6)
-            assert loss._compiled_plan(x[:, 0]) is None
+            assert loss.path_for(x) is Path.BATCHED
             value, _ = value_and_gradient(loss, x, target)
             assert torch.isfinite(value).all()
     finally:
@@ -188,7 +190,24 @@ def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
 
 def test_the_kernels_run_for_float32_on_the_cpu_only():
     loss = PerceptualLoss(SAMPLE_RATE, n_bands=16, taps=64)
-    assert loss._compiled_plan(torch.zeros(1, 100, dtype=torch.float64)) is None
-    assert PerceptualLoss(SAMPLE_RATE, n_bands=16, taps=64, method="direct")._compiled_plan(torch.zeros(1, 100)) is None
+    assert loss.path_for(torch.zeros(1, 100, dtype=torch.float64)) is Path.BATCHED
+    assert PerceptualLoss(SAMPLE_RATE, n_bands=16, taps=64, method="direct").path_for(torch.zeros(1, 100)) is Path.DIRECT
     if NATIVE is not None:
-        assert loss._compiled_plan(torch.zeros(1, 100)) is not None
+        assert loss.path_for(torch.zeros(1, 100)) is Path.COMPILED
+
+
+def test_the_c_source_numbers_the_similarities_as_the_python_side_does():
+    """``_kernels.c`` cannot import ``SIMILARITY_CODES``: its enum is read back and compared."""
+    enum = re.search(r"enum \{([^}]*)\};", _native.SOURCE.read_text()).group(1)
+    numbered = {name.strip(): int(code) for name, code in (item.split("=") for item in enum.split(","))}
+    assert numbered == {name.upper(): code for name, code in _native.SIMILARITY_CODES.items()}
+
+
+@needs_native
+def test_rows_take_the_frames_from_the_output_s_width():
+    filtered, weights = torch.randn(2, 40), torch.ones(2, 1)
+    features = torch.empty(2, 30)
+    NATIVE.rows(filtered, None, weights, "features", 0.0, features, None, None)
+    torch.testing.assert_close(features, torch.log1p(filtered[:, :30].clamp_min(0.0)), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="wide"):
+        NATIVE.rows(filtered, None, weights, "features", 0.0, torch.empty(2, 41), None, None)

@@ -9,7 +9,18 @@ plain call.
 import pytest
 import torch
 
-from perceptual_audio_loss import LOSSES, MaskedLoss, PerceptualLoss, PreparedTargetLoss, build_loss
+import perceptual_audio_loss
+from perceptual_audio_loss import (
+    LOSSES,
+    AuditorySpectrogramLoss,
+    MaskedLoss,
+    PerceptualLoss,
+    PreparedTargetLoss,
+    auditory_spectrogram_loss,
+    build_loss,
+    masked_loss,
+    perceptual_loss,
+)
 
 from silences import SILENT_CASES, silenced
 
@@ -145,6 +156,20 @@ def test_bad_arguments_are_named(loss):
         loss(x[0], x[0])
     with pytest.raises(ValueError, match="differ"):
         loss(x, x[:, :-1])
+
+
+# Each loss module that takes a sample rate, its functional twin, and options that keep it small.
+TWINS = [(PerceptualLoss, perceptual_loss, {"n_bands": 32, "taps": 128}), (MaskedLoss, masked_loss, {}),
+         (AuditorySpectrogramLoss, auditory_spectrogram_loss, {"resolutions": 2})]
+
+
+@pytest.mark.parametrize("module, function, options", TWINS, ids=[module.__name__ for module, _, _ in TWINS])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_a_functional_twin_gives_its_module_s_value(module, function, options, reduction):
+    x, y = pair((2, 2, LENGTH))
+    expected = module(RATE, reduction=reduction, **options)(x, y)
+    assert torch.equal(function(x, y, RATE, reduction=reduction, **options), expected)
+    assert {module.__name__, function.__name__} <= set(perceptual_audio_loss.__all__)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from perceptual_audio_loss import MaskedLoss, PerceptualLoss, TargetLoss
-from perceptual_audio_loss._batched import Geometry
+from perceptual_audio_loss._batched import Geometry, cosine_value_and_slopes, mse_slope
 from perceptual_audio_loss.masking import _leaky_integral, _response_spectrum, _temporal
 
 RATE = 11025
@@ -286,3 +286,19 @@ def test_a_waveform_distance_takes_only_p_1_or_2(p, error):
 
     with pytest.raises(error, match="^p "):
         WaveformDistance(p)
+
+
+# -- the slopes both fused paths share ------------------------------------------------------
+
+
+def test_the_shared_cosine_slopes_are_the_gradient_of_minus_the_cosine():
+    """``cosine_value_and_slopes`` against torch's cosine similarity and its autograd gradient."""
+    generator = torch.Generator().manual_seed(7)
+    f = torch.randn(3, 50, dtype=torch.float64, generator=generator, requires_grad=True)
+    t = torch.randn(3, 50, dtype=torch.float64, generator=generator)
+    reference = -torch.nn.functional.cosine_similarity(f, t, dim=1)
+    (gradient,) = torch.autograd.grad(reference.sum(), f)
+    value, a, b = cosine_value_and_slopes((f * t).sum(1), (f * f).sum(1), (t * t).sum(1))
+    torch.testing.assert_close(value, reference.detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(a[:, None] * t + b[:, None] * f.detach(), gradient, rtol=1e-10, atol=1e-14)
+    assert mse_slope(50) == 2.0 / 50  # d/df of mean((f - t)^2) over 50 terms is 2 (f - t) / 50

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +9,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import torch
+from perceptual_audio_loss import arguments as library_arguments
 
 from ..core.audio import SAMPLE_RATE, WINDOW
 from ..clips import DEFAULT_CLIPS
@@ -69,7 +69,13 @@ class Number:
     """A setting's check: one finite number of ``kind`` (``int`` or ``float``, where an integer is
     also a number) from ``low`` to ``high``; ``low_excluded`` / ``high_excluded`` leave a bound out.
     With ``optional``, ``None`` (the declared default only: TOML has no null) passes. ``why`` says
-    where a bound comes from. Tests generate out-of-range values from these bounds."""
+    where a bound comes from. Tests generate out-of-range values from these bounds.
+
+    The range test is the library's (:class:`perceptual_audio_loss.arguments.Number`, :meth:`bounds`);
+    the rest is the application's own, as a setting differs from a constructor argument: a value
+    read from TOML or a flag is a Python ``int`` or ``float`` only (not a numpy scalar), comes back
+    as ``kind``, and a refusal is one :class:`~pal.core.errors.UserError` that names the flag or
+    the TOML key and says why a bound is there."""
 
     kind: type
     low: float
@@ -91,13 +97,14 @@ class Number:
                       f"{'below' if self.high_excluded else 'at most'} {high}")
         return f"{what} {bounds}{f' ({self.why})' if self.why else ''}"
 
+    def bounds(self) -> library_arguments.Number:
+        """The library's rule for the same kind and range."""
+        return library_arguments.Number(low=self.low, high=self.high, integer=self.kind is int,
+                                        low_open=self.low_excluded, high_open=self.high_excluded)
+
     def accepts(self, value) -> bool:
         kinds = int if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
-            return False
-        above = value > self.low if self.low_excluded else value >= self.low
-        below = value < self.high if self.high_excluded else value <= self.high
-        return above and below
+        return isinstance(value, kinds) and self.bounds().accepts(value)
 
     def __call__(self, value, key: str, source: str):
         if value is None and self.optional:
