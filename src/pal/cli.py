@@ -42,11 +42,16 @@ def builtin_clips_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .run.config import add_setting_flags
-    from .sweeps.plan import MANY_WINDOWS, own_settings
-
     parser = OneLineParser(prog="pal", description="Perceptual audio loss: the 2018 experiment and its page.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add_parser in (add_run_parser, add_report_parser, add_listen_parser, add_sweep_parser,
+                       add_summarize_parser, add_compare_parser, add_bench_parser):
+        add_parser(commands)
+    return parser
+
+
+def add_run_parser(commands) -> None:
+    from .run.config import add_setting_flags
 
     # Flags default to None so that a --config file's values stand unless a flag is given.
     run = commands.add_parser("run", help="fit the generator to clips under several losses; "
@@ -60,9 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
                      "or start an unfinished one again")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
 
+
+def add_report_parser(commands) -> None:
     report = commands.add_parser("report", help="rebuild a run folder's page from its files")
     report.add_argument("run_dir", type=Path)
 
+
+def add_listen_parser(commands) -> None:
     listen = commands.add_parser("listen", help="serve a blind listening test (MUSHRA or A/B preference) over a "
                                  "run's audio; --results prints what raters said")
     listen.add_argument("run_dir", type=Path)
@@ -73,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--compare", type=comma_list, help="losses to include (default: all for mushra, the run's "
                         "first two for preference)")
     listen.add_argument("--results", action="store_true", help="print the ratings' summary and add it to the page")
+
+
+def add_sweep_parser(commands) -> None:
+    from .run.config import add_setting_flags
+    from .sweeps.plan import MANY_WINDOWS, own_settings
 
     sweep = commands.add_parser("sweep", help="fit many clips' windows under several losses and seeds, in shards, "
                                 "on this machine or on Ray; rerun the same command to resume")
@@ -90,9 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--force", action="store_true", help="replace a different sweep in --out")
     sweep.add_argument("--no-progress", action="store_true")
 
+
+def add_summarize_parser(commands) -> None:
     summarize = commands.add_parser("summarize", help="rebuild a sweep's metrics table and page from its shards")
     summarize.add_argument("sweep_dir", type=Path)
 
+
+def add_compare_parser(commands) -> None:
     compare = commands.add_parser("compare", help="finished runs side by side: each claim's measure as a Markdown "
                                   "table, a row per clip, a column per (folder, loss), mean ± 95 %% interval over seeds")
     compare.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_FOLDER")
@@ -105,16 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--over-clips", action="store_true",
                          help="end each table with every column's mean over the clips (those every column measured)")
 
+
+def add_bench_parser(commands) -> None:
     bench = commands.add_parser("bench", help="speed and memory against the 2018 way (pal bench --help)",
                                 add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    return parser
 
 
 def command_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from .run.config import ExperimentConfig, checked_settings, read_config_file, settings_from_flags
+    from .report.page import build_report
     from .run.experiment import run_experiment
 
     settings = read_config_file(args.config) if args.config else {}
@@ -125,7 +145,8 @@ def command_run(args: argparse.Namespace) -> int:
     flags = {"clips": args.clips or None, "seed": args.seed}
     settings |= checked_settings({k: v for k, v in flags.items() if v is not None}, "command line")
     settings |= settings_from_flags(args, "run")
-    outcome = run_experiment(ExperimentConfig(**settings), out, force=args.force, progress=not args.no_progress)
+    outcome = run_experiment(ExperimentConfig(**settings), out, force=args.force, progress=not args.no_progress,
+                             page=build_report)
     if outcome.already_finished:
         print(f"{out}: this run had already finished; page rebuilt")
     elif outcome.resumed_from:
@@ -198,7 +219,7 @@ def command_listen(args: argparse.Namespace) -> int:
 
 def command_sweep(args: argparse.Namespace) -> int:
     from .run.config import settings_from_flags
-    from .sweeps import SweepSettings, run_sweep
+    from .sweeps import SweepOverrides, SweepSettings, run_sweep
     from .sweeps.plan import own_settings
     from .run.sweep_folder import SWEEP_PAGE
 
@@ -206,8 +227,9 @@ def command_sweep(args: argparse.Namespace) -> int:
     settings = SweepSettings(**settings_from_flags(args, "sweep"), **own)
     with write_errors_named(args.out, "writing the sweep", "finished shards are kept: run the same command again "
                             "to resume"):
-        outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers, args.force,
-                            progress=not args.no_progress, allow_many_windows=args.allow_many_windows)
+        outcome = run_sweep(args.data, settings, args.out, args.executor, args.address, args.workers,
+                            progress=not args.no_progress,
+                            overrides=SweepOverrides(force=args.force, many_windows=args.allow_many_windows))
     print(outcome.summary)
     print(f"page: {args.out / SWEEP_PAGE}")
     if outcome.failed:

@@ -114,19 +114,20 @@ def choose_path(method: str, compiled: bool, device_type: str, dtype: torch.dtyp
     | fft | fixed | cpu | float32 | True | absent | `BATCHED` |
     | fft | fixed | cpu | float32 | True | built | `COMPILED` |
 
-    Parameters
-    ----------
-    method : the resolved method, ``"direct"`` or ``"fft"`` (:func:`choose_method`).
-    compiled : the constructor's ``compiled`` flag.
-    device_type, dtype : where and in what the signals are computed (``"cuda"``, ``"mps"``: not
-        cpu); float16 and bfloat16 input is computed in float32 (:func:`.contract.compute_dtype`).
-    fixed_target : the target needs no gradient: :meth:`PerceptualLoss.against`,
-        :meth:`PerceptualLoss.target_features`, ``forward`` with a target that does not require
-        grad. ``False`` (learnable) for both sides learnable and for :meth:`PerceptualLoss.features`.
-    kernels_available : says whether the compiled kernels are built (:func:`._native.kernels_available`:
-        absent without a C compiler or with ``PERCEPTUAL_AUDIO_LOSS_NATIVE=0``). Asked last, only where
-        every other condition leaves the compiled path open: building them takes about a second
-        and warns where no compiler works.
+    Args:
+        method: the resolved method, ``"direct"`` or ``"fft"`` (:func:`choose_method`).
+        compiled: the constructor's ``compiled`` flag.
+        device_type: where the signals are computed (``"cuda"``, ``"mps"``: not cpu).
+        dtype: what they are computed in; float16 and bfloat16 input is computed in float32
+            (:func:`.contract.compute_dtype`).
+        fixed_target: the target needs no gradient (:meth:`PerceptualLoss.against`,
+            :meth:`PerceptualLoss.target_features`, ``forward`` with a target that does not require
+            grad); ``False`` for both sides learnable and for :meth:`PerceptualLoss.features`.
+        kernels_available: says whether the compiled kernels are built
+            (:func:`._native.kernels_available`; absent without a C compiler or with
+            ``PERCEPTUAL_AUDIO_LOSS_NATIVE=0``). Asked last, only where every other condition leaves
+            the compiled path open: building them takes about a second and warns where no compiler
+            works.
 
     The batch's size and shape choose nothing (they size :mod:`._batched`'s blocks only); float64
     input is not a path of its own (the float64 reference of the tests is ``DIRECT``, or ``BATCHED``,

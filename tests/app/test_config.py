@@ -88,15 +88,15 @@ def test_the_configured_learning_rate_is_the_first_step(learning_rate):
     import torch
 
     from perceptual_audio_loss import build_loss
-    from pal.run.train import RunSpec, train_batched
+    from pal.run.train import RunSpec, TrainHooks, TrainSettings, train_batched
 
     states = []
     target = torch.sin(torch.arange(8192) / 7.0).view(1, 1, -1)
-    train_batched(target, [RunSpec(0, "mse", 0)], {"mse": build_loss("mse", 11025)}, iterations=1,
-                  checkpoint_every=1, on_save=states.append, learning_rate=learning_rate, betas=[0.0, 0.9])
+    train_batched(target, [RunSpec(0, "mse", 0)], {"mse": build_loss("mse", 11025)},
+                  TrainSettings(1, 1, learning_rate=learning_rate, betas=[0.0, 0.9]), TrainHooks(on_save=states.append))
     before = []
-    train_batched(target, [RunSpec(0, "mse", 0)], {"mse": build_loss("mse", 11025)}, iterations=1,
-                  checkpoint_every=1, on_save=before.append, learning_rate=1e-30, betas=[0.0, 0.9])
+    train_batched(target, [RunSpec(0, "mse", 0)], {"mse": build_loss("mse", 11025)},
+                  TrainSettings(1, 1, learning_rate=1e-30, betas=[0.0, 0.9]), TrainHooks(on_save=before.append))
     steps = torch.cat([(a - b).abs().flatten() for a, b in zip(states[0]["weights"], before[0]["weights"])])
     assert steps.max().item() == pytest.approx(learning_rate, rel=1e-3)
     assert (steps <= learning_rate * (1 + 1e-3)).all()

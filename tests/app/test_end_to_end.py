@@ -223,7 +223,7 @@ def test_the_seed_picker_switches_the_grids_and_what_plays(browser_page):
 
 
 def test_a_short_run_with_every_loss(tmp_path):
-    from pal.losses.specs import registered_names
+    from pal.losses.registry import registered_names
 
     losses = registered_names()
     assert {"mse", "perceptual", "perceptual-mse", "l1", "mrstft", "mel-mrstft", "mulaw"} <= set(losses)

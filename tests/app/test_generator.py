@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pal.run.generator import BLOCKS, seeded_generator_and_latent
-from pal.run.train import checkpoint_iterations, train_one
+from pal.run.train import TrainSettings, checkpoint_iterations, train_one
 
 
 def test_output_shape_and_layers():
@@ -53,7 +53,7 @@ def test_training_records_the_loss_of_the_untouched_generator_first_and_lowers_i
     model, latent = seeded_generator_and_latent(0)
     with torch.no_grad():
         first = torch.mean((model(latent) - target) ** 2).item()
-    result = train_one(target, torch.nn.MSELoss(), seed=0, iterations=40, checkpoint_every=20)
+    result = train_one(target, torch.nn.MSELoss(), seed=0, settings=TrainSettings(iterations=40, checkpoint_every=20))
     assert result.losses[0] == pytest.approx(first, rel=1e-6)
     assert result.losses[-1] < result.losses[0]
     assert sorted(result.checkpoints) == [20, 40]

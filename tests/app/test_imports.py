@@ -6,61 +6,23 @@ ties two modules together), and importing ``a.b.c`` as also importing the packag
 ``a`` whose ``__init__`` runs first.
 """
 
-import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-
 import pal
 import perceptual_audio_loss
+from test_architecture import load_architecture
 
+architecture = load_architecture()
 PACKAGES = {"pal": Path(pal.__file__).parent, "perceptual_audio_loss": Path(perceptual_audio_loss.__file__).parent}
 RUN_ON_IMPORT = {"pal.bench.__main__", "pal.__main__"}  # `python -m` entry points: importing them runs them
-
-
-def module_files() -> dict[str, Path]:
-    found = {}
-    for package, folder in PACKAGES.items():
-        for path in folder.rglob("*.py"):
-            parts = [package, *path.relative_to(folder).with_suffix("").parts]
-            if parts[-1] == "__init__":
-                parts.pop()
-            found[".".join(parts)] = path
-    return found
-
-
-MODULES = module_files()
-
-
-def ancestors(name: str) -> list[str]:
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
+MODULES = architecture.module_files(PACKAGES)
 
 
 def imported_by(name: str, path: Path) -> set[str]:
-    """The project's modules that importing ``name`` imports directly (their packages included)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    targets = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            targets |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            for alias in node.names:
-                submodule = f"{base}.{alias.name}"
-                targets.add(submodule if submodule in MODULES else base)
-    edges = set()
-    for target in targets:
-        if target in MODULES:
-            edges.add(target)
-            # A package's __init__ runs before its module, unless the importer is already inside it.
-            edges |= {up for up in ancestors(target) if up in MODULES and up not in ancestors(name) and up != name}
-    return edges - {name}
+    return architecture.imported_by(name, path, MODULES)
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:

@@ -1,7 +1,7 @@
 """Options that would exhaust the machine are refused before anything is built (issue 22, class 4).
 
-The cases are generated from :data:`pal.losses.budget.ESTIMATES`: for every registered loss whose size
-depends on its options, and every such option, the first power-of-ten multiple (or fraction) of
+The cases are generated from :data:`pal.losses.registry.REGISTERED`: for every registered loss whose
+size depends on its options, and every such option, the first power-of-ten multiple (or fraction) of
 its default that the estimate puts over the budget. Each goes through ``pal run`` with the loss's
 factory replaced by one that fails the test if called, so the refusal provably comes before any
 allocation: exit 2, one line naming the option, no folder. The defaults must fit at every rate.
@@ -19,12 +19,15 @@ import pytest
 import soundfile
 
 import pal.sweeps.executors
-from pal.losses.budget import ESTIMATES, WORKING_SET_BUDGET, check_working_set
+from pal.losses.budget import WORKING_SET_BUDGET, check_working_set
 from pal.cli import main
 from pal.run.config import SAMPLE_RATES
 from pal.core.errors import UserError
-from pal.losses.specs import PEER_LOSSES, registered_names
+from pal.losses.registry import REGISTERED, registered_names
+from pal.losses.specs import parse_loss_spec
 from perceptual_audio_loss import LOSSES
+
+SIZED = {name: loss.memory for name, loss in REGISTERED.items() if loss.memory.reads}
 
 WINDOW = 8192
 RATE = 11025
@@ -32,15 +35,15 @@ RATE = 11025
 
 def defaults(name: str) -> dict:
     factory = {"perceptual-mse": "perceptual"}.get(name, name)
-    from perceptual_audio_loss import MaskedLoss, PerceptualLoss
+    from perceptual_audio_loss import AuditorySpectrogramLoss, MaskedLoss, PerceptualLoss
 
-    cls = {"perceptual": PerceptualLoss, "masked": MaskedLoss}[factory]
+    cls = {"perceptual": PerceptualLoss, "masked": MaskedLoss, "auditory": AuditorySpectrogramLoss}[factory]
     return {key: p.default for key, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
 
 
 def too_large(name: str, option: str):
     """The first value 10^k times (or 10^-k of) the option's default that the estimate refuses."""
-    estimate, _ = ESTIMATES[name]
+    estimate = SIZED[name].estimate
     default = defaults(name)[option]
     if not isinstance(default, (int, float)) or isinstance(default, bool):
         return None  # a tuple (windows_s): not a spec's value
@@ -54,7 +57,7 @@ def too_large(name: str, option: str):
 
 
 CASES = [pytest.param(name, option, value, id=f"{name}:{option}={value}")
-         for name, (_, options) in ESTIMATES.items() for option in options
+         for name, memory in SIZED.items() for option in memory.reads
          if (value := too_large(name, option)) is not None]
 
 
@@ -68,7 +71,7 @@ def factories_that_must_not_run(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the loss was built before its options were bounded")
 
-    for name in ESTIMATES:
+    for name in SIZED:
         monkeypatch.setitem(LOSSES, name, never)
 
 
@@ -98,18 +101,18 @@ def test_a_sweep_refuses_it_at_once_too(tmp_path, capsys, factories_that_must_no
 @pytest.mark.parametrize("rate", [SAMPLE_RATES.low, RATE, SAMPLE_RATES.high])
 @pytest.mark.parametrize("name", registered_names())
 def test_every_registered_loss_with_its_defaults_fits_at_every_rate(name, rate):
-    check_working_set(name, name, {}, rate, WINDOW)
+    check_working_set(name, REGISTERED[name].memory, {}, rate, WINDOW)
 
 
 def test_the_estimates_read_options_the_losses_take():
-    for name, (_, options) in ESTIMATES.items():
-        assert set(options) <= set(defaults(name)), name
-    assert not set(ESTIMATES) & set(PEER_LOSSES)
+    for name, memory in SIZED.items():
+        assert set(memory.reads) <= set(defaults(name)), name
+    assert all(not loss.peer for loss in REGISTERED.values() if loss.memory.reads)  # a peer takes no options
 
 
 def test_the_refusal_names_the_options_given():
     with pytest.raises(UserError, match=r"^loss 'p': n_bands=100000 and taps=60000 would need about [\d.]+ GB"):
-        check_working_set("p", "perceptual", {"n_bands": 100000, "taps": 60000}, RATE, WINDOW)
+        check_working_set("p", REGISTERED["perceptual"].memory, {"n_bands": 100000, "taps": 60000}, RATE, WINDOW)
 
 
 @pytest.mark.parametrize("spec, named", [("perceptual:stride=2.5", "stride"), ("perceptual:taps=abc", "taps"),
@@ -126,31 +129,38 @@ def test_the_librarys_refusal_is_one_line_naming_the_loss_and_option(tmp_path, c
 # no growth at all.
 MEASURE = """
 import json, sys, torch
-from perceptual_audio_loss import build_loss
+from pal.losses.registry import DecodingLoss
+from pal.losses.specs import build_loss, parse_loss_spec
 def high_water():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 torch.set_num_threads(1)
-loss = build_loss(sys.argv[1], {rate}, **json.loads(sys.argv[2]))
-x, y = torch.randn(1, 1, {window}, requires_grad=True), torch.randn(1, 1, {window})
+spec = parse_loss_spec(sys.argv[1])
+loss = build_loss(spec, {rate})
+channels = loss.output_channels if isinstance(loss, DecodingLoss) else 1
+x, y = torch.randn(1, channels, {window}, requires_grad=True), 0.3 * torch.randn(1, 1, {window})
 before = high_water()
 loss(x, y).backward()
 print(high_water() - before)
 """
 
+MEASURED = [(name, ":".join(f"{k}={v}" for k, v in options.items()))
+            for name, options in [("perceptual", {"n_bands": 2048, "taps": 1024}), ("perceptual", {"compiled": False}),
+                                  ("perceptual", {"n_bands": 2048, "taps": 1024, "compiled": False}),
+                                  ("masked", {"band_width_bark": 0.1}), ("auditory", {"bands_per_erb": 8})]]
+
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc to read the peak")
-@pytest.mark.parametrize("name, options", [("perceptual", {}), ("perceptual", {"n_bands": 2048, "taps": 1024}),
-                                           ("perceptual", {"compiled": False}),
-                                           ("perceptual", {"n_bands": 2048, "taps": 1024, "compiled": False}),
-                                           ("masked", {}), ("masked", {"band_width_bark": 0.1})])
+@pytest.mark.parametrize("name, options", [(name, "") for name in registered_names()] + MEASURED)
 def test_the_estimate_covers_the_measured_peak(name, options):
-    """The estimate against the process's own peak memory growth over one forward and backward."""
-    result = subprocess.run([sys.executable, "-c", MEASURE.format(rate=RATE, window=WINDOW), name,
-                             json.dumps(options)], capture_output=True, text=True, check=True, timeout=300)
+    """Every registered loss's estimate against the process's own peak memory growth over one
+    forward and backward: never below it, and not more than 8 times it (or 16 MiB)."""
+    spec = f"{name}:{options}" if options else name
+    result = subprocess.run([sys.executable, "-c", MEASURE.format(rate=RATE, window=WINDOW), spec],
+                            capture_output=True, text=True, check=True, timeout=300)
     measured = int(result.stdout.strip())
-    estimate = ESTIMATES[name][0](options, RATE, WINDOW)
+    estimate = REGISTERED[name].memory.estimate(parse_loss_spec(spec).options, RATE, WINDOW)
     assert measured <= estimate <= 8 * max(measured, 2**24)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from pal.losses.specs import LossSpec, build_loss
 from pal.losses.mulaw import MuLawLoss, class_values, mu_law_compress, mu_law_expand, quantise
-from pal.run.train import train_one
+from pal.run.train import TrainSettings, train_one
 
 
 def test_companding_by_hand_and_round_trip():
@@ -47,7 +47,8 @@ def test_cross_entropy_by_hand():
 @pytest.mark.slow
 def test_the_generator_learns_the_classes():
     target = (0.5 * torch.sin(torch.arange(8192) * 0.05)).view(1, 1, -1)
-    result = train_one(target, build_loss(LossSpec("mulaw", "registered", "mulaw"), 11025), seed=0, iterations=30, checkpoint_every=30)
+    result = train_one(target, build_loss(LossSpec("mulaw", "registered", "mulaw"), 11025), seed=0,
+                       settings=TrainSettings(iterations=30, checkpoint_every=30))
     assert result.losses[-1] < result.losses[0] - 0.5  # starts near ln 256 = 5.5
     assert result.losses[0] == pytest.approx(math.log(256), abs=1.5)
     assert result.checkpoints[30].shape == (8192,) and np.all(np.abs(result.checkpoints[30]) <= 1)

@@ -12,7 +12,7 @@ import torch
 
 from pal.bench import cli, common, ops
 from pal.bench.opcount import OpCounter, count_ops, forward_backward_ops
-from pal.run.train import RunSpec, train_batched
+from pal.run.train import RunSpec, TrainHooks, TrainSettings, train_batched
 from perceptual_audio_loss import build_loss
 
 
@@ -63,8 +63,9 @@ def test_the_iteration_count_is_one_iteration_of_train_batched():
 
     def training(iterations):
         loss = {"mse": build_loss("mse", common.SAMPLE_RATE)}
-        return lambda: train_batched(targets, runs, loss, iterations, iterations, stack_mode="grouped",
-                                     fused_adam=True, on_progress=lambda *_: None)  # as pal run passes one
+        return lambda: train_batched(targets, runs, loss,
+                                     TrainSettings(iterations, iterations, stack_mode="grouped", fused_adam=True),
+                                     TrainHooks(on_progress=lambda *_: None))  # as pal run passes one
 
     difference = count_ops(training(3)).total - count_ops(training(2)).total
     counted = ops.training_iteration_ops(("drums",), ("mse",))

@@ -305,7 +305,7 @@ def test_pal_sweep_refuses_many_windows_in_one_line_and_passes_the_flag_on(long_
     with pytest.raises(ZeroDivisionError):
         main(["sweep", str(long_clip), "--out", str(out), "--windows-per-clip", str(MANY_WINDOWS),
               "--allow-many-windows"])
-    assert given[0]["allow_many_windows"] is True
+    assert given[0]["overrides"].many_windows is True
 
 
 def test_many_seeds_are_refused_but_a_thousand_taken():

@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from pal.cli import main
-from pal.losses.specs import PEER_LOSSES
+from pal.losses.budget import Memory, waveform_bytes
+from pal.losses.peers import PEER_LOSSES
+from pal.losses.registry import REGISTERED, RegisteredLoss
 
 PAL = str(Path(sys.executable).with_name("pal"))
 FAULT_RUN = ["speech", "--losses", "mse,perceptual", "--iterations", "240", "--checkpoint-every", "40",
@@ -138,6 +140,7 @@ def _nan_after_three(sample_rate: float) -> nn.Module:
 def nan_loss(monkeypatch):
     """A loss that turns NaN at its fourth call, registered for this test only."""
     monkeypatch.setitem(PEER_LOSSES, "test-nan-after-3", _nan_after_three)
+    monkeypatch.setitem(REGISTERED, "test-nan-after-3", RegisteredLoss("test-nan-after-3", Memory(waveform_bytes)))
     _calls["n"] = 0
 
 

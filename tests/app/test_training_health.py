@@ -8,7 +8,7 @@ import torch
 
 import pal.run.train as train
 from pal.bench.opcount import OpCounter
-from pal.run.train import Diverged, Finished, RunSpec, train_batched
+from pal.run.train import Diverged, Finished, RunSpec, TrainHooks, TrainSettings, train_batched
 from perceptual_audio_loss import build_loss
 
 SAMPLE_RATE = 11025
@@ -73,9 +73,9 @@ def reads_every_four(monkeypatch):
 
 def test_a_run_diverging_between_reads_keeps_its_iteration_reason_and_weights(reads_every_four):
     final = {}
-    results = train_batched(targets(), RUNS, breaking_losses(), iterations=10, checkpoint_every=10,
-                            stack_mode="looped", on_checkpoint=lambda i, audio, running: final.update(audio=audio,
-                                                                                                       running=running))
+    results = train_batched(targets(), RUNS, breaking_losses(), TrainSettings(10, 10, stack_mode="looped"),
+                            TrainHooks(on_checkpoint=lambda i, audio, running: final.update(audio=audio,
+                                                                                           running=running)))
     assert len(reads_every_four) == 3  # at 4, 8 and 10: the failures at 6 and 7 fall between reads
     assert results[0].outcome == Finished(10) and len(results[0].losses) == 10
     assert final["running"] == [True, False, False, False]
@@ -88,8 +88,8 @@ def test_a_run_diverging_between_reads_keeps_its_iteration_reason_and_weights(re
         # Its output at the end is its output after the updates before it stopped, bit for bit:
         # the same run trained alone for that many iterations (its loss still healthy then).
         done = stop.iteration - 1
-        alone = train_batched(targets(), [RUNS[index]], breaking_losses(), iterations=done, checkpoint_every=done,
-                              stack_mode="looped")[0]
+        alone = train_batched(targets(), [RUNS[index]], breaking_losses(),
+                              TrainSettings(done, done, stack_mode="looped"))[0]
         assert alone.outcome == Finished(done)
         np.testing.assert_array_equal(final["audio"][index], alone.checkpoints[done])
 
@@ -98,18 +98,18 @@ def test_a_stopped_run_stays_put_with_momentum_too(reads_every_four):
     # With beta1 > 0 Adam's momentum would carry a stopped run's weights on; it is zeroed as well.
     runs = [RunSpec(0, "mse", 0), RunSpec(1, "nan", 1)]
     final = {}
-    results = train_batched(targets(), runs, breaking_losses(), iterations=9, checkpoint_every=9, betas=(0.5, 0.9),
-                            stack_mode="looped", on_checkpoint=lambda i, audio, running: final.update(audio=audio))
+    results = train_batched(targets(), runs, breaking_losses(), TrainSettings(9, 9, stack_mode="looped", betas=(0.5, 0.9)),
+                            TrainHooks(on_checkpoint=lambda i, audio, running: final.update(audio=audio)))
     assert results[1].outcome == Diverged(6, "loss became nan")
-    alone = train_batched(targets(), runs[1:], breaking_losses(), iterations=5, checkpoint_every=5, betas=(0.5, 0.9),
-                          stack_mode="looped")[0]
+    alone = train_batched(targets(), runs[1:], breaking_losses(),
+                          TrainSettings(5, 5, stack_mode="looped", betas=(0.5, 0.9)))[0]
     np.testing.assert_array_equal(final["audio"][1], alone.checkpoints[5])
 
 
 def test_a_saved_state_holds_failures_found_since_the_last_read(reads_every_four):
     saved = []
-    train_batched(targets(), RUNS, breaking_losses(), iterations=7, checkpoint_every=7, stack_mode="looped",
-                  on_save=saved.append)
+    train_batched(targets(), RUNS, breaking_losses(), TrainSettings(7, 7, stack_mode="looped"),
+                  TrainHooks(on_save=saved.append))
     assert [state["iteration"] for state in saved] == [7]
     assert saved[0]["failures"] == [[index, stop.iteration, stop.reason] for index, stop in STOPS.items()]
 
@@ -124,8 +124,8 @@ def iteration_ops(**options) -> dict:
     counts = {}
     runs = [RunSpec(0, "mse", 0), RunSpec(1, "mse", 1)]
     with OpCounter() as counter:
-        train_batched(targets(), runs, {"mse": build_loss("mse", SAMPLE_RATE)}, iterations=3, checkpoint_every=3,
-                      on_progress=lambda i, _: counts.__setitem__(i, dict(counter.by_name)), **options)
+        train_batched(targets(), runs, {"mse": build_loss("mse", SAMPLE_RATE)}, TrainSettings(3, 3, **options),
+                      TrainHooks(on_progress=lambda i, _: counts.__setitem__(i, dict(counter.by_name))))
     return {name: counts[3].get(name, 0) - counts[2].get(name, 0) for name in counts[3]}
 
 
@@ -151,11 +151,10 @@ def test_fused_adam_on_cuda_and_its_state_resumes():
     assert train._adam([weight], None, None).defaults["fused"]
     saved = []
     runs = [RunSpec(0, "mse", 0)]
-    straight = train_batched(targets(), runs, breaking_losses(), iterations=4, checkpoint_every=2, device="cuda",
-                             on_save=saved.append)
+    straight = train_batched(targets(), runs, breaking_losses(), TrainSettings(4, 2, device="cuda"),
+                             TrainHooks(on_save=saved.append))
     state = saved[0]  # iteration 2, on the host as a run folder keeps it
     assert state["iteration"] == 2 and all(not t.is_cuda for t in state["weights"])
-    resumed = train_batched(targets(), runs, breaking_losses(), iterations=4, checkpoint_every=2, device="cuda",
-                            resume=state)
+    resumed = train_batched(targets(), runs, breaking_losses(), TrainSettings(4, 2, device="cuda"), resume=state)
     assert resumed[0].losses == straight[0].losses
     np.testing.assert_array_equal(resumed[0].checkpoints[4], straight[0].checkpoints[4])

@@ -9,7 +9,8 @@ from perceptual_audio_loss.losses import TargetLoss
 from pal.cli import main
 from pal.run.config import full_float32
 from pal.run.generator import GeneratorStack, seeded_generator_and_latent
-from pal.run.train import Diverged, Finished, RunSpec, _saved_failure, train_batched, train_one
+from pal.run.train import (Diverged, Finished, RunSpec, TrainSettings, _saved_failure, train_batched,
+                           train_one)
 
 SAMPLE_RATE = 11025
 
@@ -63,9 +64,9 @@ def test_every_generator_gets_its_own_gradient(mode):
 
 def test_batched_training_is_bit_identical_to_one_by_one():
     targets = short_targets()
-    batched = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=4, checkpoint_every=2, stack_mode="looped")
+    batched = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, TrainSettings(4, 2, stack_mode="looped"))
     for run, result in zip(MIXED_RUNS, batched):
-        alone = train_one(targets[run.target : run.target + 1], SHORT_LOSSES[run.loss], run.seed, 4, 2)
+        alone = train_one(targets[run.target : run.target + 1], SHORT_LOSSES[run.loss], run.seed, TrainSettings(4, 2))
         assert result.losses == alone.losses
         for iteration in (2, 4):
             np.testing.assert_array_equal(result.checkpoints[iteration], alone.checkpoints[iteration])
@@ -73,16 +74,16 @@ def test_batched_training_is_bit_identical_to_one_by_one():
 
 def test_a_run_does_not_depend_on_its_batch_mates():
     targets = short_targets()
-    together = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=3, checkpoint_every=3)
-    alone = train_batched(targets, MIXED_RUNS[1:2], SHORT_LOSSES, iterations=3, checkpoint_every=3)
+    together = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, TrainSettings(3, 3))
+    alone = train_batched(targets, MIXED_RUNS[1:2], SHORT_LOSSES, TrainSettings(3, 3))
     assert together[1].losses == alone[0].losses
 
 
 def test_grouped_training_matches_one_by_one_within_rounding():
     targets = short_targets()
-    batched = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=3, checkpoint_every=3, stack_mode="grouped")
+    batched = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, TrainSettings(3, 3, stack_mode="grouped"))
     for run, result in zip(MIXED_RUNS, batched):
-        alone = train_one(targets[run.target : run.target + 1], SHORT_LOSSES[run.loss], run.seed, 3, 3)
+        alone = train_one(targets[run.target : run.target + 1], SHORT_LOSSES[run.loss], run.seed, TrainSettings(3, 3))
         # The first loss is of the untrained generators: equal up to float32 rounding.
         assert result.losses[0] == pytest.approx(alone.losses[0], rel=1e-5)
         # Adam with beta1 = 0 moves every weight by about lr x sign(gradient), so rounding-level
@@ -142,9 +143,9 @@ def test_batched_training_on_cuda_matches_the_cpu():
     """On CUDA, ``pal run`` trains in full float32 (:func:`pal.run.config.full_float32`: TF32 off):
     the GPU's experiment is the CPU's up to float32 rounding."""
     targets = short_targets()
-    on_cpu = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=2, checkpoint_every=2)
+    on_cpu = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, TrainSettings(2, 2))
     with full_float32():
-        on_gpu = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, iterations=2, checkpoint_every=2, device="cuda")
+        on_gpu = train_batched(targets, MIXED_RUNS, SHORT_LOSSES, TrainSettings(2, 2, device="cuda"))
     for cpu_run, gpu_run in zip(on_cpu, on_gpu):
         # Bounds from float32 rounding, unit roundoff u = 2^-24 = 6e-8 (TF32's 10-bit mantissa,
         # u = 2^-11 = 4.9e-4, is what the flags rule out). The first loss is of the same untrained
@@ -179,7 +180,7 @@ class NanFromCall(torch.nn.Module):
 def test_a_run_that_diverges_has_a_typed_outcome_and_its_losses_stop_there():
     losses = {"mse": SHORT_LOSSES["mse"], "nan": NanFromCall(after=3)}
     runs = [RunSpec(0, "mse", 0), RunSpec(1, "nan", 0)]
-    finished, diverged = train_batched(short_targets(), runs, losses, iterations=6, checkpoint_every=2)
+    finished, diverged = train_batched(short_targets(), runs, losses, TrainSettings(6, 2))
     assert finished.outcome == Finished(6) and len(finished.losses) == 6
     assert diverged.outcome == Diverged(4, "loss became nan")
     assert diverged.outcome.describe() == "loss became nan at iteration 4"

@@ -74,7 +74,8 @@ def write_out(out: Path | None, report: dict) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser():
+    """``pal bench``'s options: which benchmark (the default, ``--matrix``, ``--ops``, ``--sweep``) and its sizes."""
     import argparse
 
     parser = OneLineParser(prog="pal bench")
@@ -106,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matrix-cell", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="only the sweep throughput: 1 against 2 workers")
     parser.add_argument("--executors", default="local,ray", help="for --sweep: local, ray or both (default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.matrix_cell:
@@ -119,28 +125,46 @@ def main(argv: list[str] | None = None) -> int:
         print("BENCH_JSON " + json.dumps(report))
         return 0
     if args.ops:
-        unknown = set(args.losses or ()) - set(OPS_LOSSES)
-        if unknown:
-            parser.error(f"unknown losses {sorted(unknown)}; choose from {', '.join(OPS_LOSSES)}")
-        from ..run.config import resolve_device
-
-        report = counted_ops(args, str(resolve_device(args.device or "cpu")))
-        print_ops(report)
-        return write_out(args.out, report)
+        return run_ops(parser, args)
     if args.matrix:
-        from ..run.config import resolve_device
+        return run_matrix(parser, args)
+    return run_zounds_comparison(parser, args)
 
-        device = str(resolve_device(args.device or "cpu"))
-        unknown = set(args.losses or ()) - set(MATRIX_LOSSES)
-        if unknown:
-            parser.error(f"unknown losses {sorted(unknown)}; choose from {', '.join(MATRIX_LOSSES)}")
-        grid = matrix_grid(device, args.quick, args.losses, args.rates, args.seconds, args.batches)
-        report = bench_matrix(device, 1 if args.quick else args.repeats, args.threads, grid)
-        print_matrix(report)
-        report["ops"] = counted_ops(args, device)
-        print()
-        print_ops(report["ops"], described=report["losses"])
-        return write_out(args.out, report)
+
+def refuse_unknown_losses(parser, args, known) -> None:
+    """A ``--losses`` naming a loss the benchmark does not know is a usage error naming it."""
+    unknown = set(args.losses or ()) - set(known)
+    if unknown:
+        parser.error(f"unknown losses {sorted(unknown)}; choose from {', '.join(known)}")
+
+
+def run_ops(parser, args) -> int:
+    """``--ops``: the operation counts, printed and written to ``--out``."""
+    refuse_unknown_losses(parser, args, OPS_LOSSES)
+    from ..run.config import resolve_device
+
+    report = counted_ops(args, str(resolve_device(args.device or "cpu")))
+    print_ops(report)
+    return write_out(args.out, report)
+
+
+def run_matrix(parser, args) -> int:
+    """``--matrix``: the cost table and the operation counts, printed and written to ``--out``."""
+    from ..run.config import resolve_device
+
+    device = str(resolve_device(args.device or "cpu"))
+    refuse_unknown_losses(parser, args, MATRIX_LOSSES)
+    grid = matrix_grid(device, args.quick, args.losses, args.rates, args.seconds, args.batches)
+    report = bench_matrix(device, 1 if args.quick else args.repeats, args.threads, grid)
+    print_matrix(report)
+    report["ops"] = counted_ops(args, device)
+    print()
+    print_ops(report["ops"], described=report["losses"])
+    return write_out(args.out, report)
+
+
+def run_zounds_comparison(parser, args) -> int:
+    """The default: the loss, the full band, the crossover and (with zounds) the whole experiment, on the CPU."""
     if args.device not in (None, "cpu"):
         parser.error("the zounds comparison runs on the CPU (zounds' harness is CPU-only); --device is for --matrix")
     zounds = zounds_python(args.zounds_venv) if args.zounds is not False else None

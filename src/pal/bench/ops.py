@@ -74,7 +74,7 @@ def training_iteration_ops(clips=None, losses=EXPERIMENT_LOSSES, device: str = "
 
     from ..clips import DEFAULT_CLIPS
     from .opcount import OpCounter
-    from ..run.train import RunSpec, train_batched
+    from ..run.train import RunSpec, TrainHooks, TrainSettings, train_batched
 
     clips = tuple(clips or DEFAULT_CLIPS)
     runs = [RunSpec(target, loss, 0) for target in range(len(clips)) for loss in losses]
@@ -86,8 +86,8 @@ def training_iteration_ops(clips=None, losses=EXPERIMENT_LOSSES, device: str = "
         totals[iteration] = (counter.total, counter.views)
 
     with OpCounter() as counter:
-        train_batched(targets, runs, modules, iterations=3, checkpoint_every=3, device=device, stack_mode="grouped",
-                      fused_adam=True, on_progress=at_end_of)
+        train_batched(targets, runs, modules, TrainSettings(3, 3, device, stack_mode="grouped", fused_adam=True),
+                      TrainHooks(on_progress=at_end_of))
     ops, views = (totals[3][i] - totals[2][i] for i in range(2))
     return {"clips": list(clips), "losses": list(losses), "runs": len(runs), "stack_mode": "grouped",
             "ops": ops, "views": views}

@@ -71,13 +71,21 @@ def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
     sounds = {(clip.name, OPEN_REFERENCE): clip.reference for clip in stimuli.clips}
     sounds |= {(clip.name, name): wav for clip in stimuli.clips for name, wav in clip.conditions.items()}
     app = FastAPI(title="perceptual-audio-loss listening test", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    add_session_routes(app, stimuli, database)
+    add_item_routes(app, database, sounds)
+    return app
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        # One line naming the field; never the submitted value back (it may be Infinity, or huge).
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"][1:]) or "body"
-        return JSONResponse({"detail": f"{field}: {first['msg']}"}, status_code=422)
+
+async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    # One line naming the field; never the submitted value back (it may be Infinity, or huge).
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"][1:]) or "body"
+    return JSONResponse({"detail": f"{field}: {first['msg']}"}, status_code=422)
+
+
+def add_session_routes(app: FastAPI, stimuli: Stimuli, database: Path) -> None:
+    """The page, what the test is, and a new rater's session with its screens."""
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -91,24 +99,35 @@ def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
     @app.post("/api/sessions")
     def new_session(request: NewSession) -> dict:
         session = secrets.token_hex(16)
-        shuffle = secrets.SystemRandom().shuffle
-        clips = list(stimuli.clips)
-        shuffle(clips)
-        screens, rows = [], []
-        for clip in clips:
-            conditions = list(clip.conditions)
-            shuffle(conditions)
-            reference = secrets.token_hex(16)
-            rows.append((reference, session, clip.name, -1, OPEN_REFERENCE, 0))
-            items = []
-            for position, condition in enumerate(conditions):
-                token = secrets.token_hex(16)
-                rows.append((token, session, clip.name, position, condition, 1))
-                items.append({"token": token, "url": f"/audio/{token}", "label": item_label(position)})
-            screens.append({"clip": clip.name, "reference": f"/audio/{reference}", "items": items})
+        screens, rows = session_screens(stimuli, session)
         with refusals_as_http():
             store.add_session(database, session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, rows)
         return {"session": session, "mode": stimuli.mode, "screens": screens}
+
+
+def session_screens(stimuli: Stimuli, session: str) -> tuple[list[dict], list[tuple]]:
+    """A new session's screens, clips and items in a fresh random order each behind a fresh token,
+    and the store's rows mapping each token to its (clip, position, condition)."""
+    shuffle = secrets.SystemRandom().shuffle
+    clips = list(stimuli.clips)
+    shuffle(clips)
+    screens, rows = [], []
+    for clip in clips:
+        conditions = list(clip.conditions)
+        shuffle(conditions)
+        reference = secrets.token_hex(16)
+        rows.append((reference, session, clip.name, -1, OPEN_REFERENCE, 0))
+        items = []
+        for position, condition in enumerate(conditions):
+            token = secrets.token_hex(16)
+            rows.append((token, session, clip.name, position, condition, 1))
+            items.append({"token": token, "url": f"/audio/{token}", "label": item_label(position)})
+        screens.append({"clip": clip.name, "reference": f"/audio/{reference}", "items": items})
+    return screens, rows
+
+
+def add_item_routes(app: FastAPI, database: Path, sounds: dict[tuple[str, str], bytes]) -> None:
+    """An item's sound by its token, and what a rater did with the items: played, rated, preferred."""
 
     @app.get("/audio/{token}")
     def audio(token: str) -> Response:
@@ -136,8 +155,6 @@ def create_app(stimuli: Stimuli, database: Path) -> FastAPI:
         with refusals_as_http():
             store.add_preference(database, request.session, request.clip, request.preferred)
         return {"stored": 1}
-
-    return app
 
 
 def item_label(position: int) -> str:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..core.errors import UserError
+from .registry import DecodingLoss
 
 
 class UserLossFailed(UserError):
@@ -156,14 +157,6 @@ class GuardedLoss(nn.Module):
         self._stepped = False
         self._in_backward = 0
 
-    # -- what the trainer reads of a loss (train.output_channels, as_waveform, the run's record) --
-    def __getattr__(self, name: str):
-        if name in ("output_channels", "method"):
-            return getattr(self._modules["loss"], name)
-        if name == "decode" and hasattr(self._modules["loss"], "decode"):
-            return self._guarded(self._modules["loss"].decode, "decoding a checkpoint")
-        return super().__getattr__(name)
-
     def start(self, first_iteration: int) -> None:
         """Training begins (or resumes) at ``first_iteration``."""
         self.iteration, self._stepped, self._in_backward = first_iteration - 1, True, 0
@@ -248,12 +241,34 @@ class GuardedPreparedLoss(GuardedLoss):
         return self._call(self.loss.against, input, prepared, per_item=reduction == "none", reduction=reduction)
 
 
+class _GuardedDecoding:
+    """A guarded :class:`~pal.losses.registry.DecodingLoss`: its channels, and its decode guarded."""
+
+    @property
+    def output_channels(self) -> int:
+        return self.loss.output_channels
+
+    def decode(self, output: torch.Tensor) -> torch.Tensor:
+        with self.guard("decoding a checkpoint"):
+            return self.loss.decode(output)
+
+
+class GuardedDecodingLoss(_GuardedDecoding, GuardedLoss):
+    pass
+
+
+class GuardedPreparedDecodingLoss(_GuardedDecoding, GuardedPreparedLoss):
+    pass
+
+
 def guarded(loss: nn.Module, label: str, source: str | None = None) -> GuardedLoss:
-    """``loss`` guarded; its ``PreparedTargetLoss`` methods too when it has them."""
+    """``loss`` guarded, with the methods of the contracts it follows (``PreparedTargetLoss``,
+    :class:`~pal.losses.registry.DecodingLoss`) guarded too."""
     from perceptual_audio_loss.contract import PreparedTargetLoss
 
-    kind = GuardedPreparedLoss if isinstance(loss, PreparedTargetLoss) else GuardedLoss
-    return kind(loss, label, source)
+    kinds = {(False, False): GuardedLoss, (True, False): GuardedPreparedLoss,
+             (False, True): GuardedDecodingLoss, (True, True): GuardedPreparedDecodingLoss}
+    return kinds[isinstance(loss, PreparedTargetLoss), isinstance(loss, DecodingLoss)](loss, label, source)
 
 
 def blame(error: BaseException, losses) -> UserLossFailed | None:

@@ -25,94 +25,14 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
-from perceptual_audio_loss import LOSSES as LIBRARY_LOSSES
-
-from .budget import check_working_set
 from ..core.errors import UserError
+from .budget import check_working_set
 from .guard import Guard, guarded
-
-PEER_LOSSES: dict[str, Callable[..., nn.Module]] = {}
-
-
-def _peer(name: str):
-    def add(factory):
-        PEER_LOSSES[name] = factory
-        return factory
-
-    return add
-
-
-@_peer("mrstft")
-def _mrstft(sample_rate: float) -> nn.Module:
-    """auraloss's ``MultiResolutionSTFTLoss`` with its defaults, as its users call it.
-
-    Spectral convergence plus log-magnitude L1 at FFT sizes 1024, 2048, 512 (hops 120, 240, 50;
-    windows 600, 1200, 240), averaged (Steinmetz & Reiss, 2020, "auraloss").
-    """
-    from auraloss.freq import MultiResolutionSTFTLoss
-
-    return MultiResolutionSTFTLoss()
-
-
-@_peer("mel-mrstft")
-def _mel_mrstft(sample_rate: float) -> nn.Module:
-    """auraloss's mel-scaled variant (``scale="mel", n_bins=128``) without librosa.
-
-    auraloss builds its mel filters with librosa; we give its own STFT losses the same Slaney
-    filters (:func:`perceptual_audio_loss.scales.mel_filterbank`) and run them unchanged.
-    """
-    from auraloss.freq import MultiResolutionSTFTLoss
-
-    from perceptual_audio_loss.scales import mel_filterbank
-
-    loss = MultiResolutionSTFTLoss()
-    for resolution in loss.stft_losses:
-        resolution.scale = "mel"
-        resolution.fb = torch.from_numpy(mel_filterbank(sample_rate, resolution.fft_size, 128)).float()
-    return loss
-
-
-@_peer("dac-mel")
-def _dac_mel(sample_rate: float) -> nn.Module:
-    """The Descript Audio Codec's multi-scale mel loss with its published configuration: windows
-    of 32 to 2048 samples, 5 to 320 mel bands, log10 L1 summed over the seven scales
-    (Kumar et al., 2023; :mod:`pal.losses.mel`). The longest window fits the 8192-sample clip."""
-    from .mel import MultiScaleMelLoss
-
-    return MultiScaleMelLoss(sample_rate)
-
-
-@_peer("perceptual+mrstft")
-def _perceptual_plus_mrstft(sample_rate: float) -> nn.Module:
-    """The post's loss plus auraloss's MR-STFT (as :func:`_mrstft` builds it), weights 1 and 1,
-    unnormalised: the blend a user of both would write first.
-
-    A :class:`~perceptual_audio_loss.losses.WeightedSum`: it prepares the post's loss's targets
-    once and evaluates the MR-STFT part item by item (auraloss has no per-item reduction), so an
-    item's value is its own, whatever else is in the batch.
-    """
-    from perceptual_audio_loss import PerceptualLoss
-    from perceptual_audio_loss.losses import WeightedSum
-
-    return WeightedSum([(PerceptualLoss(sample_rate), 1.0), (_mrstft(sample_rate), 1.0)])
-
-
-@_peer("mulaw")
-def _mulaw(sample_rate: float) -> nn.Module:
-    """The addendum's categorical loss: 256 μ-law classes per sample, cross-entropy."""
-    from .mulaw import MuLawLoss
-
-    return MuLawLoss()
-
-
-def registered_names() -> list[str]:
-    return sorted(LIBRARY_LOSSES) + sorted(PEER_LOSSES)
-
+from .registry import REGISTERED, registered_names
 
 @dataclass(frozen=True)
 class LossSpec:
@@ -176,7 +96,7 @@ def parse_loss_spec(spec: str) -> LossSpec:
     if not spec:
         raise UserError("--losses has an empty entry")
     head, *rest = spec.split(":")
-    if head in LIBRARY_LOSSES or head in PEER_LOSSES:
+    if head in REGISTERED:
         options = _options(rest, spec)
         return LossSpec(_label(head, "", options), "registered", head, options=options)
     if not rest or "=" in rest[0]:
@@ -255,23 +175,22 @@ def check_size(spec: LossSpec, sample_rate: float, window: int) -> None:
     """Refuse a registered loss whose options would need more memory than the budget on signals of
     ``window`` samples (:mod:`pal.losses.budget`), before anything is built."""
     if spec.kind == "registered":
-        check_working_set(spec.label, spec.target, spec.options, sample_rate, window)
+        check_working_set(spec.label, REGISTERED[spec.target].memory, spec.options, sample_rate, window)
 
 
 def build_loss(spec: LossSpec, sample_rate: float, window: int | None = None) -> nn.Module:
     """The loss module of a resolved spec; a user's loss is also checked against the contract's shape.
     With ``window``, a registered loss's options are first bounded by :func:`check_size`."""
     if spec.kind == "registered":
-        factory = LIBRARY_LOSSES.get(spec.target) or PEER_LOSSES.get(spec.target)
-        if factory is None:
+        if spec.target not in REGISTERED:
             raise UserError(f"unknown loss {spec.target!r}")
         if window is not None:
             check_size(spec, sample_rate, window)
-        return _call_factory(factory, spec, sample_rate)
+        return _call_factory(REGISTERED[spec.target].factory, spec, sample_rate)
     module = _load_file(spec) if spec.kind == "file" else _import_module(spec.target, spec.label)
-    if not hasattr(module, spec.attribute):
+    factory = getattr(module, spec.attribute, None)
+    if factory is None:
         raise UserError(f"loss {spec.label!r}: {spec.target} has no {spec.attribute!r}")
-    factory = getattr(module, spec.attribute)
     if not callable(factory):
         raise UserError(f"loss {spec.label!r}: {spec.attribute} is not a class or function")
     loss = _call_factory(factory, spec, sample_rate)

@@ -72,58 +72,99 @@ def line_chart(series: list[Series], title: str, x_label: str, y_label: str, log
     if not len(values) or not len(xs):
         parts.append(f'<text x="{LEFT}" y="{TOP + plot_h / 2:.0f}" class="chart-note">no values</text></svg>')
         return "".join(parts)
-    x_low, x_high = float(xs.min()), float(xs.max())
-    if x_high == x_low:
-        x_low, x_high = x_low - 1, x_high + 1
-    y_low, y_high = float(values.min()), float(values.max())
-    if log_y:
-        y_low, y_high = math.log10(y_low), math.log10(y_high)
-    if y_high == y_low:
-        y_low, y_high = y_low - 0.5, y_high + 0.5
-    pad = 0.04 * (y_high - y_low)
-    y_low, y_high = y_low - pad, y_high + pad
-
-    def px(x):
-        return LEFT + (np.asarray(x, dtype=float) - x_low) / (x_high - x_low) * plot_w
-
-    def py(y):
-        y = np.asarray(y, dtype=float)
-        if log_y:
-            y = np.log10(np.where(y > 0, y, np.nan))
-        return TOP + (1.0 - (y - y_low) / (y_high - y_low)) * plot_h
-
+    axes = Axes.fitted(xs, values, log_y, plot_w, plot_h)
     parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="chart-frame"/>')
-    y_ticks = log_ticks(10 ** y_low, 10 ** y_high) if log_y else nice_ticks(y_low, y_high)
-    for tick in y_ticks:
-        y = float(py(tick))
-        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="chart-grid"/>'
-                     f'<text x="{LEFT - 4}" y="{y + 3:.1f}" class="chart-tick" text-anchor="end">{tick:g}</text>')
-    for tick in nice_ticks(x_low, x_high):
-        x = float(px(tick))
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" class="chart-grid"/>'
-                     f'<text x="{x:.1f}" y="{TOP + plot_h + 12}" class="chart-tick" text-anchor="middle">{tick:g}</text>')
+    parts.extend(grid_lines(axes))
     parts.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{height - 4}" class="chart-label" text-anchor="middle">'
                  f'{escape(x_label)}</text>'
                  f'<text transform="translate(11 {TOP + plot_h / 2:.0f}) rotate(-90)" class="chart-label" '
                  f'text-anchor="middle">{escape(y_label)}</text>')
     for s in series:
-        x, y, low, high = thin(np.asarray(s.x, dtype=float), np.asarray(s.y, dtype=float), s.low, s.high)
-        if low is not None and high is not None:
-            upper = [f"{a:.1f},{b:.1f}" for a, b in zip(px(x), py(high)) if math.isfinite(b)]
-            lower = [f"{a:.1f},{b:.1f}" for a, b in zip(px(x)[::-1], py(low)[::-1]) if math.isfinite(b)]
-            parts.append(f'<polygon points="{" ".join(upper + lower)}" fill="{s.colour}" fill-opacity="0.18" '
-                         'stroke="none"/>')
-        points = [f"{a:.1f},{b:.1f}" for a, b in zip(px(x), py(y)) if math.isfinite(b)]
-        parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{s.colour}" '
-                     f'stroke-width="{s.width}" stroke-opacity="{s.opacity}"/>')
-        if s.markers:
-            parts.extend(f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2.2" fill="{s.colour}"/>'
-                         for p in points)
+        parts.extend(series_shapes(s, axes))
+    parts.extend(legend(series))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Axes:
+    """Where a chart draws values: the ranges its plot spans (the value axis in decades when
+    ``log_y``) and the plot's size in pixels."""
+
+    x_low: float
+    x_high: float
+    y_low: float
+    y_high: float
+    log_y: bool
+    plot_w: int
+    plot_h: int
+
+    @classmethod
+    def fitted(cls, xs: np.ndarray, values: np.ndarray, log_y: bool, plot_w: int, plot_h: int) -> Axes:
+        """Axes spanning ``xs`` and, padded by 4 % at each end, ``values`` (all finite, > 0 when ``log_y``)."""
+        x_low, x_high = float(xs.min()), float(xs.max())
+        if x_high == x_low:
+            x_low, x_high = x_low - 1, x_high + 1
+        y_low, y_high = float(values.min()), float(values.max())
+        if log_y:
+            y_low, y_high = math.log10(y_low), math.log10(y_high)
+        if y_high == y_low:
+            y_low, y_high = y_low - 0.5, y_high + 0.5
+        pad = 0.04 * (y_high - y_low)
+        return cls(x_low, x_high, y_low - pad, y_high + pad, log_y, plot_w, plot_h)
+
+    def px(self, x):
+        return LEFT + (np.asarray(x, dtype=float) - self.x_low) / (self.x_high - self.x_low) * self.plot_w
+
+    def py(self, y):
+        y = np.asarray(y, dtype=float)
+        if self.log_y:
+            y = np.log10(np.where(y > 0, y, np.nan))
+        return TOP + (1.0 - (y - self.y_low) / (self.y_high - self.y_low)) * self.plot_h
+
+
+def grid_lines(axes: Axes) -> list[str]:
+    """The grid and tick labels: round values up the value axis, round iterations along the other."""
+    parts = []
+    y_ticks = log_ticks(10 ** axes.y_low, 10 ** axes.y_high) if axes.log_y else nice_ticks(axes.y_low, axes.y_high)
+    for tick in y_ticks:
+        y = float(axes.py(tick))
+        parts.append(f'<line x1="{LEFT}" x2="{LEFT + axes.plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="chart-grid"/>'
+                     f'<text x="{LEFT - 4}" y="{y + 3:.1f}" class="chart-tick" text-anchor="end">{tick:g}</text>')
+    for tick in nice_ticks(axes.x_low, axes.x_high):
+        x = float(axes.px(tick))
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + axes.plot_h}" class="chart-grid"/>'
+                     f'<text x="{x:.1f}" y="{TOP + axes.plot_h + 12}" class="chart-tick" '
+                     f'text-anchor="middle">{tick:g}</text>')
+    return parts
+
+
+def series_shapes(s: Series, axes: Axes) -> list[str]:
+    """One series: its band (if it has one), its line, and its markers (if asked for)."""
+    parts = []
+    x, y, low, high = thin(np.asarray(s.x, dtype=float), np.asarray(s.y, dtype=float), s.low, s.high)
+    px = axes.px(x)
+    if low is not None and high is not None:
+        upper = [f"{a:.1f},{b:.1f}" for a, b in zip(px, axes.py(high)) if math.isfinite(b)]
+        lower = [f"{a:.1f},{b:.1f}" for a, b in zip(px[::-1], axes.py(low)[::-1]) if math.isfinite(b)]
+        parts.append(f'<polygon points="{" ".join(upper + lower)}" fill="{s.colour}" fill-opacity="0.18" '
+                     'stroke="none"/>')
+    points = [f"{a:.1f},{b:.1f}" for a, b in zip(px, axes.py(y)) if math.isfinite(b)]
+    parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{s.colour}" '
+                 f'stroke-width="{s.width}" stroke-opacity="{s.opacity}"/>')
+    if s.markers:
+        parts.extend(f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2.2" fill="{s.colour}"/>'
+                     for p in points)
+    return parts
+
+
+def legend(series: list[Series]) -> list[str]:
+    """A swatch and the label of each labelled series, in a row above the plot."""
+    parts = []
     legend_x = LEFT
     for s in series:
         if s.label:
             parts.append(f'<rect x="{legend_x}" y="19" width="9" height="9" fill="{s.colour}"/>'
                          f'<text x="{legend_x + 12}" y="27" class="chart-tick">{escape(s.label)}</text>')
             legend_x += 18 + 6 * len(s.label)
-    parts.append("</svg>")
-    return "".join(parts)
+    return parts

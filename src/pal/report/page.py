@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import signal
@@ -24,7 +25,11 @@ from ..core.errors import UserError
 from ..core.files import atomic_write, atomic_write_text
 from .templates import templates
 from ..core.records import DamagedRecord
+from ..losses.registry import MASK_SECTION, needs_section
 from ..measures.registry import MEASURES
+
+if TYPE_CHECKING:
+    from ..run.folder import RunFolder, RunRecord, RunStatus
 
 SPECTROGRAM_WINDOW = 256
 SPECTROGRAM_HOP = 64
@@ -243,79 +248,121 @@ def loss_status(per_seed: list, seeds: list[int]) -> str:
     return "; ".join(f"seed {seed}: {d}" for seed, d in zip(seeds, described))
 
 
-def collect_clip(run_dir: Path, clip: str, config, statuses: dict, metric_rows: list[dict],
-                 colours: dict[str, str], damaged: list[DamagedRecord]) -> ClipSection:
+@dataclass(frozen=True)
+class PageRun:
+    """What every clip's section is built from: the run folder and what the page read of it once."""
+
+    run_dir: Path
+    config: RunRecord
+    statuses: dict  # the :class:`~pal.run.folder.RunStatus` of each (clip, loss, seed)
+    metric_rows: list[dict]
+    colours: dict[str, str]  # by loss
+    damaged: list[DamagedRecord]  # the records the page is built without; collecting a clip adds its own
+
+
+def collect_clip(run: PageRun, clip: str) -> ClipSection:
     """The clip's grid for every seed (writing each cell's images), its curves and its measures.
 
     A damaged loss history leaves its curve out, is named in its loss's status,
-    and is added to ``damaged``."""
+    and is added to ``run.damaged``."""
     from ..run.folder import RunFolder, RunStatus
 
-    folder = RunFolder(run_dir)
-    sample_rate, seeds = config.sample_rate, config.seeds
+    folder, config = RunFolder(run.run_dir), run.config
     original = read_audio_file(folder.original(clip))
     if original is None:
         raise UserError(f"{folder.original(clip)}: missing or damaged; the run's original of {clip!r} is gone, "
                         "so the page cannot be built (run the same pal run command with --force to start again)")
-    frequencies, _, original_db = log_spectrogram_db(original, sample_rate)
-    reference_max_db = original_db.max()
-    save_spectrogram(original_db, reference_max_db, folder.clip_image(clip, "original"))
-    runs = {(loss, seed): statuses.get((clip, loss, seed)) or RunStatus(clip, loss, seed)
-            for loss in config.losses for seed in seeds}
+    frequencies, _, original_db = log_spectrogram_db(original, config.sample_rate)
+    save_spectrogram(original_db, original_db.max(), folder.clip_image(clip, "original"))
+    runs = {(loss, seed): run.statuses.get((clip, loss, seed)) or RunStatus(clip, loss, seed)
+            for loss in config.losses for seed in config.seeds}
     # The checkpoints each run recorded (or, while it runs, those on disk): the grid's columns are their union.
     recorded = {key: status.checkpoints or folder.checkpoints_on_disk(clip, *key) for key, status in runs.items()}
     iterations = sorted({i for its in recorded.values() for i in its})
     section = ClipSection(clip, config.source(clip), iterations)
-    if any(loss.startswith("masked") for loss in config.losses):
-        save_mask_image(original, sample_rate, frequencies, folder.clip_image(clip, "mask"))
+    if needs_section(MASK_SECTION, config.losses, config.loss_sources):
+        save_mask_image(original, config.sample_rate, frequencies, folder.clip_image(clip, "mask"))
         section.mask_image = folder.link(folder.clip_image(clip, "mask"))
     original_cell = Cell(f"{clip}, original", folder.link(folder.original(clip)),
                          folder.link(folder.clip_image(clip, "original")))
+    clip_runs = ClipRuns(folder, clip, config.sample_rate, original_db, runs, recorded, iterations, original_cell)
     lost = {loss: [] for loss in config.losses}
-    for seed in seeds:
-        rows = [GridRow("original", [original_cell] * len(iterations))]
-        for loss in config.losses:
-            cells = []
-            for iteration in iterations:
-                cell = Cell(f"{clip}, {loss}, seed {seed}, iteration {iteration}")
-                wav = folder.checkpoint(clip, loss, seed, iteration)
-                audio = read_audio_file(wav) if iteration in recorded[(loss, seed)] else None
-                if audio is None:
-                    cell.problem = ("not reached" if iteration not in recorded[(loss, seed)]
-                                    else "damaged" if wav.exists() else "missing")
-                    if cell.problem != "not reached":
-                        lost[loss].append(f"{folder.relative(wav)} is {cell.problem}")
-                else:
-                    db = log_spectrogram_db(audio, sample_rate)[2]
-                    image = folder.checkpoint_image(clip, loss, seed, iteration)
-                    error_image = folder.checkpoint_image(clip, loss, seed, iteration, error=True)
-                    save_spectrogram(db, reference_max_db, image)
-                    save_error_spectrogram(db, original_db, reference_max_db, error_image)
-                    cell.audio, cell.image = folder.link(wav), folder.link(image)
-                    cell.error_image = folder.link(error_image)
-                cells.append(cell)
-            rows.append(GridRow(loss, cells, describe_status(runs[(loss, seed)])))
-        section.grids.append(SeedGrid(seed, rows))
+    for seed in config.seeds:
+        section.grids.append(clip_runs.grid(seed, config.losses, lost))
     curves = {}
     for loss in config.losses:
-        status = loss_status([runs[(loss, seed)] for seed in seeds], seeds)
-        if lost[loss]:
-            status = f"{status}; but {', '.join(lost[loss])}"
-        first = runs[(loss, seeds[0])]
-        section.statuses.append(LossStatus(loss, status, first.final_loss, first.seconds))
-        curves[loss] = []
+        status, curves[loss] = clip_runs.loss_row(loss, config.seeds, lost[loss], run.damaged)
+        section.statuses.append(status)
+    section.curves = loss_curves_chart({k: v for k, v in curves.items() if v}, run.colours, clip)
+    section.measures = measure_charts([r for r in run.metric_rows if r["clip"] == clip], config.losses, run.colours)
+    return section
+
+
+@dataclass(frozen=True)
+class ClipRuns:
+    """One clip's runs as its section shows them: the grid's cells, drawn on the colour scale of
+    the clip's original, and each loss's status and curves."""
+
+    folder: RunFolder
+    clip: str
+    sample_rate: int
+    original_db: np.ndarray  # the original's spectrogram: every cell's colours are relative to its peak
+    runs: dict[tuple[str, int], RunStatus]  # by (loss, seed)
+    recorded: dict[tuple[str, int], list[int]]  # the checkpoints each (loss, seed) recorded
+    iterations: list[int]  # the grid's columns: every checkpoint any run recorded
+    original: Cell  # the first row's cell, the same in every column
+
+    def grid(self, seed: int, losses: list[str], lost: dict[str, list[str]]) -> SeedGrid:
+        """The seed's grid: the original's row, then a row per loss; a checkpoint missing or damaged
+        on disk is named in ``lost`` under its loss."""
+        rows = [GridRow("original", [self.original] * len(self.iterations))]
+        for loss in losses:
+            cells = [self.cell(loss, seed, iteration, lost[loss]) for iteration in self.iterations]
+            rows.append(GridRow(loss, cells, describe_status(self.runs[(loss, seed)])))
+        return SeedGrid(seed, rows)
+
+    def cell(self, loss: str, seed: int, iteration: int, lost: list[str]) -> Cell:
+        """The checkpoint's cell, its images written; or the problem that keeps it from playing."""
+        folder, clip = self.folder, self.clip
+        cell = Cell(f"{clip}, {loss}, seed {seed}, iteration {iteration}")
+        wav = folder.checkpoint(clip, loss, seed, iteration)
+        audio = read_audio_file(wav) if iteration in self.recorded[(loss, seed)] else None
+        if audio is None:
+            cell.problem = ("not reached" if iteration not in self.recorded[(loss, seed)]
+                            else "damaged" if wav.exists() else "missing")
+            if cell.problem != "not reached":
+                lost.append(f"{folder.relative(wav)} is {cell.problem}")
+            return cell
+        db = log_spectrogram_db(audio, self.sample_rate)[2]
+        image = folder.checkpoint_image(clip, loss, seed, iteration)
+        error_image = folder.checkpoint_image(clip, loss, seed, iteration, error=True)
+        reference_max_db = self.original_db.max()
+        save_spectrogram(db, reference_max_db, image)
+        save_error_spectrogram(db, self.original_db, reference_max_db, error_image)
+        cell.audio, cell.image = folder.link(wav), folder.link(image)
+        cell.error_image = folder.link(error_image)
+        return cell
+
+    def loss_row(self, loss: str, seeds: list[int], lost: list[str],
+                 damaged: list[DamagedRecord]) -> tuple[LossStatus, list[np.ndarray]]:
+        """The loss's status over its seeds (naming the checkpoints ``lost``) and its seeds' loss
+        curves; a damaged history is left out, named in the status and added to ``damaged``."""
+        status = loss_status([self.runs[(loss, seed)] for seed in seeds], seeds)
+        if lost:
+            status = f"{status}; but {', '.join(lost)}"
+        first = self.runs[(loss, seeds[0])]
+        row = LossStatus(loss, status, first.final_loss, first.seconds)
+        curves = []
         for seed in seeds:
             try:
-                curve = folder.read_losses(clip, loss, seed)
+                curve = self.folder.read_losses(self.clip, loss, seed)
             except DamagedRecord as error:
                 damaged.append(error)
-                section.statuses[-1].status += f"; but {folder.relative(error.path)} is damaged (its curve is left out)"
+                row.status += f"; but {self.folder.relative(error.path)} is damaged (its curve is left out)"
                 continue
             if curve is not None and len(curve):
-                curves[loss].append(curve)
-    section.curves = loss_curves_chart({k: v for k, v in curves.items() if v}, colours, clip)
-    section.measures = measure_charts([r for r in metric_rows if r["clip"] == clip], config.losses, colours)
-    return section
+                curves.append(curve)
+        return row, curves
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -331,8 +378,8 @@ def build_report(run_dir: str | Path) -> Path:
     except DamagedRecord as error:
         metric_rows, damaged = [], [error]
     colours = {loss: LOSS_COLOURS[i % len(LOSS_COLOURS)] for i, loss in enumerate(config.losses)}
-    clips = [collect_clip(run_dir, clip, config, statuses, metric_rows, colours, damaged)
-             for clip in config.clip_names]
+    run = PageRun(run_dir, config, statuses, metric_rows, colours, damaged)
+    clips = [collect_clip(run, clip) for clip in config.clip_names]
     claims = claims_table(metric_rows, config.losses) if metric_rows else []
     matrix_clips, matrix = claims_matrix(claims)
     unfinished = [f"{c.name}/{s.name}" for c in clips for s in c.statuses if s.status != "finished"]

@@ -12,9 +12,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from perceptual_audio_loss import __version__
 
@@ -24,13 +26,15 @@ from .config import ExperimentConfig, full_float32, resolve_device
 from ..core.errors import UserError
 from ..core.files import failure
 from ..losses.guard import GuardedLoss, UserLossFailed, blame
+from ..measures.claims import claims_table, format_table
 from ..measures.judges import CDPAM_JUDGE
 from ..measures.registry import CDPAM
+from ..losses.registry import filtering_method
 from ..losses.specs import build_loss, probe
 from .folder import RunFolder, RunStatus, fingerprint, run_label, open_run_folder, write_json, write_losses_csv
 from .sources import audio_under, no_audio_message, unique_names
 from ..core.locks import writing
-from .train import Diverged, RunSpec, train_batched
+from .train import BatchResult, Diverged, RunSpec, TrainHooks, TrainSettings, train_batched
 
 
 @dataclass
@@ -116,19 +120,20 @@ class RunProgress:
 
 
 def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, progress: bool = True,
-                   clips: list[Clip] | None = None, page: bool = True) -> ExperimentOutcome:
+                   clips: list[Clip] | None = None, page: Callable[[Path], Path] | None = None) -> ExperimentOutcome:
     """Validate everything, then train every (clip, loss) at once and write the run folder and page.
 
     On a folder holding an unfinished run of the same configuration, continue it. ``clips``, when
-    given, are the prepared targets (a sweep's windows), used instead of loading ``config.clips``;
-    without ``page`` no page is written (``pal report`` builds it later).
+    given, are the prepared targets (a sweep's windows), used instead of loading ``config.clips``.
+    ``page`` writes the page of a run folder and returns its path (``pal run`` passes
+    :func:`pal.report.page.build_report`); without it no page is written (``pal report`` builds it later).
     """
     config.validate()
     if config.cdpam and not CDPAM_JUDGE.installed():  # the run goes on, without that measure
         print(CDPAM_JUDGE.not_installed, file=sys.stderr, flush=True)
         config = replace(config, cdpam=False)
     clips = load_clips(config) if clips is None else clips
-    report = _report if page else (lambda out: RunFolder(out).page)
+    report = page if page is not None else (lambda out: RunFolder(out).page)
     device = resolve_device(config.device)
     losses = {}
     for spec in config.loss_specs():
@@ -139,68 +144,101 @@ def run_experiment(config: ExperimentConfig, out: Path, force: bool = False, pro
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     existed = out.exists()
+    checked = CheckedRun(config, out, clips, losses, device, identity, report)
     # One writer: a second pal run on this folder is refused. CUDA trains in float32, as the CPU.
     with writing(out, "run"), full_float32():
-        return _run_locked(config, out, force, progress, clips, losses, device, identity, report,
-                           created=not existed)
+        return _run_locked(checked, force, progress, created=not existed)
 
 
-def _run_locked(config, out, force, progress, clips, losses, device, identity, report, created) -> ExperimentOutcome:
+@dataclass(frozen=True)
+class CheckedRun:
+    """What :func:`run_experiment` checked before touching the folder, and what the run needs of it."""
+
+    config: ExperimentConfig
+    out: Path
+    clips: list[Clip]
+    losses: dict[str, nn.Module]  # by label, built and probed
+    device: torch.device
+    identity: dict  # what the folder must hold to be resumed: the configuration and the targets' fingerprints
+    report: Callable[[Path], Path]  # writes the page (or only names it) and returns its path
+
+    def runs(self) -> list[RunSpec]:
+        """Every (clip, loss, seed), in the order of the run folder and the training."""
+        config = self.config
+        return [RunSpec(c, name, seed) for c in range(len(self.clips)) for name in config.losses
+                for seed in config.seeds]
+
+    def key(self, run: RunSpec) -> tuple[str, str, int]:
+        """The run's (clip name, loss, seed), as the run folder names it."""
+        return self.clips[run.target].name, run.loss, run.seed
+
+
+def _run_locked(checked: CheckedRun, force: bool, progress: bool, created: bool) -> ExperimentOutcome:
+    out, config = checked.out, checked.config
     try:
-        mode = open_run_folder(out, identity, force)
+        mode = open_run_folder(out, checked.identity, force)
     except OSError as error:
         raise UserError(f"{out}: cannot prepare the run folder ({error.strerror or error})") from None
 
-    runs = [RunSpec(c, name, seed) for c in range(len(clips)) for name in config.losses for seed in config.seeds]
-    labels = [run_label(clips[run.target].name, run.loss, run.seed) for run in runs]
+    runs = checked.runs()
     folder = RunFolder(out)
-    run_dirs = [folder.run(clips[run.target].name, run.loss, run.seed) for run in runs]
-    running = [RunStatus(clips[run.target].name, run.loss, run.seed) for run in runs]
+    run_dirs = [folder.run(*checked.key(run)) for run in runs]
+    running = [RunStatus(*checked.key(run)) for run in runs]
     if mode == "finished":
-        if config.cdpam and not any(row["metric"] == CDPAM.key for row in folder.read_metrics()):
-            # The judge asked for after the run: its checkpoints are on disk, so score them now.
-            write_metrics(out, config, folder.read_runs())
-        try:
-            page = report(out)
-        except OSError as error:
-            raise UserError(f"{out}: rebuilding the page failed ({failure(error, out)}); the finished run is kept: "
-                            "run the same command again to rebuild it") from None
-        return ExperimentOutcome(page, _failed(folder.read_runs()), config.iterations, True, _claims_text(out, config))
-    _write_records(out, config, clips, losses, device, identity, running, run_dirs, created=created)
+        return _finished_again(checked)
+    _write_records(checked, running, run_dirs, created=created)
     state = folder.load_state() if mode == "resume" else None
     if state is not None:
-        _verify_kept_checkpoints(folder, runs, clips)
+        _verify_kept_checkpoints(folder, runs, checked.clips)
+    results, seconds = _train(checked, runs, running, state, progress)
+    try:
+        statuses = _finish(out, config, checked.clips, runs, run_dirs, results, seconds)
+        return ExperimentOutcome(checked.report(out), _failed(statuses), state["iteration"] if state else 0, False,
+                                 _claims_text(out, config))
+    except OSError as error:
+        raise UserError(f"{out}: writing the run's results failed ({failure(error, out)}); the training "
+                        "is saved: run the same command again to finish") from None
 
-    def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
-        # Peak-normalised, as the post saved its checkpoints: a listener (and the measures)
-        # compare shapes, not the levels a scale-free loss like cosine similarity leaves open.
-        # The raw peak is kept beside it, so the raw output is the file times that peak.
-        for run, samples, still in zip(runs, audio, running):
-            if still:
-                peak = float(np.max(np.abs(samples)))
-                where = (clips[run.target].name, run.loss, run.seed)
-                write_wav(folder.checkpoint(*where, iteration), samples / peak if peak > 0 else samples,
-                          config.sample_rate)
-                write_json(folder.peaks(*where), folder.read_peaks(*where) | {str(iteration): peak})
 
-    targets = torch.from_numpy(np.stack([clip.samples for clip in clips])).unsqueeze(1)
-    bars = RunProgress(labels, config.iterations, progress)
+def _finished_again(checked: CheckedRun) -> ExperimentOutcome:
+    """The same command on a finished run: score it with a judge asked for since, and rebuild its page."""
+    out, config = checked.out, checked.config
+    folder = RunFolder(out)
+    if config.cdpam and not any(row["metric"] == CDPAM.key for row in folder.read_metrics()):
+        # The judge asked for after the run: its checkpoints are on disk, so score them now.
+        write_metrics(out, config, folder.read_runs())
+    try:
+        page = checked.report(out)
+    except OSError as error:
+        raise UserError(f"{out}: rebuilding the page failed ({failure(error, out)}); the finished run is kept: "
+                        "run the same command again to rebuild it") from None
+    return ExperimentOutcome(page, _failed(folder.read_runs()), config.iterations, True, _claims_text(out, config))
+
+
+def _train(checked: CheckedRun, runs: list[RunSpec], running: list[RunStatus], state: dict | None,
+           progress: bool) -> tuple[list[BatchResult], float]:
+    """Train every run (continuing ``state`` on a resume), writing checkpoints and states as it goes;
+    return the results and the seconds the training took. A user's loss that fails is recorded in
+    the folder; an interruption rebuilds the page to show it."""
+    out, config, losses = checked.out, checked.config, checked.losses
+    folder = RunFolder(out)
+    save_checkpoint = _checkpoint_writer(checked, runs)
+    targets = torch.from_numpy(np.stack([clip.samples for clip in checked.clips])).unsqueeze(1)
+    bars = RunProgress([run_label(*checked.key(run)) for run in runs], config.iterations, progress)
     bars.start(state["iteration"] if state else 0)
     for loss in losses.values():
         if isinstance(loss, GuardedLoss):
             loss.start(state["iteration"] + 1 if state else 1)
     started = time.perf_counter()
     try:
-        results = train_batched(
-            targets, runs, losses, config.iterations, config.checkpoint_every, device,
-            on_progress=bars.update, on_checkpoint=save_checkpoint,
-            on_save=folder.state_saver(), resume=state, learning_rate=config.learning_rate, betas=config.betas,
-            width=config.width,
-        )
+        settings = TrainSettings(config.iterations, config.checkpoint_every, checked.device,
+                                 learning_rate=config.learning_rate, betas=config.betas, width=config.width)
+        hooks = TrainHooks(on_progress=bars.update, on_checkpoint=save_checkpoint, on_save=folder.state_saver())
+        results = train_batched(targets, runs, losses, settings, hooks, resume=state)
     except (Exception, SystemExit, GeneratorExit) as error:  # a Ctrl-C is not the loss's: below
         loss_failure = blame(error, losses.values())
         if loss_failure is not None:  # a user's loss failed: its runs are recorded so, the rest kept
-            _record_loss_failure(out, running, loss_failure, report)
+            _record_loss_failure(out, running, loss_failure, checked.report)
             raise loss_failure from None
         if isinstance(error, OSError):
             raise UserError(f"{out}: writing the run failed ({failure(error, out)}); what was saved is kept: "
@@ -209,20 +247,31 @@ def _run_locked(config, out, force, progress, clips, losses, device, identity, r
     except KeyboardInterrupt:
         bars.close()
         try:
-            report(out)  # the page shows the runs as interrupted, with what they wrote so far
+            checked.report(out)  # the page shows the runs as interrupted, with what they wrote so far
         except OSError:
             pass  # no page then; the interruption is what to report
         raise
     finally:
         bars.close()
-    seconds = round(time.perf_counter() - started, 3)
-    try:
-        statuses = _finish(out, config, clips, runs, run_dirs, results, seconds)
-        return ExperimentOutcome(report(out), _failed(statuses), state["iteration"] if state else 0, False,
-                                 _claims_text(out, config))
-    except OSError as error:
-        raise UserError(f"{out}: writing the run's results failed ({failure(error, out)}); the training "
-                        "is saved: run the same command again to finish") from None
+    return results, round(time.perf_counter() - started, 3)
+
+
+def _checkpoint_writer(checked: CheckedRun, runs: list[RunSpec]) -> Callable[[int, np.ndarray, list[bool]], None]:
+    """What writes the checkpoints of the runs still training (``on_checkpoint`` of :func:`train_batched`)."""
+    folder, sample_rate = RunFolder(checked.out), checked.config.sample_rate
+
+    def save_checkpoint(iteration: int, audio: np.ndarray, running: list[bool]) -> None:
+        # Peak-normalised, as the post saved its checkpoints: a listener (and the measures)
+        # compare shapes, not the levels a scale-free loss like cosine similarity leaves open.
+        # The raw peak is kept beside it, so the raw output is the file times that peak.
+        for run, samples, still in zip(runs, audio, running):
+            if still:
+                peak = float(np.max(np.abs(samples)))
+                where = checked.key(run)
+                write_wav(folder.checkpoint(*where, iteration), samples / peak if peak > 0 else samples, sample_rate)
+                write_json(folder.peaks(*where), folder.read_peaks(*where) | {str(iteration): peak})
+
+    return save_checkpoint
 
 
 def _record_loss_failure(out: Path, running: list[RunStatus], loss_failure: UserLossFailed, report) -> None:
@@ -258,22 +307,23 @@ def _finish(out, config, clips, runs, run_dirs, results, seconds) -> list[RunSta
     return statuses
 
 
-def _write_records(out, config, clips, losses, device, identity, running, run_dirs, created) -> None:
+def _write_records(checked: CheckedRun, running: list[RunStatus], run_dirs: list[Path], created: bool) -> None:
     """Write the run's configuration, targets and statuses; again on a resume (they are the same).
 
     The configuration comes first: from then on the folder is a run this command can resume.
     On a write error a new folder this call created is removed, and the command refuses.
     """
+    out, config, clips = checked.out, checked.config, checked.clips
     try:
         out.mkdir(parents=True, exist_ok=True)
         resolved = asdict(config) | {
             "clip_names": [c.name for c in clips],
             "clip_sources": {c.name: c.source for c in clips},
             "clip_offsets": {c.name: c.offset_samples for c in clips},
-            "resolved_device": str(device),
-            "loss_methods": {name: getattr(loss, "method", None) for name, loss in losses.items()},
+            "resolved_device": str(checked.device),
+            "loss_methods": {name: filtering_method(loss) for name, loss in checked.losses.items()},
             "version": __version__,
-            "identity": identity,
+            "identity": checked.identity,
         }
         folder = RunFolder(out)
         write_json(folder.config, resolved)
@@ -330,13 +380,6 @@ def write_metrics(out: Path, config: ExperimentConfig, statuses: list[RunStatus]
 
 
 def _claims_text(out: Path, config: ExperimentConfig) -> str:
-    from ..measures.claims import claims_table, format_table
-
     rows = RunFolder(out).read_metrics()
     return format_table(claims_table(rows, config.losses), config.losses, len(config.seeds)) if rows else ""
 
-
-def _report(out: Path) -> Path:
-    from ..report.page import build_report
-
-    return build_report(out)

@@ -9,19 +9,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .generator import GeneratorStack, seeded_generator_and_latent
 from perceptual_audio_loss.losses import TargetLoss
 
+from ..losses.registry import DecodingLoss
+from .generator import GeneratorStack, seeded_generator_and_latent
 
 
 def output_channels(loss: nn.Module) -> int:
     """What the generator must output for ``loss``: 1 sample, or e.g. 256 μ-law logits, per step."""
-    return getattr(loss, "output_channels", 1)
+    return loss.output_channels if isinstance(loss, DecodingLoss) else 1
 
 
 def as_waveform(loss: nn.Module, output: torch.Tensor) -> torch.Tensor:
-    """A generator's output ``(channels, T)`` as audio ``(T,)``: decoded if the loss says how."""
-    if hasattr(loss, "decode"):
+    """A generator's output ``(channels, T)`` as audio ``(T,)``: decoded if the loss is a DecodingLoss."""
+    if isinstance(loss, DecodingLoss):
         return loss.decode(output[None])[0]
     return output.reshape(-1)
 
@@ -48,29 +49,43 @@ class RunResult:
     checkpoints: dict[int, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a training goes: its length, when it keeps audio, where, and with what optimizer and generator.
+
+    A ``None`` takes the configuration's declared default (the post's).
+    """
+
+    iterations: int
+    checkpoint_every: int
+    device: torch.device | str = "cpu"
+    stack_mode: str = "auto"  # :class:`GeneratorStack`'s, for :func:`train_batched`; one run alone has no stack
+    learning_rate: float | None = None
+    betas: tuple[float, float] | None = None
+    fused_adam: bool | None = None  # Adam's fused implementation (one kernel for every weight); by default on CUDA
+    width: int | None = None  # every generator's hidden channels (the post's 32)
+
+
 def train_one(
     target: torch.Tensor,
     loss_fn: nn.Module,
     seed: int,
-    iterations: int,
-    checkpoint_every: int,
-    device: torch.device | str = "cpu",
+    settings: TrainSettings,
     on_step: Callable[[int, float], None] | None = None,
     on_checkpoint: Callable[[int, np.ndarray], None] | None = None,
-    width: int | None = None,
 ) -> RunResult:
     """Train a freshly seeded generator to reproduce ``target`` (shape ``(1, 1, T)``).
 
-    A checkpoint at iteration ``i`` is the generator's output after ``i`` updates. ``width``: the
-    generator's hidden channels; ``None`` takes the configuration's declared default (the post's).
+    A checkpoint at iteration ``i`` is the generator's output after ``i`` updates.
     """
-    model, latent = seeded_generator_and_latent(seed, device, output_channels(loss_fn), _width(width))
+    device = settings.device
+    model, latent = seeded_generator_and_latent(seed, device, output_channels(loss_fn), _width(settings.width))
     loss_fn = loss_fn.to(device)
     target = target.to(device)
-    optimizer = _adam(model.parameters(), None, None)
-    marks = set(checkpoint_iterations(iterations, checkpoint_every))
+    optimizer = _adam(model.parameters(), settings.learning_rate, settings.betas, settings.fused_adam)
+    marks = set(checkpoint_iterations(settings.iterations, settings.checkpoint_every))
     result = RunResult()
-    for iteration in range(1, iterations + 1):
+    for iteration in range(1, settings.iterations + 1):
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(latent), target)
         loss.backward()
@@ -227,22 +242,29 @@ class RunStacks(nn.Module):
         return [weight for stack in self.stacks for weight in stack.weights]
 
 
+@dataclass(frozen=True)
+class TrainHooks:
+    """What :func:`train_batched` calls back as it goes; each may be ``None``.
+
+    ``on_progress``: ``(iteration, losses so far (iteration, n_runs) on the device)``, about a
+    hundred times over the run. ``on_checkpoint``: ``(iteration, outputs (n_runs, T), active)`` at
+    every checkpoint. ``on_save``: the training state (a dict of tensors and numbers that
+    ``torch.load(..., weights_only=True)`` reads) at every checkpoint, after ``on_checkpoint``,
+    and every :data:`SAVE_EVERY` iterations.
+    """
+
+    on_progress: Callable[[int, torch.Tensor], None] | None = None
+    on_checkpoint: Callable[[int, np.ndarray, list[bool]], None] | None = None
+    on_save: Callable[[dict], None] | None = None
+
+
 def train_batched(
     targets: torch.Tensor,
     runs: list[RunSpec],
     losses: dict[str, nn.Module],
-    iterations: int,
-    checkpoint_every: int,
-    device: torch.device | str = "cpu",
-    on_progress: Callable[[int, torch.Tensor], None] | None = None,
-    on_checkpoint: Callable[[int, np.ndarray, list[bool]], None] | None = None,
-    on_save: Callable[[dict], None] | None = None,
+    settings: TrainSettings,
+    hooks: TrainHooks = TrainHooks(),
     resume: dict | None = None,
-    stack_mode: str = "auto",
-    learning_rate: float | None = None,
-    betas: tuple[float, float] | None = None,
-    fused_adam: bool | None = None,
-    width: int | None = None,
 ) -> list[BatchResult]:
     """Train every run's generator at once, as one stacked model; same results as :func:`train_one`.
 
@@ -261,63 +283,86 @@ def train_batched(
     Args:
         targets: ``(n_targets, 1, T)``; ``runs[i].target`` indexes it.
         losses: a loss module for every loss name the runs use.
-        on_progress: called with ``(iteration, losses so far (iteration, n_runs) on the device)``
-            about a hundred times over the run.
-        on_checkpoint: called with ``(iteration, outputs (n_runs, T), active)`` at every checkpoint.
-        on_save: called with the training state (a dict of tensors and numbers that
-            ``torch.load(..., weights_only=True)`` reads) at every checkpoint, after
-            ``on_checkpoint``, and every :data:`SAVE_EVERY` iterations.
-        resume: a state from ``on_save``: training continues after its iteration, bit-identically.
-        fused_adam: Adam's fused implementation (one kernel for every weight); by default on CUDA.
-        width: every generator's hidden channels; ``None``: the configuration's default (the post's 32).
+        resume: a state from ``hooks.on_save``: training continues after its iteration, bit-identically.
     """
-    stacks = RunStacks(runs, losses, stack_mode, width).to(device)
-    groups, back_to_run_order = _build_groups(targets, runs, losses, device)
-    optimizer = _adam(stacks.parameters(), learning_rate, betas, fused_adam)
-    history = torch.full((iterations, len(runs)), float("nan"), device=device)
-    failures: dict[int, Diverged] = {}
-    first = 1
-    if resume is not None:
-        first = _restore(resume, stacks, optimizer, history, failures, len(runs)) + 1
-    health = RunHealth(len(runs), failures, history.device)
+    training = BatchTraining(targets, runs, losses, settings, resume)
+    last = settings.iterations
+    marks = set(checkpoint_iterations(last, settings.checkpoint_every))
+    progress_every = max(1, last // 100)
+    for iteration in range(training.first, last + 1):
+        training.step(iteration)
+        if hooks.on_progress is not None and (iteration % progress_every == 0 or iteration == last):
+            hooks.on_progress(iteration, training.history[:iteration])
+        checkpoint = iteration in marks
+        save = hooks.on_save is not None and (checkpoint or iteration % SAVE_EVERY == 0)
+        if checkpoint or save or iteration % READ_EVERY == 0 or iteration == last:
+            training.read_back(iteration, checkpoint, hooks.on_checkpoint)
+        if save:
+            hooks.on_save(training.state(iteration))
+    return training.results()
 
-    marks = set(checkpoint_iterations(iterations, checkpoint_every))
-    progress_every = max(1, iterations // 100)
-    results = [BatchResult() for _ in runs]
-    for iteration in range(first, iterations + 1):
-        optimizer.zero_grad(set_to_none=True)
+
+class BatchTraining:
+    """A :func:`train_batched` under way: the stacked generators, their losses, Adam, every run's
+    loss history and health, and the checkpoints each run kept. Built as a fresh training or from
+    a saved state (``resume``); :attr:`first` is the iteration to train next."""
+
+    def __init__(self, targets: torch.Tensor, runs: list[RunSpec], losses: dict[str, nn.Module],
+                 settings: TrainSettings, resume: dict | None = None):
+        self.runs, self.losses, self.iterations = runs, losses, settings.iterations
+        self.stacks = RunStacks(runs, losses, settings.stack_mode, settings.width).to(settings.device)
+        self.groups, self.back_to_run_order = _build_groups(targets, runs, losses, settings.device)
+        self.optimizer = _adam(self.stacks.parameters(), settings.learning_rate, settings.betas, settings.fused_adam)
+        self.history = torch.full((settings.iterations, len(runs)), float("nan"), device=settings.device)
+        self.failures: dict[int, Diverged] = {}
+        self.first = 1
+        if resume is not None:
+            self.first = _restore(resume, self.stacks, self.optimizer, self.history, self.failures, len(runs)) + 1
+        self.health = RunHealth(len(runs), self.failures, self.history.device)
+        self.kept = [BatchResult() for _ in runs]
+
+    def step(self, iteration: int) -> None:
+        """One update of every run still training, its losses into the history; nothing waits for the device."""
+        stacks, health = self.stacks, self.health
+        self.optimizer.zero_grad(set_to_none=True)
         outputs = stacks()
-        per_run = torch.cat([loss(stacks.output(outputs, members)) for members, loss in groups])[back_to_run_order]
+        per_run = torch.cat([loss(stacks.output(outputs, members)) for members, loss in self.groups])
+        per_run = per_run[self.back_to_run_order]
         finite_loss = torch.isfinite(per_run)
         torch.where(health.active & finite_loss, per_run, torch.zeros_like(per_run)).sum().backward()
-        history[iteration - 1] = torch.where(health.active, per_run.detach(), history[iteration - 1])
+        self.history[iteration - 1] = torch.where(health.active, per_run.detach(), self.history[iteration - 1])
         health.update(iteration, finite_loss, stacks.finite_gradients())
-        stacks.freeze(health.active, optimizer)
-        optimizer.step()
-        if on_progress is not None and (iteration % progress_every == 0 or iteration == iterations):
-            on_progress(iteration, history[:iteration])
-        checkpoint = iteration in marks
-        save = on_save is not None and (checkpoint or iteration % SAVE_EVERY == 0)
-        if not (checkpoint or save or iteration % READ_EVERY == 0 or iteration == iterations):
-            continue
-        audio = _checkpoint_audio(stacks, runs, losses) if checkpoint else None
-        flags = _to_host([health.failed_at, health.loss_was_finite] + ([audio] if checkpoint else []))
-        failures.update(health.failures(*flags[:2], history, failures))
-        if checkpoint:
-            audio = flags[2].numpy()
-            still_running = [i not in failures for i in range(len(runs))]
-            for result, samples, running in zip(results, audio, still_running):
-                if running:
-                    result.checkpoints[iteration] = samples
-            if on_checkpoint is not None:
-                on_checkpoint(iteration, audio, still_running)
-        if save:
-            on_save(_state(iteration, stacks, optimizer, history, failures))
-    for index, (result, column) in enumerate(zip(results, history.cpu().T)):
-        result.outcome = failures.get(index, Finished(iterations))
-        done = result.outcome.iteration if isinstance(result.outcome, Diverged) else iterations
-        result.losses = column[:done].tolist()
-    return results
+        stacks.freeze(health.active, self.optimizer)
+        self.optimizer.step()
+
+    def read_back(self, iteration: int, checkpoint: bool,
+                  on_checkpoint: Callable[[int, np.ndarray, list[bool]], None] | None = None) -> None:
+        """Read the runs' health on the host, recording the runs stopped since the last read; at a
+        ``checkpoint`` also every run's audio, kept by the runs still training and given to ``on_checkpoint``."""
+        audio = _checkpoint_audio(self.stacks, self.runs, self.losses) if checkpoint else None
+        flags = _to_host([self.health.failed_at, self.health.loss_was_finite] + ([audio] if checkpoint else []))
+        self.failures.update(self.health.failures(*flags[:2], self.history, self.failures))
+        if not checkpoint:
+            return
+        audio = flags[2].numpy()
+        still_running = [i not in self.failures for i in range(len(self.runs))]
+        for result, samples, running in zip(self.kept, audio, still_running):
+            if running:
+                result.checkpoints[iteration] = samples
+        if on_checkpoint is not None:
+            on_checkpoint(iteration, audio, still_running)
+
+    def state(self, iteration: int) -> dict:
+        """The training state after ``iteration``, on the host (what ``on_save`` is given)."""
+        return _state(iteration, self.stacks, self.optimizer, self.history, self.failures)
+
+    def results(self) -> list[BatchResult]:
+        """Every run's losses, checkpoints and outcome, once the last iteration is done."""
+        for index, (result, column) in enumerate(zip(self.kept, self.history.cpu().T)):
+            result.outcome = self.failures.get(index, Finished(self.iterations))
+            done = result.outcome.iteration if isinstance(result.outcome, Diverged) else self.iterations
+            result.losses = column[:done].tolist()
+        return self.kept
 
 
 READ_EVERY = 50  # iterations between reads of the runs' health on the host, besides checkpoints and saves

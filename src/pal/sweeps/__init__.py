@@ -8,7 +8,7 @@
 """
 
 from .plan import SweepSettings
-from .run import SweepOutcome, run_sweep
+from .run import SweepOutcome, SweepOverrides, run_sweep
 from .summary import summarize
 
-__all__ = ["SweepOutcome", "SweepSettings", "run_sweep", "summarize"]
+__all__ = ["SweepOutcome", "SweepOverrides", "SweepSettings", "run_sweep", "summarize"]

@@ -81,13 +81,24 @@ def check_settings(settings: SweepSettings, executor: str, workers: int | None) 
         raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
 
 
-def prepare_folder(out: Path, settings: SweepSettings, data: list[str], force: bool,
-                   allow_many_windows: bool = False) -> tuple:
+@dataclass(frozen=True)
+class SweepOverrides:
+    """The refusals the user lifted: ``force`` (``--force``) replaces a different sweep in the
+    folder; ``many_windows`` (``--allow-many-windows``) lets a clip be cut into
+    :data:`~pal.sweeps.plan.MANY_WINDOWS` windows or more."""
+
+    force: bool = False
+    many_windows: bool = False
+
+
+def prepare_folder(out: Path, settings: SweepSettings, data: list[str],
+                   overrides: SweepOverrides = SweepOverrides()) -> tuple:
     """Plan the sweep into ``out``, or check that the plan already there is this one.
 
     Returns the plan as :func:`~pal.sweeps.shard.load_plan` would read it back.
     """
-    windows, targets = plan_windows(find_audio(data), settings, allow_many_windows)
+    force = overrides.force
+    windows, targets = plan_windows(find_audio(data), settings, overrides.many_windows)
     shards = plan_shards(windows, settings)
     record = {"settings": _recorded(settings), "windows": [asdict(w) for w in windows],
               "shards": [asdict(s) for s in shards]}
@@ -128,11 +139,11 @@ def _recorded(settings: SweepSettings) -> dict:
 
 
 def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str = "local",
-              address: str | None = None, workers: int | None = None, force: bool = False,
-              progress: bool = True, allow_many_windows: bool = False) -> SweepOutcome:
+              address: str | None = None, workers: int | None = None, progress: bool = True,
+              overrides: SweepOverrides = SweepOverrides()) -> SweepOutcome:
     """Plan (or re-check) the sweep, run every unfinished shard, then summarise the whole sweep.
 
-    ``allow_many_windows``: cut a clip into :data:`~pal.sweeps.plan.MANY_WINDOWS` windows or more.
+    ``overrides``: the refusals lifted (``--force``, ``--allow-many-windows``).
     """
     check_settings(settings, executor, workers)
     if workers is None:
@@ -145,12 +156,11 @@ def run_sweep(data: list[str], settings: SweepSettings, out: Path, executor: str
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: folder exists and is not a sweep folder; use another --out")
     with writing(out, "sweep"):  # one writer: a second pal sweep on this folder is refused
-        return _run_locked(data, settings, out, executor, address, workers, force, progress, allow_many_windows)
+        return _run_locked(data, settings, out, executor, address, workers, progress, overrides)
 
 
-def _run_locked(data, settings, out, executor, address, workers, force, progress,
-                allow_many_windows) -> SweepOutcome:
-    record, windows, targets, shards = prepare_folder(out, settings, data, force, allow_many_windows)
+def _run_locked(data, settings, out, executor, address, workers, progress, overrides) -> SweepOutcome:
+    record, windows, targets, shards = prepare_folder(out, settings, data, overrides)
     todo = [shard for shard in shards if not is_finished(out, shard)]
     outcome = SweepOutcome(len(shards), len(shards) - len(todo))
     bar = SweepProgress(len(shards), outcome.skipped, progress)
@@ -176,4 +186,4 @@ def _run_locked(data, settings, out, executor, address, workers, force, progress
     return outcome
 
 
-__all__ = ["EXECUTORS", "Shard", "SweepOutcome", "SweepSettings", "run_sweep", "summarize"]
+__all__ = ["EXECUTORS", "Shard", "SweepOutcome", "SweepOverrides", "SweepSettings", "run_sweep", "summarize"]

@@ -138,7 +138,7 @@ def run_shard(sweep_dir: str, shard: dict, clips: list[Clip], settings: dict) ->
         speech=[clip.name for clip in clips if "*" in settings.speech or clip_name(Path(clip.source)) in settings.speech],
         loss_sources={label: settings.loss_sources[label] for label in shard.losses if label in settings.loss_sources},
     )
-    outcome = run_experiment(config, folder, progress=False, clips=clips, page=False)
+    outcome = run_experiment(config, folder, progress=False, clips=clips)  # no page: the sweep has its own
     RunFolder(folder).state.unlink(missing_ok=True)  # finished: the training state is no longer needed
     result = {"shard": shard.name, "status": "finished", "runs": shard.runs, "failed_runs": outcome.failed,
               "seconds": round(time.perf_counter() - started, 3)}
