@@ -261,6 +261,12 @@ class GuardedPreparedDecodingLoss(_GuardedDecoding, GuardedPreparedLoss):
     pass
 
 
+def unguarded(loss: nn.Module) -> nn.Module:
+    """The user's own loss inside a guard (``loss`` itself when it is not guarded): what the run's
+    record describes."""
+    return loss.loss if isinstance(loss, GuardedLoss) else loss
+
+
 def guarded(loss: nn.Module, label: str, source: str | None = None) -> GuardedLoss:
     """``loss`` guarded, with the methods of the contracts it follows (``PreparedTargetLoss``,
     :class:`~pal.losses.registry.DecodingLoss`) guarded too."""

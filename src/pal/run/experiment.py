@@ -25,7 +25,7 @@ from ..clips import BUILTIN_CLIPS, builtin_clip
 from .config import ExperimentConfig, full_float32, resolve_device
 from ..core.errors import UserError
 from ..core.files import failure
-from ..losses.guard import GuardedLoss, UserLossFailed, blame
+from ..losses.guard import GuardedLoss, UserLossFailed, blame, unguarded
 from ..measures.claims import claims_table, format_table
 from ..measures.judges import CDPAM_JUDGE
 from ..measures.registry import CDPAM
@@ -321,7 +321,7 @@ def _write_records(checked: CheckedRun, running: list[RunStatus], run_dirs: list
             "clip_sources": {c.name: c.source for c in clips},
             "clip_offsets": {c.name: c.offset_samples for c in clips},
             "resolved_device": str(checked.device),
-            "loss_methods": {name: filtering_method(loss) for name, loss in checked.losses.items()},
+            "loss_methods": {name: filtering_method(unguarded(loss)) for name, loss in checked.losses.items()},
             "version": __version__,
             "identity": checked.identity,
         }

@@ -42,3 +42,12 @@ def test_a_label_names_its_registered_loss_through_its_spec():
     assert needs_section(MASK_SECTION, labels, sources)
     assert not needs_section(MASK_SECTION, ["mse", labels[2]], sources)  # a user's loss named masked...: no mask
     assert {name for name, loss in REGISTERED.items() if MASK_SECTION in loss.sections} == {"masked", "masked+perceptual"}
+
+
+def test_a_users_perceptual_loss_in_its_guard_still_records_its_filtering():
+    """The run's record reads the filtering through the guard, as the guard's attribute passthrough did before."""
+    from pal.losses.guard import guarded, unguarded
+
+    mine = PerceptualLoss(RATE, method="direct")
+    assert filtering_method(unguarded(guarded(mine, "mine.py:Mine"))) == "direct"
+    assert unguarded(mine) is mine
