@@ -134,7 +134,9 @@ def auditory_bytes(options: dict, sample_rate: float, length: int) -> int | None
     if not all(_positive(value) for value in (longest_s, resolutions, per_erb)):
         return None
     longest = window_length(sample_rate, longest_s)
-    windows = sorted({max(2, longest >> k) for k in range(int(resolutions))}, reverse=True)
+    # the loss's own set of halvings; past the window's bit length every halving is the 2-sample floor
+    halvings = min(int(resolutions), longest.bit_length())
+    windows = sorted({max(2, longest >> k) for k in range(halvings)}, reverse=True)
     bands = math.ceil(float(hz_to_erb_rate(sample_rate / 2.0)) * per_erb) + 1
     return stft_bytes(windows, [max(1, n // 4) for n in windows], length, bands)
 
