@@ -4,14 +4,17 @@ import errno
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from conftest import sine
+import pal.sweeps
+from helpers import sine
 from pal.cli import main
+from pal.sweeps.run import SweepOutcome
 
 
 @pytest.fixture
@@ -199,3 +202,54 @@ def test_a_config_file_runs_and_flags_override_it(inputs, tmp_path):
     import json
     saved = json.loads((tmp_path / "from-file" / "config.json").read_text())
     assert saved["iterations"] == 2 and saved["seeds"] == [4] and saved["losses"] == ["mse"]
+
+
+def test_seed_and_seeds_together_are_refused(tmp_path, capsys):
+    assert main(["run", "drums", "--seed", "1", "--seeds", "2", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seed or --seeds" in err
+    assert not (tmp_path / "out").exists()
+
+
+WARNING_LOSS = '''
+import warnings
+import torch
+
+class Warns(torch.nn.Module):
+    def __init__(self, sample_rate):
+        super().__init__()
+
+    def forward(self, input, target):
+        warnings.warn("a user's loss warning", UserWarning)
+        return torch.nn.functional.mse_loss(input[..., :4], target[..., :4].reshape(-1)) * float("nan")
+'''
+
+
+def test_a_refusal_is_one_line_without_the_warnings_on_the_way(tmp_path):
+    """The loss warns (and so does torch, on its broadcast and on pal turning the value into a
+    number) before pal refuses its NaN: stderr is the refusal alone. In a process of its own, as
+    pytest would catch the warnings itself."""
+    (tmp_path / "warns.py").write_text(WARNING_LOSS)
+    finished = subprocess.run([sys.executable, "-m", "pal.cli", "run", "drums", "--losses", "warns.py:Warns",
+                               "--out", "out", "--no-progress"], cwd=tmp_path, capture_output=True, text=True)
+    assert finished.returncode == 2
+    assert finished.stderr.count("\n") == 1 and finished.stderr.startswith("pal: error: "), finished.stderr
+    assert "returned nan" in finished.stderr
+
+
+def test_warnings_of_a_command_that_succeeds_are_still_shown(tmp_path, monkeypatch):
+    def warn_and_finish(args):
+        warnings.warn("kept for after the command", UserWarning)
+        return 0
+
+    monkeypatch.setattr("pal.cli.command_summarize", warn_and_finish)
+    with pytest.warns(UserWarning, match="kept for after the command"):
+        assert main(["summarize", str(tmp_path)]) == 0
+
+
+def test_a_failed_shards_reason_is_shown_without_progress(tmp_path, capsys, monkeypatch):
+    reasons = {"shard-0001": "pal sweep: shard-0001: loss 'x.py:L' raised ValueError at iteration 3: boom"}
+    monkeypatch.setattr(pal.sweeps, "run_sweep", lambda *args, **kwargs: SweepOutcome(2, 0, dict(reasons), "summary"))
+    assert main(["sweep", str(tmp_path), "--out", str(tmp_path / "s"), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert f"shard-0001: {reasons['shard-0001']}" in err and "1 of 2 shard(s) failed" in err

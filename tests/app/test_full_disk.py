@@ -1,4 +1,4 @@
-"""A disk that fills up at each kind of file pal writes: one line, exit 2, nothing lost (issue 15).
+"""A disk that fills up at each kind of file pal writes: one line, exit 2, nothing lost.
 
 Each case mounts a small tmpfs, runs the real command in this process, and right before the write
 of interest fills the tmpfs with a filler file, leaving fewer bytes than that file needs: exactly
@@ -30,7 +30,7 @@ from pal.cli import main
 from pal.listening import store
 from pal.core.locks import LOCK_FILE
 
-from conftest import sine
+from helpers import sine
 
 DISK_SIZE = 32 * 2**20  # a tiny run folder holds about 2 MB, its state 1.6 MB of it
 PAGE = 4096  # tmpfs allocates whole pages

@@ -1,7 +1,7 @@
 """scripts/gpu-check without a GPU: a part bounded in time, how far a cut-short part got, the
 screen and the JSON summary, and the whole script with CPU stand-ins for its parts.
 
-(That the script says so in one line and exits 0 without CUDA is tested in test_bench.py.)
+(That the script says so in one line and exits 0 without CUDA is tested in bench/test_bench.py.)
 """
 
 import importlib.machinery
@@ -70,7 +70,7 @@ def test_the_tests_part_gives_counts_failures_or_how_far_it_got(gpu_check):
         ..F.s                                                   [100%]
         =========================== short test summary info ============================
         FAILED tests/library/test_cuda.py::test_cuda_float32_matches_the_cpus_float32[masked] - assert 0.1 < 1e-05
-        SKIPPED [1] tests/app/test_cuda.py:30: no CUDA device on this machine
+        SKIPPED [1] tests/app/run/test_run_on_cuda.py:30: no CUDA device on this machine
         1 failed, 3 passed, 1 skipped in 12.30s
         """)
     assert gpu_check.pytest_detail(output, timed_out=False) == [

@@ -1,4 +1,4 @@
-"""Sweeps: planning, shards, resuming, the local and Ray executors giving the same folders (issue 8)."""
+"""Sweeps: planning, shards, resuming, the local and Ray executors giving the same folders."""
 
 import csv
 import json

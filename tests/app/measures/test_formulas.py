@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from pal.measures import formulas as metrics
-from pal.measures.registry import measure
 
 RATE = 11025
 

@@ -1,4 +1,4 @@
-"""A loss's options and labels never become paths of their own (issue 22, class 1).
+"""A loss's options and labels never become paths of their own.
 
 :func:`pal.core.names.folder_name` is checked against an independent encoder (``urllib.parse.quote``
 with the same safe characters) and by the filesystem itself; then every dangerous label goes

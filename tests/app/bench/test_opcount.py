@@ -1,4 +1,4 @@
-"""The operation counter (issue 21, part 4) against hand counts, and ``pal bench --ops``.
+"""The operation counter against hand counts, and ``pal bench --ops``.
 
 The hand counts follow from torch's autograd formulas: the backward of ``x.sum()`` is
 ``grad.expand(x.shape)``, of ``x * 3`` is ``grad * 3``; backward starts from ``ones_like`` of the

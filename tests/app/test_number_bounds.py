@@ -1,4 +1,4 @@
-"""Every number a user can give pal, at every door, is finite and bounded, or one line (issue 15).
+"""Every number a user can give pal, at every door, is finite and bounded, or one line.
 
 The cases are generated: from the declared settings (:func:`pal.run.config.setting` and a sweep's own,
 each with its :class:`~pal.run.config.Number` or :class:`~pal.run.config.NumberList` check) and from the
@@ -26,7 +26,7 @@ from pal.run.config import MAX_SEEDS, Number, NumberList, settings_fields
 from pal.sweeps import SweepSettings
 from pal.sweeps.plan import MANY_WINDOWS, own_settings, plan_windows, window_offsets, windows_of
 
-from conftest import sine
+from helpers import sine
 
 NOT_FINITE = [math.nan, math.inf, -math.inf]
 ABSURD = 10**12

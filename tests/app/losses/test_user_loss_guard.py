@@ -1,4 +1,4 @@
-"""A user's loss is guarded for the whole run, not only at the probe (issue 22, class 2).
+"""A user's loss is guarded for the whole run, not only at the probe.
 
 The cases are generated: a loss file that misbehaves in one way (raises, calls ``sys.exit(0)`` or
 ``sys.exit(3)``, switches grad mode off, moves the working folder, returns a wrong shape, dtype,
@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,4 @@
-"""The listening test on every legitimate run, and nothing it serves or writes is forged (issue 22).
+"""The listening test on every legitimate run, and nothing it serves or writes is forged.
 
 Each class is generated: labels for any number of conditions, every file the server reads x every
 kind of damage, every hidden Unicode character in a rater's name at every position, every text

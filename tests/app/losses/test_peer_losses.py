@@ -63,7 +63,7 @@ def test_perceptual_plus_mrstft_is_the_plain_sum_item_by_item():
 
 def test_a_run_trains_with_both_new_peers(tmp_path):
     from auraloss.freq import MultiResolutionSTFTLoss
-    from conftest import first_loss, original, untrained_output
+    from helpers import first_loss, original, untrained_output
     from perceptual_audio_loss import PerceptualLoss
 
     from pal.cli import main

@@ -1,7 +1,7 @@
 """``pal run`` on CUDA where the CPU has a test: a resumed run, a user's loss, the starting point.
 
 Skipped without a CUDA device; run by ``scripts/gpu-check`` (``pytest -k cuda``). The training
-itself against the CPU's is ``test_training_paths.test_batched_training_on_cuda_matches_the_cpu``.
+itself against the CPU's is ``test_train_batched.test_batched_training_on_cuda_matches_the_cpu``.
 """
 
 import json
@@ -12,7 +12,7 @@ import torch
 from perceptual_audio_loss import build_loss
 from pal.cli import main
 
-from conftest import first_loss, original, untrained_output
+from helpers import first_loss, original, untrained_output
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -42,7 +42,7 @@ class SpectralL1(nn.Module):
 def test_pal_run_on_cuda_with_a_users_loss_starts_where_the_cpu_starts(tmp_path):
     """The first recorded loss is of the untrained generator, the same weights on either device:
     on CUDA it is the CPU's value within float32 rounding (1e-5 relative, as derived in
-    test_training_paths), for library losses and a user's loss from a file alike."""
+    test_train_batched), for library losses and a user's loss from a file alike."""
     user_file = tmp_path / "my_loss.py"
     user_file.write_text(USER_LOSS)
     out = tmp_path / "run"

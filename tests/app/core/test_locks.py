@@ -1,4 +1,4 @@
-"""One writer per folder (issue 15): a run or sweep folder another process writes is refused in
+"""One writer per folder: a run or sweep folder another process writes is refused in
 one line naming that process, by a second writer and by the readers (report, listen, summarize)."""
 
 import os

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from conftest import sine
+from helpers import sine
 from pal.core.audio import AudioError, load_clip, prepare_clip, take_window
 from pal.clips import BUILTIN_CLIPS, builtin_clip
 

@@ -1,4 +1,4 @@
-"""Batched training without a host wait per iteration (issue 21, part 3): which runs stopped is kept
+"""Batched training without a host wait per iteration: which runs stopped is kept
 on the device and read back every ``READ_EVERY`` iterations, yet a run that diverges between two
 reads is recorded at its own iteration, with its reason, and its weights stay where they were."""
 

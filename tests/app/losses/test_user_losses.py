@@ -2,7 +2,6 @@
 
 import csv
 import json
-import textwrap
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from pal.cli import main
 from pal.listening.design import load_stimuli
 from pal.losses.specs import parse_option_value
 
-from conftest import first_loss, original, untrained_output
+from helpers import first_loss, original, untrained_output
 
 USER_LOSS = '''
 import torch

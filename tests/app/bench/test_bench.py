@@ -17,7 +17,7 @@ import torch
 from pal.bench import cli, common, matrix, ops, zounds
 from pal.losses.mel import DAC_MEL_BANDS, DAC_WINDOW_LENGTHS, MultiScaleMelLoss, hz_to_mel, mel_basis
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def hand_log_mel(signal: np.ndarray, rate: float, length: int, bands: int, clamp: float) -> np.ndarray:

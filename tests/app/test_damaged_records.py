@@ -1,4 +1,4 @@
-"""Every record, every kind of damage (issue 22, class 5): one line naming the file, exit 2, no
+"""Every record, every kind of damage: one line naming the file, exit 2, no
 traceback, nothing already written lost; ``pal report`` still rebuilds a finished run's page
 when what is damaged is only a table the page can leave out.
 

@@ -55,3 +55,26 @@ def test_single_seed_is_called_an_anecdote():
     text = format_table(claims_table(data, ["mse", "l1"]), ["mse", "l1"], seeds=1)
     assert "anecdote" in text and "mse 1" in text
     assert {measure.key for measure in CLAIMED} >= {"lsd_high_db", "noise_floor_db", "stoi", "mrstft"}
+
+
+# With one loss, or one whose mean is not finite, there is nothing to compare.
+def _rows(values: dict[str, list[float]]) -> list[dict]:
+    return [dict(clip="drums", loss=loss, seed=seed, iteration=250, metric="lsd_high_db", value=value)
+            for loss, per_seed in values.items() for seed, value in enumerate(per_seed)]
+
+
+@pytest.mark.parametrize("values", [{"mse": [10.0, 12.0]}, {"mse": [10.0, 12.0], "perceptual": [math.nan] * 2}])
+def test_with_no_runner_up_there_is_no_winner_and_no_margin(values):
+    """One loss, or one with a finite mean: no comparison, so nothing is "mse by nan"."""
+    table = claims_table(_rows(values), list(values))
+    row = next(r for r in table if r.measure.key == "lsd_high_db")
+    assert row.winner is None and math.isnan(row.margin)
+    assert row.estimates["mse"].mean == pytest.approx(11.0)  # the value is still shown
+    text = format_table(table, list(values), 2)
+    assert "by nan" not in text and "->" not in text.split("@ 250")[1].splitlines()[0]
+
+
+def test_two_losses_still_have_a_winner_and_its_margin():
+    table = claims_table(_rows({"mse": [10.0, 12.0], "perceptual": [7.0, 8.0]}), ["mse", "perceptual"])
+    row = next(r for r in table if r.measure.key == "lsd_high_db")
+    assert row.winner == "perceptual" and row.margin == pytest.approx(3.5)

@@ -1,4 +1,4 @@
-"""The listening test's stimuli, API and results, without a browser (issue 7).
+"""The listening test's stimuli, API and results, without a browser.
 
 The browser end to end is in ``test_listening_browser.py``; here every refused request gets its
 status and leaves the store as it was.

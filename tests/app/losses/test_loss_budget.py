@@ -1,4 +1,4 @@
-"""Options that would exhaust the machine are refused before anything is built (issue 22, class 4).
+"""Options that would exhaust the machine are refused before anything is built.
 
 The cases are generated from :data:`pal.losses.registry.REGISTERED`: for every registered loss whose
 size depends on its options, and every such option, the first power-of-ten multiple (or fraction) of
@@ -8,7 +8,6 @@ allocation: exit 2, one line naming the option, no folder. The defaults must fit
 """
 
 import inspect
-import json
 import socket
 import subprocess
 import sys

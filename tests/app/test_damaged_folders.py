@@ -1,4 +1,4 @@
-"""Damaged folders are named (issue 15): every reader of a run or sweep folder says which file is
+"""Damaged folders are named: every reader of a run or sweep folder says which file is
 damaged, in one line with exit 2, or marks a damaged or missing checkpoint on the page; nothing is
 reported as finished that is not there."""
 
