@@ -53,10 +53,10 @@ test-library:
 	$(LIBRARY_VENV)/bin/python scripts/check-library-install
 	$(LIBRARY_VENV)/bin/python -m pytest -p no:cacheprovider tests/library --pyargs perceptual_audio_loss
 
-# The application's suite is bounded (about 25 minutes on 2 cores): past 50 minutes it is stopped with
+# The application's suite is bounded (about 5 minutes on 2 cores): past 30 minutes it is stopped with
 # SIGINT, so pytest prints where it was instead of the CI's limit cutting it off in silence.
 test: $(STAMP) browser test-library docs
-	timeout --signal=INT 3000 $(BIN)/python -m pytest tests/app src/pal
+	timeout --signal=INT 1800 $(BIN)/python -m pytest tests/app src/pal
 
 clean:
 	rm -rf $(VENV) $(LIBRARY_VENV) runs site .pytest_cache
