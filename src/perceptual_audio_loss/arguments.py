@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,40 @@ class Numbers:
 
 
 Rule = Number | Choice | Flag | Numbers
+
+# The highest sample rate any loss accepts (ARGUMENTS' "sample_rate" rules): 768 kHz, the
+# highest rate of common audio interfaces.
+HIGHEST_RATE = 768000
+SAMPLE_RATE = Number(low=0, low_open=True, high=float(HIGHEST_RATE))
+
+
+def smallest_integer(works: Callable[[int], bool], highest: int = HIGHEST_RATE) -> int | None:
+    """The smallest integer ``n`` in ``[1, highest]`` for which ``works(n)``, by bisection: ``works``
+    must stay true once it is true (a rate high enough for a window is high enough for it from
+    there on). ``None`` when ``works(highest)`` is false.
+
+    >>> smallest_integer(lambda n: n * n >= 1000)
+    32
+    """
+    if not works(highest):
+        return None
+    low, high = 0, highest  # works(high), and low is below every n that works
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if works(middle) else (middle, high)
+    return high
+
+
+def check_sample_rate(sample_rate: float, works: Callable[[float], bool], leaves: str) -> None:
+    """Refuse, when the loss is built, a ``sample_rate`` that leaves nothing to compute: a
+    ``ValueError`` naming ``sample_rate``, what it leaves (``leaves``, worded by the loss, naming
+    the other arguments involved) and the smallest integer rate that works with them."""
+    if works(sample_rate):
+        return
+    smallest = smallest_integer(works)
+    fix = (f"the smallest sample_rate that works with these arguments is {smallest}" if smallest is not None
+           else "no sample_rate works with these arguments")
+    raise ValueError(f"sample_rate={sample_rate:g} leaves {leaves}: {fix}")
 
 
 def check_arguments(rules: Mapping[str, Rule], values: Mapping[str, Any]) -> dict[str, Any]:

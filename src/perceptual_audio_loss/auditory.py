@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arguments import Choice, Number, check_arguments
+from .arguments import SAMPLE_RATE, Choice, Number, check_arguments, check_sample_rate
 from .contract import (
     REDUCTION,
     check_reduction,
@@ -39,6 +39,7 @@ from .masking import (
     LOWER_SLOPE_DB_PER_BARK,
     TONE_MASKING_NOISE_DB,
     UPPER_SLOPE_DB_PER_BARK,
+    SHORTEST_WINDOW,
     UPPER_SLOPE_HZ,
     centred_rfft,
     window_length,
@@ -72,7 +73,7 @@ WEIGHTINGS = ("none", "a", "erb")
 MASKINGS = ("none", "simultaneous")
 
 ARGUMENTS = {
-    "sample_rate": Number(low=0, low_open=True, high=768000.0),
+    "sample_rate": SAMPLE_RATE,
     "longest_window_s": Number(low=0, low_open=True, high=1.0),
     "resolutions": Number(low=1, high=8, integer=True),
     "bands_per_erb": Number(low=0, high=64.0),  # 0: no bands, every FFT bin on its own
@@ -85,6 +86,20 @@ ARGUMENTS = {
     "masking": Choice(MASKINGS),
     "reduction": REDUCTION,
 }
+
+
+def window_lengths(sample_rate: float, longest_window_s: float, resolutions: int) -> list[int]:
+    """The resolutions' windows, longest first: the longest as :func:`.masking.window_length` gives
+    it, halved ``resolutions - 1`` times, the halvings that would fall below the shortest window a
+    hop can frame (4 samples) left out.
+
+    >>> window_lengths(11025, 0.046, 4), window_lengths(200, 0.046, 4)
+    ([512, 256, 128, 64], [8, 4])
+    """
+    longest = window_length(sample_rate, longest_window_s)
+    # past the window's bit length every halving is below the shortest: range() need not go further
+    halvings = range(min(resolutions, longest.bit_length()))
+    return sorted({longest >> k for k in halvings if longest >> k >= SHORTEST_WINDOW}, reverse=True)
 
 
 def erb_band_matrix(sample_rate: float, n_fft: int, bands_per_erb: float) -> np.ndarray:
@@ -243,8 +258,10 @@ class AuditorySpectrogramLoss(nn.Module):
         self.sample_rate, self.compression, self.distance = float(sample_rate), compression, distance
         self.floor, self.fine, self.reduction = 10.0 ** (floor_db / 10.0), fine, reduction
         self.relative_floor = None if relative_floor_db is None else 10.0 ** (relative_floor_db / 10.0)
-        longest = window_length(sample_rate, longest_window_s)
-        lengths = sorted({max(2, longest >> k) for k in range(resolutions)}, reverse=True)
+        check_sample_rate(sample_rate, lambda rate: window_length(rate, longest_window_s) >= SHORTEST_WINDOW,
+                          f"a longest window shorter than {SHORTEST_WINDOW} samples (a hop of none) for "
+                          f"longest_window_s={longest_window_s:g}")
+        lengths = window_lengths(sample_rate, longest_window_s, resolutions)
         self.resolutions = nn.ModuleList(
             _SpectrogramResolution(sample_rate, n, bands_per_erb, weighting, masking) for n in lengths)
 

@@ -179,8 +179,9 @@ def _masked_perceptual(sample_rate: float, masked_weight: float = MASKED_BLEND_W
                        reduction: str = "mean") -> nn.Module:
     """The perceptual loss plus the masked loss at ``masked_weight``: the perceptual loss gives a gradient
     everywhere, the masked loss says which errors the ear would hear."""
-    parts = [(PerceptualLoss(sample_rate, reduction="none"), 1.0),
-             (MaskedLoss(sample_rate, reduction="none"), WEIGHT.check("masked_weight", masked_weight))]
+    # the masked part first: its smallest sample rate (472 Hz) is the higher, so a refusal names the blend's
+    masked = MaskedLoss(sample_rate, reduction="none")
+    parts = [(PerceptualLoss(sample_rate, reduction="none"), 1.0), (masked, WEIGHT.check("masked_weight", masked_weight))]
     return WeightedSum(parts, reduction)
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._derived import Derived
-from .arguments import Number, Numbers, check_arguments
+from .arguments import SAMPLE_RATE, Number, Numbers, check_arguments, check_sample_rate
 from .contract import (
     REDUCTION,
     check_reduction,
@@ -68,7 +68,7 @@ _DB_PER_NEPER = 10.0 / math.log(10.0)  # intensity: 10 log10(x) = (10 / ln 10) l
 # Bounds of the constructor's arguments: budgets, not psychoacoustics. The spreading step holds
 # bands x bands values per frame; 0.1 Bark gives 250 bands (25 times the default's 50 squared).
 ARGUMENTS = {
-    "sample_rate": Number(low=0, low_open=True, high=768000.0),
+    "sample_rate": SAMPLE_RATE,
     "full_scale_db": Number(low=0, high=200),
     "windows_s": Numbers(Number(low=0, low_open=True, high=1.0), most=4),
     "band_width_bark": Number(low=0.1, high=25.0),
@@ -80,6 +80,10 @@ ARGUMENTS = {
 }
 # The error's floor inside the log: d = 10 log10(E_err / M + 1e-3), so d >= -30 dB (issue 6).
 ERROR_FLOOR = 1e-3
+
+
+# The shortest window a resolution can frame with: its hop, a quarter of it, is one sample.
+SHORTEST_WINDOW = 4
 
 
 def window_length(sample_rate: float, seconds: float) -> int:
@@ -253,6 +257,8 @@ class MaskedLoss(nn.Module):
         super().__init__()
         arguments = check_arguments(ARGUMENTS, locals())
         windows_s = arguments["windows_s"]
+        check_sample_rate(sample_rate, lambda rate: all(window_length(rate, s) >= SHORTEST_WINDOW for s in windows_s),
+                          f"a window shorter than {SHORTEST_WINDOW} samples (a hop of none) for windows_s={windows_s}")
         self.sample_rate, self.beta, self.theta_db, self.reduction = float(sample_rate), beta, theta_db, reduction
         edges_bark = band_edges_bark(sample_rate, band_width_bark)
         self.band_edges_hz = critical_band_rate_to_hz(edges_bark)

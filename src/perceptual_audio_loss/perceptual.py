@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from . import _batched, _compiled, _native
 from ._derived import Derived
-from .arguments import Choice, Flag, Number, check_arguments
+from .arguments import SAMPLE_RATE, Choice, Flag, Number, check_arguments, check_sample_rate
 from .contract import (
     REDUCTION,
     check_reduction,
@@ -23,7 +23,7 @@ from .contract import (
     reduce,
     signals,
 )
-from .filters import filter_bank
+from .filters import filter_bank, nyquist_hz
 from .scales import SCALES, WEIGHTINGS, band_weights
 
 SIMILARITIES = ("cosine", "mse")
@@ -34,9 +34,8 @@ METHODS = ("auto", "fft", "direct")
 MAX_FILTER_COEFFICIENTS = 2**24
 # Designing a filter takes scipy about half a millisecond: 8192 bands take a few seconds.
 MAX_BANDS = 8192
-MAX_SAMPLE_RATE = 768000.0
 ARGUMENTS = {
-    "sample_rate": Number(low=0, low_open=True, high=MAX_SAMPLE_RATE),
+    "sample_rate": SAMPLE_RATE,
     "n_bands": Number(low=1, high=MAX_BANDS, integer=True),
     "taps": Number(low=3, high=2**16, integer=True),
     "low_hz": Number(low=0),
@@ -220,6 +219,8 @@ class PerceptualLoss(nn.Module):
                              f"got {n_bands} x {taps}")
         if high_hz is not None and low_hz >= high_hz:
             raise ValueError(f"low_hz must be below high_hz, got {low_hz} and {high_hz}")
+        check_sample_rate(sample_rate, lambda rate: nyquist_hz(rate) > low_hz,
+                          f"no band: its Nyquist frequency, {nyquist_hz(sample_rate):g} Hz, is not above low_hz={low_hz:g}")
         filters, centres = filter_bank(sample_rate, n_bands, taps, low_hz, high_hz, scale)
         self.sample_rate = sample_rate
         self.taps = taps

@@ -126,17 +126,15 @@ def stft_bytes(windows: list[int], hops: list[int], length: int, bands: int = 0)
 def auditory_bytes(options: dict, sample_rate: float, length: int) -> int | None:
     """``AuditorySpectrogramLoss``: per resolution its spectra and ERB bands (hop a quarter window)."""
     from perceptual_audio_loss import AuditorySpectrogramLoss
-    from perceptual_audio_loss.masking import window_length
+    from perceptual_audio_loss.auditory import window_lengths
+    from perceptual_audio_loss.masking import SHORTEST_WINDOW
     from perceptual_audio_loss.scales import hz_to_erb_rate
 
     values = _defaults(AuditorySpectrogramLoss) | options
     longest_s, resolutions, per_erb = values["longest_window_s"], values["resolutions"], values["bands_per_erb"]
     if not all(_positive(value) for value in (longest_s, resolutions, per_erb)):
         return None
-    longest = window_length(sample_rate, longest_s)
-    # the loss's own set of halvings; past the window's bit length every halving is the 2-sample floor
-    halvings = min(int(resolutions), longest.bit_length())
-    windows = sorted({max(2, longest >> k) for k in range(halvings)}, reverse=True)
+    windows = window_lengths(sample_rate, longest_s, int(resolutions)) or [SHORTEST_WINDOW]
     bands = math.ceil(float(hz_to_erb_rate(sample_rate / 2.0)) * per_erb) + 1
     return stft_bytes(windows, [max(1, n // 4) for n in windows], length, bands)
 
