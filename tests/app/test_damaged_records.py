@@ -88,21 +88,41 @@ def json_edit(change):
     return damage
 
 
-def csv_field(column: str, bad: str):
-    """The first data row's ``column`` replaced by ``bad``."""
+def csv_field(column: str, bad: str, metric: str | None = None):
+    """The first data row's ``column`` (of the first row of ``metric``) replaced by ``bad``."""
 
     def damage(content: bytes) -> bytes:
         lines = content.decode().splitlines()
         header = lines[0].split(",")
-        fields = lines[1].split(",")
+        row = next(i for i, line in enumerate(lines[1:], 1) if metric is None or f",{metric}," in line)
+        fields = lines[row].split(",")
         fields[header.index(column)] = bad
-        lines[1] = ",".join(fields)
-        return "\n".join(lines).encode()
+        lines[row] = ",".join(fields)
+        return ("\n".join(lines) + "\n").encode()
 
     return damage
 
 
+def csv_row(change):
+    """The first data row's fields changed by ``change(fields) -> fields`` (one missing, one more)."""
+
+    def damage(content: bytes) -> bytes:
+        lines = content.decode().splitlines()
+        lines[1] = ",".join(change(lines[1].split(",")))
+        return ("\n".join(lines) + "\n").encode()
+
+    return damage
+
+
+def cut_in_last_number(content: bytes) -> bytes:
+    """The last line cut inside its last number: what is left still reads as a (shorter) number,
+    and only the missing line end tells."""
+    return content.rstrip(b"\r\n")[:-1]
+
+
 COMMON = {"empty": lambda c: b"", "garbage": lambda c: GARBAGE, "truncated": truncated}
+CSV = {"cut inside the last number": cut_in_last_number, "a field missing": csv_row(lambda f: f[:-1]),
+       "a field more": csv_row(lambda f: f + ["1"])}
 
 
 def _set(key, value, index=None):
@@ -134,15 +154,21 @@ RUN_RECORDS = {
                   "an unknown status": json_edit(_set("status", "done", 0)),
                   "a seed as text": json_edit(_set("seed", "0", 0)),
                   "a loss the run does not hold": json_edit(_set("loss", "l1", 0))},
-    "metrics.csv": {**COMMON, "wrong shape": lambda c: b'{"clip": "speech"}\n',
+    "metrics.csv": {**COMMON, **CSV, "wrong shape": lambda c: b'{"clip": "speech"}\n',
                     "value not a number": csv_field("value", "abc"),
+                    "nan where the measure is finite": csv_field("value", "nan", metric="lsd_overall_db"),
+                    "inf where the measure is finite": csv_field("value", "inf", metric="mrstft"),
+                    "-inf for an SNR": csv_field("value", "-inf", metric="snr_db"),
                     "iteration not an integer": csv_field("iteration", "1.5"),
                     "seed as text": csv_field("seed", "zero"),
                     "a checkpoint the run never saves": csv_field("iteration", "7")},
-    "clips/speech/mse/seed-0/losses.csv": {**COMMON, "wrong shape": lambda c: b"[1, 2, 3]\n",
+    "clips/speech/mse/seed-0/losses.csv": {**COMMON, **CSV, "wrong shape": lambda c: b"[1, 2, 3]\n",
                                            "loss not a number": csv_field("loss", "0.1x"),
                                            "iteration not an integer": csv_field("iteration", "one")},
 }
+PEAKS = {"clips/speech/mse/seed-0/peaks.json": {**COMMON, "wrong shape": lambda c: b"[1.0]",
+                                               "a peak that is not finite": json_edit(_set("1", float("nan"))),
+                                               "a peak as text": json_edit(_set("1", "loud"))}}
 # Tables the page can be built without: pal report rebuilds it, names them, and exits 2.
 PAGE_WITHOUT = {"metrics.csv", "clips/speech/mse/seed-0/losses.csv"}
 
@@ -164,13 +190,35 @@ def test_pal_report_on_a_damaged_record(run, name, damage, capsys):
         assert page.read_text() == "the page before"
 
 
-@pytest.mark.parametrize("name, damage", [(name, damage) for name in ("config.json", "runs.json", "metrics.csv")
-                                          for damage in ("garbage", "wrong shape")])
-def test_the_same_pal_run_on_a_finished_run_with_a_damaged_record(run, name, damage, capsys):
-    path, before = damage_in(run, name, RUN_RECORDS[name][damage])
-    assert main(finished_run_command(run)) == 2
-    one_line_naming(capsys, path)
-    assert_nothing_lost(before, snapshot(run), name, rebuilt=("report.html",))
+def _listen_without_serving(monkeypatch):
+    import pal.listening.server as server
+
+    monkeypatch.setattr(server, "serve", lambda *args: pytest.fail("a damaged run was served"))
+
+
+# Every reader of a finished run's records but pal report (above, which may rebuild the page
+# without a table): the command's arguments after the run folder, and what it must not touch.
+READERS = {
+    "pal compare": lambda run: ["compare", str(run)],
+    "pal listen": lambda run: ["listen", str(run)],
+    "pal listen --results": lambda run: ["listen", str(run), "--results"],
+    "the same pal run": finished_run_command,
+}
+EVERY_RUN_RECORD = {**RUN_RECORDS, **PEAKS}
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("name, damage", every_damage(EVERY_RUN_RECORD))
+def test_every_reader_refuses_every_damaged_run_record(run, reader, name, damage, capsys, monkeypatch):
+    """One line naming the file (and the line, in a table), exit 2, the folder untouched."""
+    _listen_without_serving(monkeypatch)
+    path, before = damage_in(run, name, EVERY_RUN_RECORD[name][damage])
+    assert main(READERS[reader](run)) == 2
+    err = one_line_naming(capsys, path)
+    assert "damaged" in err
+    if name.endswith(".csv") and damage not in COMMON and damage != "wrong shape":
+        assert "line " in err, err
+    assert snapshot(run) == before
 
 
 def test_a_damaged_run_record_is_replaced_with_force(run, capsys):
@@ -206,6 +254,7 @@ RESUME_RECORDS = {
                  "a history of other runs": _state_edit(lambda s: s.update(history=torch.zeros(2, 5))),
                  "failures of a run that is not there": _state_edit(_set("failures", [[7, 1, "x"]]))},
     "clips/drums/mse/seed-0/peaks.json": {**COMMON, "wrong shape": lambda c: b"[1.0]",
+                                          "a peak that is not finite": json_edit(_set("1", float("nan"))),
                                           "a peak as text": json_edit(_set("1", "loud")),
                                           "an iteration that is not one": json_edit(_set("x", 1.0))},
 }
@@ -270,7 +319,8 @@ SWEEP_RECORDS = {
                    "a shard named as a path": json_edit(_first_shard_name("../../elsewhere")),
                    "a shard of a window not planned": json_edit(lambda r: r["shards"][0].update(windows=["x"])),
                    "shards not a list": json_edit(_set("shards", {"shard-0000": {}}))},
-    "shards/shard-0000/metrics.csv": {**COMMON, "wrong shape": lambda c: b"[]\n",
+    "shards/shard-0000/metrics.csv": {**COMMON, **CSV, "wrong shape": lambda c: b"[]\n",
+                                      "nan where the measure is finite": csv_field("value", "nan", metric="mrstft"),
                                       "value not a number": csv_field("value", "n/a"),
                                       "a window of another shard": csv_field("clip", "piano")},
 }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Callable, Iterator
@@ -70,6 +71,12 @@ def integer(low: int | None = None, high: int | None = None) -> Check:
 def number(value) -> float:
     """A JSON number; NaN and infinities are numbers pal writes (a diverged run's last loss)."""
     expect(isinstance(value, (int, float)) and not isinstance(value, bool), "a number", value)
+    return value
+
+
+def finite_number(value) -> float:
+    """A JSON number that is finite: where pal never writes NaN or an infinity."""
+    expect(math.isfinite(number(value)), "a finite number", value)
     return value
 
 
@@ -163,11 +170,14 @@ def parse_json(path: Path, what: str, parse: Callable):
 
 def read_csv(path: Path, what: str, header: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     """``(line number, row)`` of a CSV file that must start with ``header``; every row must have
-    exactly its columns. Damage (no header, another header, a short or long row, NUL bytes):
-    :class:`DamagedRecord`."""
+    exactly its columns, and the last must end its line, as pal writes every line (a file cut
+    inside its last line, even inside a number that still reads as one, is cut). Damage (no header,
+    another header, a short or long row, a last line without its end, NUL bytes): :class:`DamagedRecord`."""
     content = read_text(path, what)
     if not content.strip():
         raise DamagedRecord(path, what, "empty")
+    if not content.endswith("\n"):
+        raise DamagedRecord(path, what, f"line {len(content.splitlines())} is cut short: it has no line end")
     try:
         reader = csv.reader(content.splitlines())
         first = next(reader)

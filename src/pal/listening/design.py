@@ -77,7 +77,7 @@ def load_stimuli(run_dir: Path, mode: str = "mushra", checkpoint: int | None = N
     if mode not in MODES:
         raise UserError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     folder = run_folder(run_dir)
-    config = folder.read_config()
+    config, _, _ = folder.read_records()
     checkpoints = config.checkpoints()
     checkpoint = checkpoints[-1] if checkpoint is None else checkpoint
     if checkpoint not in checkpoints:

@@ -142,7 +142,7 @@ def write_page_section(run_dir: Path) -> str | None:
     from .design import run_folder
 
     folder = run_folder(run_dir)  # a sweep folder or any other is named, not "no ratings yet"
-    folder.read_config()  # a damaged record is named before anything is written
+    folder.read_records()  # a damaged record is named before anything is written
     ratings, preferences = read_results(run_dir)
     text = results_text(ratings, preferences)
     if text is None:

@@ -19,6 +19,7 @@ place in :data:`MEASURES`, which is the order of the records), plus its test.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Iterable
@@ -64,6 +65,14 @@ class Measure:
     judge: Judge | None = None  # scored only when this optional judge is asked for
     claim: str = ""  # what the 2018 post says that this measure tests ("" for none)
     derived_from: Measure | None = None
+    # The values beyond the finite numbers it may record, each for a reason its formula states
+    # (a perfect copy's SNR, no quiet cell for the noise floor, PESQ finding no utterance); any
+    # other non-finite value in a record is damage.
+    may_record: tuple[float, ...] = ()
+
+    def recordable(self, value: float) -> bool:
+        """Whether ``value`` is one this measure can have recorded."""
+        return math.isfinite(value) or any(value == v or (math.isnan(v) and math.isnan(value)) for v in self.may_record)
 
     @property
     def per_run(self) -> bool:
@@ -72,7 +81,7 @@ class Measure:
 
 
 SNR = Measure("snr_db", "SNR (dB)", "SNR (dB, higher better)", "dB", False,
-              lambda pair: formulas.snr_db(pair.original, pair.generated))
+              lambda pair: formulas.snr_db(pair.original, pair.generated), may_record=(math.inf,))
 
 
 def _band(band: str) -> Callable[[Pair], float]:
@@ -91,13 +100,13 @@ MRSTFT = Measure("mrstft", "multi-resolution STFT distance", "multi-resolution S
                  claim="overall spectral fidelity")
 NOISE_FLOOR = Measure("noise_floor_db", "noise floor (dB)", "noise floor (dB)", "dB", True,
                       lambda pair: formulas.noise_floor_db(pair.original, pair.generated, pair.sample_rate),
-                      claim="less noise")
+                      claim="less noise", may_record=(math.nan, -math.inf))
 STOI = Measure("stoi", "STOI (speech)", "STOI (higher better)", "", False,
                lambda pair: formulas.stoi(pair.original, pair.generated, pair.sample_rate), speech=True,
-               claim="intelligible sooner (read at the first checkpoints)")
+               claim="intelligible sooner (read at the first checkpoints)", may_record=(math.nan,))
 PESQ = Measure("pesq_wb", "PESQ wideband (speech)", "PESQ wideband (higher better)", "MOS", False,
                lambda pair: formulas.pesq_wideband(pair.original, pair.generated, pair.sample_rate), speech=True,
-               claim="intelligible sooner")
+               claim="intelligible sooner", may_record=(math.nan,))
 CDPAM = Measure("cdpam", "CDPAM distance (a judge no loss optimises)", "CDPAM distance (lower better)", "", True,
                 lambda pair: CDPAM_JUDGE.score(pair.original, pair.generated, pair.sample_rate), judge=CDPAM_JUDGE,
                 claim="nothing (it had no such judge): which loss a model of listeners finds closer")

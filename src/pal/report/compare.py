@@ -94,10 +94,9 @@ def read_runs(folders: list[Path]) -> list[RunMetrics]:
         if not path.is_dir():
             raise UserError(f"{path}: no such run folder")
         folder = RunFolder(path)
-        config = folder.read_config()
+        config, _, rows = folder.read_records()
         if not folder.metrics.is_file():
             raise UserError(f"{path}: no {METRICS} (the run has not finished; run the same pal run to finish it)")
-        rows = folder.read_metrics(config)
         if not rows:
             raise UserError(f"{path}: its {METRICS} holds no measures")
         runs.append(RunMetrics(path, config, rows))

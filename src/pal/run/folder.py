@@ -40,6 +40,7 @@ from ..core.files import atomic_write_bytes, atomic_write_text, remove_stale_tem
 from ..core.locks import LOCK_FILE
 from ..core import records
 from ..core.names import UnsafeName, folder_name, link
+from ..measures.registry import BY_KEY
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
 ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
@@ -304,6 +305,20 @@ class RunFolder:
 
         return records.parse_json(self.runs, "run record", parse)
 
+    def read_records(self) -> tuple[RunRecord, list[RunStatus], list[dict]]:
+        """Every record of the run, each checked against the configuration: the configuration, the
+        statuses, the measures, and each run's loss history and checkpoint peaks where written. The
+        first damaged one is refused (:class:`~pal.core.records.DamagedRecord`, naming the file
+        and the line); the commands that read a run call this before they write anything."""
+        config = self.read_config()
+        statuses, rows = self.read_runs(config), self.read_metrics(config)
+        for clip in config.clip_names:
+            for loss in config.losses:
+                for seed in config.seeds:
+                    self.read_losses(clip, loss, seed)
+                    self.read_peaks(clip, loss, seed)
+        return config, statuses, rows
+
     def write_runs(self, statuses: list[RunStatus]) -> None:
         write_json(self.runs, [asdict(status) for status in statuses])
 
@@ -331,7 +346,7 @@ class RunFolder:
         if not path.exists():
             return {}
         return records.parse_json(path, "record of checkpoint peaks",
-                                  records.mapping(key=_iteration_key, value=records.number))
+                                  records.mapping(key=_iteration_key, value=records.finite_number))
 
     def checkpoints_on_disk(self, clip: str, loss: str, seed: int) -> list[int]:
         return checkpoint_iterations_on_disk(self.run(clip, loss, seed))
@@ -483,8 +498,12 @@ def read_metrics_csv(path: Path) -> list[dict]:
         iteration = records.csv_value(path, what, line, "iteration", row["iteration"], int)
         if seed < 0 or iteration < 1:
             raise records.DamagedRecord(path, what, f"line {line}: seed {seed}, iteration {iteration}")
-        rows.append({**row, "seed": seed, "iteration": iteration,
-                     "value": records.csv_value(path, what, line, "value", row["value"], float)})
+        value = records.csv_value(path, what, line, "value", row["value"], float)
+        declared = BY_KEY.get(row["metric"])
+        if declared is not None and not declared.recordable(value):
+            raise records.DamagedRecord(path, what, f"line {line}: {row['metric']} is {value!r}, "
+                                        f"which the measure never records")
+        rows.append({**row, "seed": seed, "iteration": iteration, "value": value})
     return rows
 
 
@@ -536,8 +555,8 @@ def open_run_folder(out: Path, identity: dict, force: bool) -> str:
             raise UserError(f"{error}; pass --force to replace the run") from None
         saved = None  # --force: a run whose record is damaged is replaced like any other
     if saved == identity and not force:
+        _, runs, _ = folder.read_records()  # a damaged record refused before anything is touched
         remove_stale_temporaries(out)
-        runs = folder.read_runs()
         done = runs and all(run.status != "running" for run in runs)
         return "finished" if done else "resume"
     if not force:

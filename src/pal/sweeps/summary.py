@@ -70,7 +70,8 @@ def metric_rows(sweep_dir: Path, record: dict) -> tuple[list[dict], int]:
         if not (folder / DONE_FILE).is_file():
             continue
         finished += 1
-        for row in RunFolder(folder).read_metrics():
+        _, _, rows = RunFolder(folder).read_records()
+        for row in rows:
             if row["clip"] not in shard["windows"] or row["loss"] not in shard["losses"]:
                 raise DamagedRecord(RunFolder(folder).metrics, "table of measures",
                                     f"a row of window {row['clip']!r} and loss {row['loss']!r}, not of {shard['name']}")
