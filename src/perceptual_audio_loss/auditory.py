@@ -33,6 +33,7 @@ from .contract import (
     full_precision,
     full_precision_matmul,
     matching_signals,
+    peak_scale,
     signals,
 )
 from .masking import (
@@ -174,9 +175,25 @@ class _SpectrogramResolution(nn.Module):
         return per_bin, full_precision_matmul(per_bin, self.bands_by_bin.to(x.dtype))
 
 
+# Signals whose peak passes 2^24 (144 dB above full scale) are computed scaled down by a power of
+# two, so that float32's powers, band sums and norms stay finite (a bin's power reaches about
+# 2^40 peak^2 at the longest window); below it the scale is 1 and nothing changes.
+SAFE_PEAK_EXPONENT = 24
+# An output 60 dB below its target (the relative floor, an amplitude ratio of 1e-3) is silence to
+# it, and is rescued from there (AuditorySpectrogramLoss._rescue).
+SILENCE_RATIO = 10.0 ** (RELATIVE_FLOOR_DB / 20.0)
+# The spectral convergence's denominator is never below the output's envelope 20 dB down: for a
+# target far quieter than the output (a pause, silence) the term stays under 1 + 10 and its
+# gradient within about 10 times a matched pair's, where dividing by the target alone grows
+# without bound. A bound chosen for the gradient, not psychoacoustics; the level term still
+# asks the output down.
+CONVERGENCE_FLOOR_RATIO = 10.0 ** (-20.0 / 20.0)
+
+
 class AuditoryTarget(NamedTuple):
-    """A target prepared once: per resolution, its compressed band levels, band envelopes and
-    (with ``fine``) compressed bin levels."""
+    """A target prepared once, computed at its own scale (:func:`~.contract.peak_scale`): the scale, the
+    scaled signal, and per resolution its compressed band levels, band envelopes and (with
+    ``fine``) compressed bin levels, and the floors inside the compression."""
 
     levels: tuple[torch.Tensor, ...]
     envelopes: tuple[torch.Tensor, ...]
@@ -184,6 +201,15 @@ class AuditoryTarget(NamedTuple):
     floors: tuple
     batch: int
     shape: torch.Size
+    scale: torch.Tensor
+    signal: torch.Tensor
+
+
+class _ScaledTarget(NamedTuple):
+    """One resolution of a prepared target at the input's scale: its levels and envelope."""
+
+    levels: torch.Tensor
+    envelope: torch.Tensor
 
 
 class AuditorySpectrogramLoss(nn.Module):
@@ -270,31 +296,48 @@ class AuditorySpectrogramLoss(nn.Module):
             return torch.log(power + floor)
         return (power + floor).pow(CUBE_ROOT)
 
-    def _floor(self, resolution: _SpectrogramResolution,
-               target_band_power: torch.Tensor) -> torch.Tensor | float:
-        """The floor inside the compression: fixed, per signal re its loudest band ``(items, 1, 1)``,
-        or with masking per band and frame ``(items, frames, bands)``."""
-        floor = self.floor
+    def _rescaled(self, levels: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+        """Levels of powers computed at one scale, as at ``ratio`` (items, 1, 1) times it: powers
+        scale by ``ratio^2``, so a log level moves by ``2 log ratio`` and a cube-root level is
+        multiplied by ``ratio^(2/3)`` (exactly unchanged for a ratio of 1)."""
+        if self.compression == "log":
+            return levels + 2.0 * torch.log(ratio)
+        return levels * ratio.pow(2.0 * CUBE_ROOT)
+
+    def _floor(self, resolution: _SpectrogramResolution, target_band_power: torch.Tensor,
+               absolute: torch.Tensor) -> torch.Tensor:
+        """The floor inside the compression, at the target's scale (``absolute`` is ``floor_db``
+        there, ``(items, 1, 1)``): fixed, per signal re its loudest band, or with masking per band
+        and frame ``(items, frames, bands)``."""
+        floor = absolute
         if self.relative_floor is not None:
             loudest = target_band_power.flatten(1).amax(1)[:, None, None]
-            floor = (loudest * self.relative_floor).clamp_min(self.floor)
+            floor = (loudest * self.relative_floor).clamp_min(absolute)
         if self.masking == "none":
             return floor
         threshold = full_precision_matmul(target_band_power, resolution.masking_by_band.to(target_band_power.dtype))
         return threshold.clamp_min(floor)  # floor: a number, or (items, 1, 1) broadcast
 
-    def _envelope(self, power: torch.Tensor) -> torch.Tensor:
+    def _envelope(self, power: torch.Tensor, squared_scale: torch.Tensor) -> torch.Tensor:
         # sqrt's gradient at zero power is infinite: a floor far below the level floor keeps it finite.
-        return (power + self.floor * 1e-6).sqrt()
+        return (power + self.floor * 1e-6 * squared_scale).sqrt()
 
     def target_features(self, target: torch.Tensor) -> AuditoryTarget:
         items, batch = signals(target, "target")
         with torch.no_grad(), full_precision(target.device):
-            powers = [r.powers(items.to(compute_dtype(target.dtype))) for r in self.resolutions]
-            floors = [self._floor(r, per_band) for r, (_, per_band) in zip(self.resolutions, powers)]
+            y = items.to(compute_dtype(target.dtype))
+            scale = peak_scale(y, SAFE_PEAK_EXPONENT)
+            y = y * scale
+            squared = scale.square()[:, :, None]
+            powers = [r.powers(y) for r in self.resolutions]
+            # floor_db at the target's scale, held at the smallest normal number (a target hundreds of dB
+            # above full scale would take it under)
+            absolute = (self.floor * squared).clamp_min(torch.finfo(y.dtype).tiny)
+            floors = [self._floor(r, per_band, absolute) for r, (_, per_band) in zip(self.resolutions, powers)]
             fine = tuple(self._levels(per_bin, f) for (per_bin, _), f in zip(powers, floors)) if self.fine else ()
             return AuditoryTarget(tuple(self._levels(p, f) for (_, p), f in zip(powers, floors)),
-                                  tuple(self._envelope(p) for _, p in powers), fine, tuple(floors), batch, target.shape)
+                                  tuple(self._envelope(p, squared) for _, p in powers), fine, tuple(floors), batch,
+                                  target.shape, scale, y)
 
     def against(self, input: torch.Tensor, prepared: AuditoryTarget, reduction: str | None = None) -> torch.Tensor:
         reduction = check_reduction(reduction or self.reduction)
@@ -303,31 +346,57 @@ class AuditorySpectrogramLoss(nn.Module):
             raise ValueError(f"input {tuple(input.shape)} and the prepared target {tuple(prepared.shape)} differ in shape")
         with full_precision(input.device):
             x = items.to(compute_dtype(input.dtype))
-            per_signal = 0.0
+            # Both sides at one scale, the smaller of the two: the input's own, or the target's
+            # quantities brought down by ``ratio`` (a power of two, 1 for signals of sane level).
+            scale = torch.minimum(peak_scale(x, SAFE_PEAK_EXPONENT), prepared.scale.to(x.dtype))
+            ratio = (scale / prepared.scale.to(x.dtype))[:, :, None]
+            x = x * scale
+            squared = scale.square()[:, :, None]
+            per_signal = self._rescue(x, prepared.signal.to(x.dtype) * ratio[:, :, 0])
             for index, resolution in enumerate(self.resolutions):
                 per_bin, per_band = resolution.powers(x)
-                floor = prepared.floors[index]
-                floor = floor.to(x.dtype) if isinstance(floor, torch.Tensor) else floor
-                per_signal = per_signal + self._resolution_distance(
-                    resolution, per_band, floor, prepared.levels[index].to(x.dtype), prepared.envelopes[index].to(x.dtype))
+                floor = prepared.floors[index].to(x.dtype) * ratio.square()
+                target = _ScaledTarget(self._rescaled(prepared.levels[index].to(x.dtype), ratio),
+                                       prepared.envelopes[index].to(x.dtype) * ratio)
+                per_signal = per_signal + self._resolution_distance(resolution, per_band, floor, target, squared)
                 if self.fine:
-                    fine_difference = (self._levels(per_bin, floor) - prepared.fine_levels[index].to(x.dtype)).abs()
+                    fine_target = self._rescaled(prepared.fine_levels[index].to(x.dtype), ratio)
+                    fine_difference = (self._levels(per_bin, floor) - fine_target).abs()
                     per_signal = per_signal + self.fine * fine_difference.mean((1, 2))
             per_signal = per_signal / len(self.resolutions)
         return finish(per_signal, batch, reduction, input.dtype)
 
+    @staticmethod
+    def _rescue(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A way out of silence: an output more than 60 dB below its target gets the waveform
+        distance ``||x - y|| / ||y||``, faded out as it rises to that level (0 above it).
+
+        Every term above is a function of power, so at a silent output (``x = 0``, a stationary
+        point of any such function) their gradient vanishes and the output could never leave
+        silence; this one's gradient there is ``-y / ||y||``, toward the target. Above the fade
+        it adds exactly 0 to the value and the gradient. ``(items,)``.
+        """
+        tiny = torch.finfo(x.dtype).tiny
+        rms_x = (x.square().mean(1) + tiny).sqrt()
+        rms_y = y.square().mean(1).sqrt()
+        fade = (1.0 - rms_x / (SILENCE_RATIO * rms_y).clamp_min(tiny)).clamp(0.0, 1.0)
+        distance = (x - y).square().sum(1).clamp_min(tiny).sqrt() / y.square().sum(1).clamp_min(tiny).sqrt()
+        return fade * distance
+
     def _resolution_distance(self, resolution: _SpectrogramResolution, power: torch.Tensor, floor,
-                             target_levels: torch.Tensor, target_envelope: torch.Tensor) -> torch.Tensor:
+                             target: _ScaledTarget, squared_scale: torch.Tensor) -> torch.Tensor:
         levels = self._levels(power, floor)
         if self.distance == "cosine":
             silence = self._levels(torch.zeros((), dtype=power.dtype, device=power.device), floor)
-            a, b = (levels - silence).flatten(1), (target_levels - silence).flatten(1)
+            a, b = (levels - silence).flatten(1), (target.levels - silence).flatten(1)
             return 1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-12)
-        envelope = self._envelope(power)
-        convergence = (envelope - target_envelope).flatten(1).norm(dim=1) / target_envelope.flatten(1).norm(dim=1).clamp_min(1e-12)
-        difference = (levels - target_levels).abs()
+        envelope = self._envelope(power, squared_scale)
+        below = envelope.flatten(1).norm(dim=1) * CONVERGENCE_FLOOR_RATIO  # see CONVERGENCE_FLOOR_RATIO
+        denominator = torch.maximum(target.envelope.flatten(1).norm(dim=1), below).clamp_min(1e-12)
+        convergence = (envelope - target.envelope).flatten(1).norm(dim=1) / denominator
+        difference = (levels - target.levels).abs()
         if self.compression == "cube-root":  # relative, as the log's differences are
-            difference = difference / target_levels.flatten(1).mean(1)[:, None, None]
+            difference = difference / target.levels.flatten(1).mean(1)[:, None, None]
         return convergence + (difference * resolution.weights).mean((1, 2))
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from .contract import (
     finish,
     full_precision,
     matching_signals,
+    peak_scale,
     reduce,
 )
 from .masking import MaskedLoss
@@ -119,6 +120,11 @@ class WeightedSum(nn.Module):
         return self.against(input, self.target_features(target))
 
 
+# A difference whose peak passes 2^48 is squared scaled down by a power of two: a sum of 2^24
+# squares of it then stays under float32's 2^128; below it the scale is 1 and nothing changes.
+SAFE_PEAK_EXPONENT = 48
+
+
 class WaveformDistance(nn.Module):
     """Mean squared (``p=2``) or absolute (``p=1``) sample difference per signal.
 
@@ -137,7 +143,11 @@ class WaveformDistance(nn.Module):
         x, y, batch = matching_signals(input, target)
         with full_precision(input.device):
             difference = x.to(compute_dtype(input.dtype)) - y.to(compute_dtype(input.dtype))
-            per_signal = (difference.abs() if self.p == 1 else difference.square()).mean(-1)
+            if self.p == 1:
+                per_signal = difference.abs().mean(-1)
+            else:  # squares summed at a scale whose sum stays finite, the scale then taken out
+                scale = peak_scale(difference, SAFE_PEAK_EXPONENT)
+                per_signal = (difference * scale).square().mean(-1) / scale[:, 0].square()
         return finish(per_signal, batch, self.reduction, input.dtype)
 
 

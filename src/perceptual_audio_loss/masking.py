@@ -34,6 +34,7 @@ from .contract import (
     full_precision,
     full_precision_matmul,
     matching_signals,
+    peak_scale,
     signals,
 )
 from .scales import critical_band_rate_to_hz, hz_to_critical_band_rate, threshold_in_quiet_db
@@ -78,6 +79,10 @@ ARGUMENTS = {
     "quiet_clamp_hz": Number(low=0, low_open=True),
     "reduction": REDUCTION,
 }
+# Signals whose peak passes 2^16 (96 dB above full scale, 192 dB SPL) are computed scaled down by
+# a power of two: a bin's intensity re 0 dB SPL reaches about 2^72 peak^2 at the longest window,
+# and float32 ends at 2^128. Below it the scale is 1 and nothing changes.
+SAFE_PEAK_EXPONENT = 16
 # The error's floor inside the log: d = 10 log10(E_err / M + 1e-3), so d >= -30 dB (issue 6).
 ERROR_FLOOR = 1e-3
 
@@ -289,23 +294,29 @@ class MaskedLoss(nn.Module):
     # -- the masking threshold of a target --------------------------------------------------
 
     @torch.no_grad()
-    def _threshold_intensities(self, target: torch.Tensor) -> list[torch.Tensor]:
-        """Masking thresholds as intensities re 0 dB SPL, one per resolution (longest window
-        first), ``(items, frames, bands)``: the layout the loss computes in. ``target`` is
-        ``(items, time)``; :meth:`threshold_db` is the public view.
+    def _threshold_intensities(self, target: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Masking thresholds as intensities re 0 dB SPL times ``scale^2``, one per resolution
+        (longest window first), ``(items, frames, bands)``: the layout the loss computes in, and
+        ``scale`` ``(items, 1)`` (:func:`~.contract.peak_scale`: 1 at any sane level; below 1 only
+        where a target's intensities would pass float32's range). ``target`` is ``(items, time)``;
+        :meth:`threshold_db` is the public view.
         """
-        target = target.float()  # no graph here: the method runs under no_grad
+        scale = peak_scale(target, SAFE_PEAK_EXPONENT)
+        target = (target * scale).float()  # no graph here: the method runs under no_grad
+        log_scale = 2.0 * torch.log(scale.float())[:, :, None]
+        # the threshold in quiet at that scale, held at float32's smallest normal number: it may
+        # underflow for a target hundreds of dB above it, where it no longer matters
+        quiet = (torch.exp(log_scale) * self.resolutions[0].quiet).clamp_min(torch.finfo(torch.float32).tiny)
         spectra = [resolution.spectrum(target) for resolution in self.resolutions]
         tonality = self._tonality(self.resolutions[0], spectra[0])
         energies = [resolution.band_energy(spectrum) for resolution, spectrum in zip(self.resolutions, spectra)]
         frame_tonality = [_at_frames(tonality, energy.shape[1], resolution.hop, self.resolutions[0].hop)
                           for resolution, energy in zip(self.resolutions, energies)]
         # Simultaneous masking is frame by frame: every resolution's frames in one batch.
-        simultaneous = self._simultaneous(torch.cat(energies, 1), torch.cat(frame_tonality, 1))
+        simultaneous = self._simultaneous(torch.cat(energies, 1), torch.cat(frame_tonality, 1), log_scale)
         parts = simultaneous.split([energy.shape[1] for energy in energies], 1)
         # The threshold in quiet is the same per band at every resolution (the same band edges).
-        return [torch.maximum(_temporal(part, resolution), resolution.quiet)
-                for resolution, part in zip(self.resolutions, parts)]
+        return scale, [torch.maximum(_temporal(part, resolution), quiet) for resolution, part in zip(self.resolutions, parts)]
 
     def threshold_db(self, target: torch.Tensor, resolution: int = 0) -> torch.Tensor:
         """The masking threshold in dB SPL, ``(batch, [channels,] bands, frames)``, at one resolution.
@@ -315,7 +326,9 @@ class MaskedLoss(nn.Module):
         """
         items, _ = signals(target, "target")
         with full_precision(target.device):
-            threshold_db = 10.0 * torch.log10(self._threshold_intensities(items)[resolution]).transpose(1, 2)
+            scale, thresholds = self._threshold_intensities(items)
+            threshold_db = (10.0 * torch.log10(thresholds[resolution])
+                            - 20.0 * torch.log10(scale.float())[:, :, None]).transpose(1, 2)
         return threshold_db.reshape(*target.shape[:-1], *threshold_db.shape[1:])
 
     def hop(self, resolution: int = 0) -> int:
@@ -341,21 +354,23 @@ class MaskedLoss(nn.Module):
         band_unpredictability = (weighted + 1e-30) / (energy + 1e-30)
         return (TONALITY_OFFSET + TONALITY_SLOPE * torch.log(band_unpredictability.clamp_min(1e-12))).clamp(0.0, 1.0)
 
-    def _simultaneous(self, energy: torch.Tensor, tonality: torch.Tensor) -> torch.Tensor:
+    def _simultaneous(self, energy: torch.Tensor, tonality: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
         """Threshold of simultaneous masking: every band spreads, less its offset, intensities add.
 
         ``energy``, ``tonality``: ``(items, frames, bands)``. The spreading from masker band j to
         band i falls 27 dB/Bark below j and ``24 + 230/f_c - 0.2 L_j`` dB/Bark above it (never
-        rising: the slope is held at 0 or more).
+        rising: the slope is held at 0 or more). ``energy`` and the threshold returned are scaled
+        intensities, ``log_scale`` ``(items, 1, 1)`` the log of their scale: the level that sets the
+        slope is the true one.
         """
         # In nepers of intensity (ln): dB x ln(10) / 10. The exponential then adds the intensities.
-        level = torch.log(energy.clamp_min(1e-30))
+        level = torch.log(energy.clamp_min(1e-30)) - log_scale
         upper_slope = (self.upper_slope_base - (UPPER_SLOPE_PER_DB * _DB_PER_NEPER) * level).clamp_min(0.0)
         # The masker's level less its offset: Johnston's tone offset for a tone, 5.5 dB for noise
         # (the 5.5 dB is folded into lower_spread).
         masker = level - tonality * self.tone_excess
         spread = self.lower_spread - self.upper_distance * upper_slope[:, :, None, :] + masker[:, :, None, :]
-        return torch.exp(spread).sum(-1)
+        return torch.exp(spread + log_scale[..., None]).sum(-1)
 
     # -- the loss ---------------------------------------------------------------------------
 
@@ -364,7 +379,8 @@ class MaskedLoss(nn.Module):
         items, _ = signals(target, "target")
         with torch.no_grad(), full_precision(target.device):
             items = items.detach().to(compute_dtype(target.dtype))
-            return MaskedTarget(items, tuple(self._threshold_intensities(items)))
+            scale, masks = self._threshold_intensities(items)
+            return MaskedTarget(items, tuple(masks), scale)
 
     def against(self, input: torch.Tensor, target: "MaskedTarget", reduction: str | None = None) -> torch.Tensor:
         """The loss of ``input`` against a target prepared by :meth:`target_features`."""
@@ -376,8 +392,17 @@ class MaskedLoss(nn.Module):
             raise ValueError(f"input {tuple(input.shape)} does not match the target's {tuple(target.waveform.shape)} signals")
         with full_precision(input.device):
             items = items.to(compute_dtype(input.dtype))
-            per_signal = self._per_item(items - target.waveform.to(items.dtype), target.masks)
+            per_signal = self._per_item(*self._at_one_scale(items - target.waveform.to(items.dtype), target))
         return finish(per_signal, batch, reduction, input.dtype)
+
+    @staticmethod
+    def _at_one_scale(error: torch.Tensor, target: "MaskedTarget") -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The error and the target's thresholds at one scale, the smaller of the error's own
+        (:func:`~.contract.peak_scale`) and the thresholds': ``E / M`` is the same at any scale,
+        and both stay finite. At sane levels both scales are 1 and nothing changes."""
+        scale = torch.minimum(peak_scale(error, SAFE_PEAK_EXPONENT), target.scale.to(error.dtype))
+        ratio = (scale / target.scale.to(error.dtype)).square()[:, :, None]
+        return error * scale, [mask * ratio.to(mask.dtype) for mask in target.masks]
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         matching_signals(input, target)
@@ -413,8 +438,9 @@ class MaskedLoss(nn.Module):
         items, target_items, batch = matching_signals(input, target)
         with full_precision(input.device):
             items, target_items = items.to(compute_dtype(input.dtype)), target_items.float()
+            prepared = MaskedTarget(target_items, *reversed(self._threshold_intensities(target_items)))
             ratios = [self._over_bands_and_frames(ratio) / self.band_width_bark.sum()
-                      for ratio in self._noise_to_mask(items - target_items.to(items.dtype), self._threshold_intensities(target_items))]
+                      for ratio in self._noise_to_mask(*self._at_one_scale(items - target_items.to(items.dtype), prepared))]
             return (10.0 * torch.log10(torch.stack(ratios).mean(0))).reshape(batch, -1).mean(1)
 
 
@@ -423,6 +449,7 @@ class MaskedTarget(NamedTuple):
 
     waveform: torch.Tensor
     masks: tuple[torch.Tensor, ...]
+    scale: torch.Tensor  # (items, 1): the masks are intensities times scale^2 (contract.peak_scale)
 
 
 def _at_frames(values: torch.Tensor, frames: int, hop: int, source_hop: int) -> torch.Tensor:

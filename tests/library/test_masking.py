@@ -169,7 +169,7 @@ def test_gradient_matches_finite_differences():
 def noise_under_the_mask(loss, target, low_hz, high_hz, below_db):
     """Noise whose energy in every band inside ``[low_hz, high_hz]`` is ``below_db`` under the
     lowest threshold that band has at any resolution and frame."""
-    lowest = torch.stack([mask[0].min(0).values for mask in loss._threshold_intensities(as_batch(target))]).min(0).values.numpy()
+    lowest = torch.stack([mask[0].min(0).values for mask in loss._threshold_intensities(as_batch(target))[1]]).min(0).values.numpy()
     edges, full_scale = loss.band_edges_hz, 10 ** (96.0 / 10)
     noise = np.zeros(len(target))
     for band, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
