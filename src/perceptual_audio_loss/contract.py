@@ -83,7 +83,7 @@ def peak_scale(items: torch.Tensor, safe_exponent: int) -> torch.Tensor:
     power of two, so the scaling is exact and changes nothing there. No host synchronisation.
 
     >>> peak_scale(torch.tensor([[0.5, -1.0], [3e9, 0.0]]), 24).flatten().tolist()
-    [1.0, 0.0078125]
+    [1.0, 0.00390625]
     """
     exponent = torch.frexp(items.detach().abs().amax(1, keepdim=True)).exponent
     return torch.ldexp(torch.ones_like(items[:, :1]), -(exponent - safe_exponent).clamp_min(0))

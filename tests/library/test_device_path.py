@@ -104,10 +104,12 @@ def test_a_signal_does_not_depend_on_its_batch_on_the_batched_path():
 
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("make, budget", [(lambda: PerceptualLoss(RATE, compiled=False), 100),
-                                          (lambda: MaskedLoss(RATE), 200)], ids=["perceptual", "masked"])
+                                          (lambda: MaskedLoss(RATE), 240)], ids=["perceptual", "masked"])
 def test_a_call_dispatches_a_few_hundred_operations_at_most_whatever_the_batch(make, budget, batch):
     """The issue's budget: forward and backward, the target transformed in the call, after a
-    first call (which designs the filters' spectra); 8,252 and 4,878 operations before."""
+    first call (which designs the filters' spectra); 8,252 and 4,878 operations before. The
+    masked loss's was 200 (it ran 198); 38 more compute extreme amplitudes at a safe scale
+    (``contract.peak_scale`` for the target and the error, the thresholds brought to it)."""
     loss = make()
     x, target = signals((batch, 1, 8192))
     loss(x, target).backward()

@@ -113,12 +113,18 @@ def test_spreading_and_offsets_match_the_formulas_for_one_masker():
     z = loss.centres_bark.numpy()
     f_c = critical_band_rate_to_hz(z[masker])
     for tonality, offset_db in ((1.0, 14.5 + z[masker]), (0.0, 5.5)):
-        threshold = loss._simultaneous(energy, torch.full((1, 1, bands), tonality))[0, 0].numpy()
+        threshold = loss._simultaneous(energy, torch.full((1, 1, bands), tonality), torch.zeros(1, 1, 1))[0, 0].numpy()
         for maskee in (masker - 4, masker - 1, masker, masker + 1, masker + 4):
             dz = z[maskee] - z[masker]
             slope = 27.0 if dz < 0 else 24 + 230 / f_c - 0.2 * level_db
             expected_db = level_db - slope * abs(dz) - offset_db
             assert 10 * math.log10(threshold[maskee]) == pytest.approx(expected_db, abs=1e-3)
+        # computed at a scale (as for a target far past full scale): the level that sets the slope
+        # is the true one, and the threshold comes back at that scale
+        scale = 2.0**-40
+        scaled = loss._simultaneous(energy * scale, torch.full((1, 1, bands), tonality),
+                                    torch.full((1, 1, 1), math.log(scale)))[0, 0].numpy()
+        assert scaled / scale == pytest.approx(threshold, rel=1e-4)
 
 
 def test_a_steady_tone_is_tonal_and_white_noise_is_not(loss):
