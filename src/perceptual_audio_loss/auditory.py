@@ -17,7 +17,7 @@ Every choice is an argument, so that each can be removed in turn (the ablation i
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from .contract import (
     finish,
     full_precision,
     full_precision_matmul,
+    common_scale,
     matching_signals,
     peak_scale,
     signals,
@@ -296,13 +297,16 @@ class AuditorySpectrogramLoss(nn.Module):
             return torch.log(power + floor)
         return (power + floor).pow(CUBE_ROOT)
 
-    def _rescaled(self, levels: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
-        """Levels of powers computed at one scale, as at ``ratio`` (items, 1, 1) times it: powers
-        scale by ``ratio^2``, so a log level moves by ``2 log ratio`` and a cube-root level is
-        multiplied by ``ratio^(2/3)`` (exactly unchanged for a ratio of 1)."""
+    def _rescaling(self, ratio: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What turns levels of powers computed at one scale into levels at ``ratio`` (items, 1, 1)
+        times it, worked out once per call: powers scale by ``ratio^2``, so a log level moves by
+        ``2 log ratio`` and a cube-root level is multiplied by ``ratio^(2/3)`` (exactly unchanged
+        for a ratio of 1)."""
         if self.compression == "log":
-            return levels + 2.0 * torch.log(ratio)
-        return levels * ratio.pow(2.0 * CUBE_ROOT)
+            shift = 2.0 * torch.log(ratio)
+            return lambda levels: levels + shift
+        factor = ratio.pow(2.0 * CUBE_ROOT)
+        return lambda levels: levels * factor
 
     def _floor(self, resolution: _SpectrogramResolution, target_band_power: torch.Tensor,
                absolute: torch.Tensor) -> torch.Tensor:
@@ -318,9 +322,10 @@ class AuditorySpectrogramLoss(nn.Module):
         threshold = full_precision_matmul(target_band_power, resolution.masking_by_band.to(target_band_power.dtype))
         return threshold.clamp_min(floor)  # floor: a number, or (items, 1, 1) broadcast
 
-    def _envelope(self, power: torch.Tensor, squared_scale: torch.Tensor) -> torch.Tensor:
-        # sqrt's gradient at zero power is infinite: a floor far below the level floor keeps it finite.
-        return (power + self.floor * 1e-6 * squared_scale).sqrt()
+    def _envelope_floor(self, squared_scale: torch.Tensor) -> torch.Tensor:
+        """Under the envelope's square root, at a scale whose square is ``squared_scale``: sqrt's
+        gradient at zero power is infinite, and a floor far below the level floor keeps it finite."""
+        return self.floor * 1e-6 * squared_scale
 
     def target_features(self, target: torch.Tensor) -> AuditoryTarget:
         items, batch = signals(target, "target")
@@ -329,6 +334,7 @@ class AuditorySpectrogramLoss(nn.Module):
             scale = peak_scale(y, SAFE_PEAK_EXPONENT)
             y = y * scale
             squared = scale.square()[:, :, None]
+            below_envelope = self._envelope_floor(squared)
             powers = [r.powers(y) for r in self.resolutions]
             # floor_db at the target's scale, held at the smallest normal number (a target hundreds of dB
             # above full scale would take it under)
@@ -336,7 +342,7 @@ class AuditorySpectrogramLoss(nn.Module):
             floors = [self._floor(r, per_band, absolute) for r, (_, per_band) in zip(self.resolutions, powers)]
             fine = tuple(self._levels(per_bin, f) for (per_bin, _), f in zip(powers, floors)) if self.fine else ()
             return AuditoryTarget(tuple(self._levels(p, f) for (_, p), f in zip(powers, floors)),
-                                  tuple(self._envelope(p, squared) for _, p in powers), fine, tuple(floors), batch,
+                                  tuple((p + below_envelope).sqrt() for _, p in powers), fine, tuple(floors), batch,
                                   target.shape, scale, y)
 
     def against(self, input: torch.Tensor, prepared: AuditoryTarget, reduction: str | None = None) -> torch.Tensor:
@@ -348,19 +354,21 @@ class AuditorySpectrogramLoss(nn.Module):
             x = items.to(compute_dtype(input.dtype))
             # Both sides at one scale, the smaller of the two: the input's own, or the target's
             # quantities brought down by ``ratio`` (a power of two, 1 for signals of sane level).
-            scale = torch.minimum(peak_scale(x, SAFE_PEAK_EXPONENT), prepared.scale.to(x.dtype))
-            ratio = (scale / prepared.scale.to(x.dtype))[:, :, None]
+            scale, ratio = common_scale(x, prepared.scale, SAFE_PEAK_EXPONENT)
             x = x * scale
-            squared = scale.square()[:, :, None]
-            per_signal = self._rescue(x, prepared.signal.to(x.dtype) * ratio[:, :, 0])
+            per_signal = self._rescue(x, prepared.signal.to(x.dtype) * ratio)
+            ratio = ratio[:, :, None]
+            # worked out once for every resolution
+            rescaled, floor_ratio = self._rescaling(ratio), ratio.square()
+            below_envelope = self._envelope_floor(scale.square()[:, :, None])
             for index, resolution in enumerate(self.resolutions):
                 per_bin, per_band = resolution.powers(x)
-                floor = prepared.floors[index].to(x.dtype) * ratio.square()
-                target = _ScaledTarget(self._rescaled(prepared.levels[index].to(x.dtype), ratio),
+                floor = prepared.floors[index].to(x.dtype) * floor_ratio
+                target = _ScaledTarget(rescaled(prepared.levels[index].to(x.dtype)),
                                        prepared.envelopes[index].to(x.dtype) * ratio)
-                per_signal = per_signal + self._resolution_distance(resolution, per_band, floor, target, squared)
+                per_signal = per_signal + self._resolution_distance(resolution, per_band, floor, target, below_envelope)
                 if self.fine:
-                    fine_target = self._rescaled(prepared.fine_levels[index].to(x.dtype), ratio)
+                    fine_target = rescaled(prepared.fine_levels[index].to(x.dtype))
                     fine_difference = (self._levels(per_bin, floor) - fine_target).abs()
                     per_signal = per_signal + self.fine * fine_difference.mean((1, 2))
             per_signal = per_signal / len(self.resolutions)
@@ -384,13 +392,13 @@ class AuditorySpectrogramLoss(nn.Module):
         return fade * distance
 
     def _resolution_distance(self, resolution: _SpectrogramResolution, power: torch.Tensor, floor,
-                             target: _ScaledTarget, squared_scale: torch.Tensor) -> torch.Tensor:
+                             target: _ScaledTarget, below_envelope: torch.Tensor) -> torch.Tensor:
         levels = self._levels(power, floor)
         if self.distance == "cosine":
             silence = self._levels(torch.zeros((), dtype=power.dtype, device=power.device), floor)
             a, b = (levels - silence).flatten(1), (target.levels - silence).flatten(1)
             return 1.0 - F.cosine_similarity(a, b, dim=1, eps=1e-12)
-        envelope = self._envelope(power, squared_scale)
+        envelope = (power + below_envelope).sqrt()
         below = envelope.flatten(1).norm(dim=1) * CONVERGENCE_FLOOR_RATIO  # see CONVERGENCE_FLOOR_RATIO
         denominator = torch.maximum(target.envelope.flatten(1).norm(dim=1), below).clamp_min(1e-12)
         convergence = (envelope - target.envelope).flatten(1).norm(dim=1) / denominator

@@ -89,6 +89,16 @@ def peak_scale(items: torch.Tensor, safe_exponent: int) -> torch.Tensor:
     return torch.ldexp(torch.ones_like(items[:, :1]), -(exponent - safe_exponent).clamp_min(0))
 
 
+def common_scale(x: torch.Tensor, prepared_scale: torch.Tensor, safe_exponent: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scale a loss compares ``x`` ``(items, time)`` and a target prepared at
+    ``prepared_scale`` ``(items, 1)`` at: the smaller of ``x``'s own (:func:`peak_scale`) and the
+    target's, and the ratio that brings the target's quantities to it (a power of two, at most
+    1, so nothing overflows). Both are 1 at any sane level."""
+    prepared_scale = prepared_scale.to(x.dtype)
+    scale = torch.minimum(peak_scale(x, safe_exponent), prepared_scale)
+    return scale, scale / prepared_scale
+
+
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64; everything narrower is computed in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32

@@ -33,6 +33,7 @@ from .contract import (
     finish,
     full_precision,
     full_precision_matmul,
+    common_scale,
     matching_signals,
     peak_scale,
     signals,
@@ -400,9 +401,9 @@ class MaskedLoss(nn.Module):
         """The error and the target's thresholds at one scale, the smaller of the error's own
         (:func:`~.contract.peak_scale`) and the thresholds': ``E / M`` is the same at any scale,
         and both stay finite. At sane levels both scales are 1 and nothing changes."""
-        scale = torch.minimum(peak_scale(error, SAFE_PEAK_EXPONENT), target.scale.to(error.dtype))
-        ratio = (scale / target.scale.to(error.dtype)).square()[:, :, None]
-        return error * scale, [mask * ratio.to(mask.dtype) for mask in target.masks]
+        scale, ratio = common_scale(error, target.scale, SAFE_PEAK_EXPONENT)
+        squared = ratio.square()[:, :, None]
+        return error * scale, [mask * squared.to(mask.dtype) for mask in target.masks]
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         matching_signals(input, target)

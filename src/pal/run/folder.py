@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
 import shutil
@@ -312,11 +313,9 @@ class RunFolder:
         and the line); the commands that read a run call this before they write anything."""
         config = self.read_config()
         statuses, rows = self.read_runs(config), self.read_metrics(config)
-        for clip in config.clip_names:
-            for loss in config.losses:
-                for seed in config.seeds:
-                    self.read_losses(clip, loss, seed)
-                    self.read_peaks(clip, loss, seed)
+        for run in itertools.product(config.clip_names, config.losses, config.seeds):
+            self.read_losses(*run)
+            self.read_peaks(*run)
         return config, statuses, rows
 
     def write_runs(self, statuses: list[RunStatus]) -> None:

@@ -70,10 +70,11 @@ def metric_rows(sweep_dir: Path, record: dict) -> tuple[list[dict], int]:
         if not (folder / DONE_FILE).is_file():
             continue
         finished += 1
-        _, _, rows = RunFolder(folder).read_records()
+        shard_run = RunFolder(folder)
+        _, _, rows = shard_run.read_records()
         for row in rows:
             if row["clip"] not in shard["windows"] or row["loss"] not in shard["losses"]:
-                raise DamagedRecord(RunFolder(folder).metrics, "table of measures",
+                raise DamagedRecord(shard_run.metrics, "table of measures",
                                     f"a row of window {row['clip']!r} and loss {row['loss']!r}, not of {shard['name']}")
             window = windows[row["clip"]]
             key = (row["clip"], row["loss"], row["seed"], row["iteration"])
