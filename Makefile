@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned, so nothing later pulls a CUDA build.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[app,dev,ray,docs,cdpam]'
+	$(PIP) install -e '.[app,dev,ray,docs,cdpam,judges]'
 	touch $(STAMP)
 
 demo: $(STAMP)

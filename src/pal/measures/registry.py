@@ -15,6 +15,11 @@ place in :data:`MEASURES`, which is the order of the records), plus its test.
 | STOI, PESQ (speech) | "quicker convergence on something intelligible" |
 | iterations to the final log-spectral distance | "quicker convergence" |
 | CDPAM (a judge, the ``cdpam`` extra) | none: fitted to human judgements, no loss optimises it |
+
+The codec experiment's judges (``pal codec``, the ``judges`` extra), scored on whole test files and
+not at ``pal run``'s checkpoints, are declared here too, in :data:`CODEC_MEASURES`: ViSQOL in audio
+mode, ViSQOL in speech mode (speech only), DNSMOS (speech only, no reference). They test no claim
+of the post.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import formulas
-from .judges import CDPAM_JUDGE, Judge
+from .judges import CDPAM_JUDGE, DNSMOS_JUDGE, VISQOL_JUDGE, VISQOL_SPEECH_JUDGE, Judge
 
 WITHIN_DB = 1.0  # "iterations to reach within 1 dB of the final log-spectral distance"
 
@@ -123,6 +128,24 @@ CLAIMED = (LSD_HIGH, NOISE_FLOOR, STOI, MRSTFT, ITERATIONS_TO_FINAL, CDPAM)
 COMPARED = CLAIMED + (PESQ,)
 BY_KEY = {measure.key: measure for measure in MEASURES}
 JUDGES = tuple(dict.fromkeys(measure.judge for measure in MEASURES if measure.judge is not None))
+
+# The codec experiment's judges, scored once per whole test file (a MOS from 1 to 5, higher
+# better). A silent generation scores NaN in ViSQOL (it has no level to scale to the reference's);
+# DNSMOS hears the generation alone and scores any clip, silence too. Not in MEASURES, which is
+# pal run's checkpoint records: ViSQOL needs at least 0.96 s (audio mode) or 0.64 s (speech mode)
+# of a clip, longer than pal run's 8192-sample windows at 11025 Hz (0.74 s), and the registry has
+# no field yet to say that a measure is scored per file of pal codec rather than per checkpoint.
+VISQOL = Measure("visqol", "ViSQOL MOS-LQO (audio mode)", "ViSQOL MOS-LQO (higher better)", "MOS", False,
+                 lambda pair: VISQOL_JUDGE.score(pair.original, pair.generated, pair.sample_rate),
+                 judge=VISQOL_JUDGE, may_record=(math.nan,))
+VISQOL_SPEECH = Measure("visqol_speech", "ViSQOL MOS-LQO, speech mode (speech)",
+                        "ViSQOL speech MOS-LQO (higher better)", "MOS", False,
+                        lambda pair: VISQOL_SPEECH_JUDGE.score(pair.original, pair.generated, pair.sample_rate),
+                        speech=True, judge=VISQOL_SPEECH_JUDGE, may_record=(math.nan,))
+DNSMOS = Measure("dnsmos", "DNSMOS P.835 overall (speech, no reference)", "DNSMOS overall MOS (higher better)", "MOS",
+                 False, lambda pair: DNSMOS_JUDGE.score(pair.original, pair.generated, pair.sample_rate), speech=True,
+                 judge=DNSMOS_JUDGE)
+CODEC_MEASURES = (VISQOL, VISQOL_SPEECH, DNSMOS)
 
 
 def checkpoint_measures(speech: bool, judges: Iterable[Judge] = ()) -> list[Measure]:
