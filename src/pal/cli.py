@@ -44,7 +44,7 @@ def builtin_clips_help() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="pal", description="Perceptual audio loss: the 2018 experiment and its page.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add_parser in (add_run_parser, add_report_parser, add_listen_parser, add_sweep_parser,
+    for add_parser in (add_run_parser, add_codec_parser, add_report_parser, add_listen_parser, add_sweep_parser,
                        add_summarize_parser, add_compare_parser, add_bench_parser):
         add_parser(commands)
     return parser
@@ -64,6 +64,19 @@ def add_run_parser(commands) -> None:
     run.add_argument("--force", action="store_true", help="replace a run of another configuration in --out, "
                      "or start an unfinished one again")
     run.add_argument("--no-progress", action="store_true", help="no progress display")
+
+
+def add_codec_parser(commands) -> None:
+    from .codec.config import CodecConfig
+    from .run.config import add_setting_flags
+
+    codec = commands.add_parser("codec", help="train a small neural codec with each loss on a corpus and judge "
+                                "it on test files no model saw; on an unfinished codec folder of the same "
+                                "configuration, resume it")
+    add_setting_flags(codec, "codec", integer, CodecConfig)
+    codec.add_argument("--out", type=Path, default=None, help="codec run folder (default runs/codec-<date-time>)")
+    codec.add_argument("--force", action="store_true", help="replace a codec run of another configuration in --out")
+    codec.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
 def add_report_parser(commands) -> None:
@@ -156,6 +169,27 @@ def command_run(args: argparse.Namespace) -> int:
     if outcome.claims:
         print(outcome.claims)
     print(f"report: {outcome.report}")
+    return EXIT_RUN_FAILED if outcome.failed else 0
+
+
+def command_codec(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from .codec.config import CodecConfig
+    from .codec.experiment import run_codec
+    from .report.codec_page import build_codec_page
+    from .run.config import settings_from_flags
+
+    out = args.out or Path("runs") / datetime.now().strftime("codec-%Y%m%d-%H%M%S")
+    config = CodecConfig(**settings_from_flags(args, "codec", CodecConfig))
+    outcome = run_codec(config, out, force=args.force, progress=not args.no_progress, page=build_codec_page)
+    if outcome.already_finished:
+        print(f"{out}: this codec run had already finished; page rebuilt")
+    elif outcome.resumed_from:
+        print(f"{out}: resumed after step {outcome.resumed_from}")
+    for failure in outcome.failed:
+        sys.stderr.write(f"pal: model failed: {failure}\n")
+    print(f"page: {outcome.page}")
     return EXIT_RUN_FAILED if outcome.failed else 0
 
 
@@ -285,7 +319,7 @@ def _main(argv: list[str]) -> int:
 
         return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
-    handlers = {"run": command_run, "report": command_report, "listen": command_listen, "sweep": command_sweep,
+    handlers = {"run": command_run, "codec": command_codec, "report": command_report, "listen": command_listen, "sweep": command_sweep,
                 "summarize": command_summarize, "compare": command_compare}
     held = HeldWarnings()
     try:

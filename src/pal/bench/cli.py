@@ -106,6 +106,8 @@ def build_parser():
                              "per loss call at batches 1 and 8, per training iteration of the default run")
     parser.add_argument("--matrix-cell", help=argparse.SUPPRESS)
     parser.add_argument("--sweep", action="store_true", help="only the sweep throughput: 1 against 2 workers")
+    parser.add_argument("--codec", action="store_true", help="only pal codec's training step per loss (model "
+                        "included), its time against MR-STFT's and its operations; --losses, --repeats, --device, --out")
     parser.add_argument("--executors", default="local,ray", help="for --sweep: local, ray or both (default)")
     return parser
 
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         print_sweep(report["sweep"])
         print("BENCH_JSON " + json.dumps(report))
         return 0
+    if args.codec:
+        return run_codec(parser, args)
     if args.ops:
         return run_ops(parser, args)
     if args.matrix:
@@ -136,6 +140,18 @@ def refuse_unknown_losses(parser, args, known) -> None:
     unknown = set(args.losses or ()) - set(known)
     if unknown:
         parser.error(f"unknown losses {sorted(unknown)}; choose from {', '.join(known)}")
+
+
+def run_codec(parser, args) -> int:
+    """``--codec``: the codec step per loss, printed and written to ``--out``."""
+    from ..run.config import resolve_device
+    from .codec import bench_codec, codec_losses, print_codec
+
+    refuse_unknown_losses(parser, args, codec_losses())
+    report = {"machine": machine(), "codec": bench_codec(args.losses, args.repeats,
+                                                          str(resolve_device(args.device or "cpu")))}
+    print_codec(report["codec"])
+    return write_out(args.out, report)
 
 
 def run_ops(parser, args) -> int:

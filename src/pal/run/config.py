@@ -330,24 +330,26 @@ def full_float32() -> Iterator[None]:
         matmul.allow_tf32, cudnn.allow_tf32, cudnn.deterministic, cudnn.benchmark = saved
 
 
-def settings_fields():
-    """The declared settings of :class:`ExperimentConfig` (every field but ``loss_sources``)."""
-    return [f for f in fields(ExperimentConfig) if "check" in f.metadata]
+def settings_fields(of: type | None = None):
+    """The declared settings of a configuration class (:func:`setting` fields), by default
+    :class:`ExperimentConfig`'s (every field but ``loss_sources``); ``pal codec``'s are another's."""
+    return [f for f in fields(of or ExperimentConfig) if "check" in f.metadata]
 
 
-def default_of(name: str):
-    declared = next(f for f in fields(ExperimentConfig) if f.name == name)
+def default_of(name: str, of: type | None = None):
+    declared = next(f for f in fields(of or ExperimentConfig) if f.name == name)
     return declared.default_factory() if declared.default_factory is not MISSING else declared.default
 
 
 CHECKS = {f.name: f.metadata["check"] for f in settings_fields()}
 
 
-def checked_settings(settings: dict, source: str) -> dict:
+def checked_settings(settings: dict, source: str, of: type | None = None) -> dict:
     """Type-checked settings; an unknown key or a wrong type is a one-line :class:`UserError`.
 
     ``seed = N`` is accepted for ``seeds = [N]``.
     """
+    checks = CHECKS if of is None else {f.name: f.metadata["check"] for f in settings_fields(of)}
     checked = {}
     settings = dict(settings)
     if "seed" in settings:
@@ -355,9 +357,9 @@ def checked_settings(settings: dict, source: str) -> dict:
             raise UserError(f"{source}: give 'seed' or 'seeds', not both")
         settings["seeds"] = [Number(int, 0, MAX_SEED)(settings.pop("seed"), "seed", source)]
     for key, value in settings.items():
-        if key not in CHECKS:
-            raise UserError(f"{source}: unknown key {key!r} (known: {', '.join(CHECKS)})")
-        checked[key] = CHECKS[key](value, key, source)
+        if key not in checks:
+            raise UserError(f"{source}: unknown key {key!r} (known: {', '.join(checks)})")
+        checked[key] = checks[key](value, key, source)
     return checked
 
 
@@ -386,26 +388,26 @@ def _shown(value) -> str:
     return "the middle" if value is None else str(value)
 
 
-def flagged_settings(command: str) -> list:
-    """The declared settings ``command`` (``run`` or ``sweep``) takes as flags (the clips are
-    ``pal run``'s positional arguments, a sweep's data its own)."""
-    return [declared for declared in settings_fields()
+def flagged_settings(command: str, of: type | None = None) -> list:
+    """The declared settings ``command`` (``run`` or ``sweep``; ``codec`` with ``of``) takes as
+    flags (the clips are ``pal run``'s positional arguments, a sweep's data its own)."""
+    return [declared for declared in settings_fields(of)
             if declared.name != "clips" and declared.metadata["flag"] != ""
-            and (command == "run" or declared.metadata["sweep"])]
+            and (command != "sweep" or declared.metadata["sweep"])]
 
 
-def add_setting_flags(parser, command: str, integer) -> None:
+def add_setting_flags(parser, command: str, integer, of: type | None = None) -> None:
     """``command``'s flags (``run`` or ``sweep``) for every declared setting that has one.
 
     Every flag defaults to ``None``, so that a TOML file's value (or the declared default) stands
     unless the flag is given; the help names the declared default. ``integer`` parses integers.
     """
-    for declared in flagged_settings(command):
+    for declared in flagged_settings(command, of):
         meta = declared.metadata
         check = meta["check"]
         kind = (integer if check.kind is int else float) if isinstance(check, Number) else str
         flag = meta["flag"] or "--" + declared.name.replace("_", "-")
-        default = default_of(declared.name)
+        default = default_of(declared.name, of)
         shown = default is not None and meta["check"] is not _boolean
         help_text = f"{meta['help']} (default {_shown(default)})" if shown else meta["help"]
         if meta["check"] is _boolean:
@@ -415,8 +417,8 @@ def add_setting_flags(parser, command: str, integer) -> None:
                                 metavar=meta["metavar"], help=help_text)
 
 
-def settings_from_flags(args, command: str) -> dict:
+def settings_from_flags(args, command: str, of: type | None = None) -> dict:
     """The declared settings given as flags, type-checked as a TOML file's would be."""
-    given = {declared.name: getattr(args, declared.name) for declared in flagged_settings(command)
+    given = {declared.name: getattr(args, declared.name) for declared in flagged_settings(command, of)
              if getattr(args, declared.name) is not None}
-    return checked_settings(given, COMMAND_LINE)
+    return checked_settings(given, COMMAND_LINE, of)

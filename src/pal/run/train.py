@@ -340,7 +340,7 @@ class BatchTraining:
         """Read the runs' health on the host, recording the runs stopped since the last read; at a
         ``checkpoint`` also every run's audio, kept by the runs still training and given to ``on_checkpoint``."""
         audio = _checkpoint_audio(self.stacks, self.runs, self.losses) if checkpoint else None
-        flags = _to_host([self.health.failed_at, self.health.loss_was_finite] + ([audio] if checkpoint else []))
+        flags = to_host([self.health.failed_at, self.health.loss_was_finite] + ([audio] if checkpoint else []))
         self.failures.update(self.health.failures(*flags[:2], self.history, self.failures))
         if not checkpoint:
             return
@@ -411,7 +411,7 @@ def _checkpoint_audio(stacks: RunStacks, runs: list[RunSpec], losses: dict[str, 
                             for i, run in enumerate(runs)])
 
 
-def _to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+def to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """Copies of ``tensors`` on the host. From CUDA every copy is queued at once into pinned memory
     and waited for once, rather than a stall per tensor."""
     copies = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(t, non_blocking=True) if t.is_cuda
@@ -444,12 +444,12 @@ def _adam(parameters, learning_rate: float | None, betas, fused: bool | None = N
 
 
 def _state(iteration, stacks, optimizer, history, failures) -> dict:
-    """The training state on the host; from CUDA its tensors come in one wait (:func:`_to_host`)."""
+    """The training state on the host; from CUDA its tensors come in one wait (:func:`to_host`)."""
     weights = [w.detach() for w in stacks.weights()]
     optimizer_state = optimizer.state_dict()  # its tensors are the optimizer's own: CUDA ones are copied
     moved = [(index, name) for index, entry in optimizer_state["state"].items() for name, value in entry.items()
              if isinstance(value, torch.Tensor) and value.is_cuda]
-    host = _to_host(weights + [stacks.latents, history[:iteration]]
+    host = to_host(weights + [stacks.latents, history[:iteration]]
                     + [optimizer_state["state"][index][name] for index, name in moved])
     copied = {}
     for (index, name), tensor in zip(moved, host[len(weights) + 2:]):
