@@ -1,15 +1,16 @@
-"""The codec run folder: the one module that spells its file names and reads its records back.
+"""The codec run folder: the one module that lays it out and reads its records back.
 
-::
+Its records have the names of a run folder's (:mod:`pal.run.folder` spells them: ``RUNS``,
+``METRICS``, ``STATE``, ``PAGE``, ``LOSSES``, ``SEED``), beside its own configuration::
 
     codec.json              the configuration, the corpus (every file's name, group and hash), the identity
-    runs.json               every model's status: loss, width, training seconds, seed, how it ended
-    metrics.csv             one row per (test file, model, checkpoint step, measure)
-    state.pt                the training state (every model's weights, Adam's), for a resume
-    report.html             the page (pal.report.codec_page)
+    RUNS                    every model's status: loss, width, training seconds, seed, how it ended
+    METRICS                 one row per (test file, model, checkpoint step, measure)
+    STATE                   the training state (every model's weights, Adam's), for a resume
+    PAGE                    the page (pal.report.codec_page)
     test/<file>.wav         each test file as the codec hears it (mono, at the codec's rate)
-    models/<loss>/w<W>-<T>/seed-<S>/losses.csv                     the loss at every step
-    models/<loss>/w<W>-<T>/seed-<S>/<file>/step-<N>.wav            each test file decoded at step N
+    models/<loss>/w<W>-<T>/SEED<S>/LOSSES                the loss at every step
+    models/<loss>/w<W>-<T>/SEED<S>/<file>/step-<N>.wav   each test file decoded at step N
 
 ``<T>`` is the training data: ``all`` or seconds (``30s``). Every record read back is typed and
 checked; a damaged one is a :class:`~pal.core.records.DamagedRecord` naming the file and line.
@@ -30,11 +31,11 @@ from ..core.files import atomic_write_text
 from ..core.names import folder_name
 from .segments import ALL
 from ..measures.registry import BY_KEY
-from ..run.folder import identity_digest, load_state, read_losses_csv, save_state, write_json, write_losses_csv
+from ..run.folder import (LOSSES, METRICS, PAGE, RUNS, SEED, STATE, identity_digest, load_state, read_losses_csv,
+                          save_state, write_json, write_losses_csv)
 from .train import STATE_FORMAT, CodecModel
 
-CONFIG, RUNS, METRICS, STATE, PAGE = "codec.json", "runs.json", "metrics.csv", "state.pt", "report.html"
-TEST, MODELS, LOSSES = "test", "models", "losses.csv"
+CONFIG, TEST, MODELS = "codec.json", "test", "models"
 ENTRIES = (CONFIG, RUNS, METRICS, STATE, PAGE, TEST, MODELS)
 METRIC_COLUMNS = ("file", "group", "loss", "width", "train_seconds", "seed", "step", "metric", "value")
 _STEP_NAME = re.compile(r"^step-(\d{6,})\.wav$")
@@ -46,13 +47,13 @@ def data_name(amount) -> str:
 
 
 def model_label(model: CodecModel) -> str:
-    """``auditory/w16-30s/seed-0``: a model as a user reads it."""
-    return f"{model.loss}/w{model.width}-{data_name(model.train_seconds)}/seed-{model.seed}"
+    """``auditory/w16-30s/`` and the seed's folder name: a model as a user reads it."""
+    return f"{model.loss}/w{model.width}-{data_name(model.train_seconds)}/{SEED}{model.seed}"
 
 
 @dataclass
 class ModelStatus:
-    """One model's record in ``runs.json``."""
+    """One model's record in the runs record."""
 
     loss: str
     width: int
@@ -114,7 +115,7 @@ class CodecRecord:
     }
 
     def models(self) -> list[CodecModel]:
-        """Every model, in the order of the training and of ``runs.json``."""
+        """Every model, in the order of the training and of the runs record."""
         return [CodecModel(loss, width, None if amount == ALL else amount, seed)
                 for width, amount, loss, seed in itertools.product(self.width, self.train_seconds, self.losses,
                                                                    self.seeds)]
@@ -149,7 +150,7 @@ class CodecFolder:
 
     def model(self, model: CodecModel) -> Path:
         return (self.root / MODELS / folder_name(model.loss) / f"w{model.width}-{data_name(model.train_seconds)}"
-                / f"seed-{model.seed}")
+                / f"{SEED}{model.seed}")
 
     def losses(self, model: CodecModel) -> Path:
         return self.model(model) / LOSSES
@@ -213,7 +214,7 @@ class CodecFolder:
         atomic_write_text(self.metrics, text.getvalue())
 
     def read_metrics(self, config: CodecRecord | None = None) -> list[dict]:
-        """``metrics.csv``'s rows, typed (``train_seconds`` ``None`` for all); with ``config``, each
+        """The table of measures' rows, typed (``train_seconds`` ``None`` for all); with ``config``, each
         must measure a test file, model and checkpoint of the run."""
         if not self.metrics.exists():
             return []

@@ -92,8 +92,8 @@ def judge_all(tasks: dict[str, tuple[str, str, str, int]], cache: JudgedCache) -
 
 
 def measure_run(folder: CodecFolder, judges: list[Judge], statuses: list[ModelStatus] | None = None) -> list[dict]:
-    """Score every decode of the run (``statuses``: the models as they ended; else ``runs.json``)
-    and write ``metrics.csv``: the formulas at every checkpoint, the judges at each model's last."""
+    """Score every decode of the run (``statuses``: the models as they ended; else the runs record)
+    and write the table of measures: the formulas at every checkpoint, the judges at each model's last."""
     config = folder.read_config()
     statuses = folder.read_runs(config) if statuses is None else statuses
     originals = {f["name"]: read_audio(folder.test_file(f["name"]))[0][:, 0] for f in config.test_files}

@@ -1,5 +1,5 @@
 """The codec run's page: the judges' table, the data and capacity charts, and every test file
-with each model's decode, click to play (``report.html`` in the codec folder)."""
+with each model's decode, click to play (the codec folder's page, :attr:`pal.codec.folder.CodecFolder.page`)."""
 
 from __future__ import annotations
 

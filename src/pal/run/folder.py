@@ -45,6 +45,7 @@ from ..measures.registry import BY_KEY
 
 CONFIG, RUNS, METRICS, STATE, PAGE, CLIPS = "config.json", "runs.json", "metrics.csv", "state.pt", "report.html", "clips"
 ORIGINAL, PEAKS, LOSSES = "original.wav", "peaks.json", "losses.csv"
+SEED = "seed-"  # a run's folder is SEED followed by its seed
 LISTENING_SUMMARY, LISTENING_IMAGE = "listening.txt", "listening.png"  # written by pal listen --results
 CLIP_IMAGES = {"original": "original.png", "mask": "mask.png"}
 IMAGE_SUFFIX, ERROR_IMAGE_SUFFIX = ".png", "-error.png"  # beside a checkpoint's WAV
@@ -246,7 +247,7 @@ class RunFolder:
     def run(self, clip: str, loss: str, seed: int) -> Path:
         """The folder of one (clip, loss, seed) run: the loss's label made a folder name, as the
         clip's, so no label (``..``, ``a/b``, ``#``) can reach outside it or into another's."""
-        return self.clip(clip) / folder_name(loss) / f"seed-{int(seed)}"
+        return self.clip(clip) / folder_name(loss) / f"{SEED}{int(seed)}"
 
     def checkpoint(self, clip: str, loss: str, seed: int, iteration: int) -> Path:
         return self.run(clip, loss, seed) / checkpoint_name(iteration)
@@ -419,7 +420,7 @@ def check_state(state, runs: int, iterations: int, digest: str) -> None:
 def run_label(clip: str, loss: str, seed: int) -> str:
     """How a run is named to a user, ``speech/mse/seed-0`` (its folder below ``clips/`` when the
     names are safe; :meth:`RunFolder.run` is its folder)."""
-    return f"{clip}/{loss}/seed-{seed}"
+    return f"{clip}/{loss}/{SEED}{seed}"
 
 
 def checkpoint_name(iteration: int) -> str:
