@@ -276,9 +276,9 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 
 def command_compare(args: argparse.Namespace) -> int:
-    from .report.compare import compare_folders
+    from .report.codec_compare import compare_any
 
-    print(compare_folders(args.run_dirs, args.at, args.focus, args.names, args.over_clips))
+    print(compare_any(args.run_dirs, args.at, args.focus, args.names, args.over_clips))
     return 0
 
 

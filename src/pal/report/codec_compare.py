@@ -29,6 +29,24 @@ def _columns(folders: list[Path]) -> list[tuple[int, Setting, str]]:
     return columns
 
 
+def compare_any(folders: list[Path], at=None, focus=None, names=None, over_clips: bool = False) -> str:
+    """``pal compare``: codec folders here, ``pal run`` folders by :func:`pal.report.compare.compare_folders`;
+    the two are not mixed, and the run folders' options are refused for codec folders."""
+    from .compare import compare_folders
+
+    codec = [is_codec_folder(folder) for folder in folders]
+    if not any(codec):
+        return compare_folders(folders, at, focus, names, over_clips)
+    if not all(codec):
+        raise UserError("pal compare takes pal run folders or pal codec folders, not both: "
+                        f"{', '.join(str(f) for f, c in zip(folders, codec) if c)} hold codec runs")
+    for flag, given in (("--at", at), ("--focus", focus), ("--over-clips", over_clips or None)):
+        if given is not None:
+            raise UserError(f"{flag} is for pal run folders; codec folders are compared at each model's "
+                            "last checkpoint, a row per test group")
+    return compare_codec_folders(folders, names)
+
+
 def compare_codec_folders(folders: list[Path], names: list[str] | None = None) -> str:
     """The folders' measures side by side, as Markdown; ``names`` relabel the columns in order."""
     records = [CodecFolder(Path(f)).read_records() for f in folders]

@@ -288,20 +288,7 @@ def focus_label(runs: list[RunMetrics], focus: str, names: list[str] | None = No
 def compare_folders(folders: list[Path], at: list[int] | None = None, focus: str | None = None,
                     names: list[str] | None = None, over_clips: bool = False) -> str:
     """``pal compare``: the folders' measures side by side, as Markdown; ``names`` relabel the
-    columns; ``over_clips`` ends each table with the mean over its clips. Codec run folders are
-    compared by :mod:`pal.report.codec_compare` (at each model's last checkpoint, a row per group)."""
-    from .codec_compare import compare_codec_folders, is_codec_folder
-
-    codec = [is_codec_folder(folder) for folder in folders]
-    if any(codec):
-        if not all(codec):
-            raise UserError("pal compare takes pal run folders or pal codec folders, not both: "
-                            f"{', '.join(str(f) for f, c in zip(folders, codec) if c)} hold codec runs")
-        for flag, given in (("--at", at), ("--focus", focus), ("--over-clips", over_clips or None)):
-            if given is not None:
-                raise UserError(f"{flag} is for pal run folders; codec folders are compared at each model's "
-                                "last checkpoint, a row per test group")
-        return compare_codec_folders(folders, names)
+    columns; ``over_clips`` ends each table with the mean over its clips."""
     runs = read_runs(folders)
     label = focus_label(runs, focus, names) if focus is not None else None
     return format_markdown(compare(runs, at, names), label, over_clips)
