@@ -23,21 +23,21 @@ from perceptual_audio_loss import __version__
 
 from ..core.audio import write_wav
 from ..core.errors import UserError
-from ..core.files import failure, remove_stale_temporaries
-from ..core.locks import LOCK_FILE, writing
+from ..core.files import failure
+from ..core.locks import writing
 from .corpus import SILENCE, CorpusFile, read_corpus, same_folder, shared_files
-from .segments import ALL, TrainingSet
+from .segments import TrainingSet, seconds_of
 from ..losses.guard import blame
 from ..losses.registry import DecodingLoss
 from ..losses.specs import build_loss, probe
 from ..run.config import full_float32, resolve_device
 from ..run.experiment import RunProgress
-from ..run.folder import describe_difference
+from ..run.folder import open_run_folder
 from . import judging
 from .config import CodecConfig
 from .folder import ENTRIES, CodecFolder, ModelStatus, data_name, model_label
-from .model import hop, latent_rate, parameter_count
-from .train import CodecHooks, CodecModel, CodecSettings, train_codecs
+from .model import latent_rate, parameter_count
+from .train import CodecHooks, CodecModel, CodecSettings, every_model, train_codecs
 
 MIN_TEST_SECONDS = 1.0  # ViSQOL's audio mode needs 0.96 s of a file (pal.measures.registry.VISQOL)
 
@@ -66,9 +66,7 @@ class CheckedCodec:
 
     def models(self) -> list[CodecModel]:
         config = self.config
-        return [CodecModel(loss, width, None if amount == ALL else amount, seed)
-                for width in config.width for amount in config.train_seconds
-                for loss in config.losses for seed in config.seeds]
+        return every_model(config.width, config.train_seconds, config.losses, config.seeds)
 
 
 def run_codec(config: CodecConfig, out: Path, force: bool = False, progress: bool = True,
@@ -82,7 +80,7 @@ def run_codec(config: CodecConfig, out: Path, force: bool = False, progress: boo
         print(judge.not_installed, file=sys.stderr, flush=True)
     train, test = read_corpora(config)
     losses = build_losses(config)
-    sets = {data_name(amount): TrainingSet.first_seconds(train, None if amount == ALL else amount,
+    sets = {data_name(amount): TrainingSet.first_seconds(train, seconds_of(amount),
                                                          config.segment_samples, config.sample_rate)
             for amount in config.train_seconds}
     identity = config.identity() | {"train_files": [f.sha256 for f in train],
@@ -126,42 +124,10 @@ def build_losses(config: CodecConfig) -> dict[str, nn.Module]:
     return losses
 
 
-def _open(out: Path, identity: dict, force: bool) -> str:
-    """``new``, ``resume`` or ``finished`` for this command; another run's folder is refused unless ``force``."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
-    if not out.is_dir() or not any(entry.name != LOCK_FILE for entry in out.iterdir()):
-        return "new"
-    folder = CodecFolder(out)
-    if not folder.is_run():
-        raise UserError(f"{out}: folder is not empty and holds no codec run; choose another --out")
-    try:
-        saved = folder.read_config().identity
-    except UserError as error:
-        if not force:
-            raise UserError(f"{error}; pass --force to replace the run") from None
-        saved = None
-    if saved == identity and not force:
-        _, statuses, _ = folder.read_records()
-        remove_stale_temporaries(out)
-        return "finished" if statuses and all(s.status != "running" for s in statuses) else "resume"
-    if not force:
-        raise UserError(f"{out}: holds a codec run of a different configuration "
-                        f"({describe_difference(saved, identity)}); pass --force to replace it")
-    for entry in ENTRIES:
-        target = out / entry
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-    remove_stale_temporaries(out)
-    return "new"
-
-
 def _run_locked(checked: CheckedCodec, judges, force: bool, progress: bool, created: bool) -> CodecOutcome:
     out, config = checked.out, checked.config
     try:
-        mode = _open(out, checked.identity, force)
+        mode = open_run_folder(out, checked.identity, force, CodecFolder(out), ENTRIES, "codec run")
     except OSError as error:
         raise UserError(f"{out}: cannot prepare the run folder ({error.strerror or error})") from None
     folder, models = CodecFolder(out), checked.models()

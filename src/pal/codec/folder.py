@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from .segments import ALL
 from ..measures.registry import BY_KEY
 from ..run.folder import (LOSSES, METRICS, PAGE, RUNS, SEED, STATE, identity_digest, load_state, read_losses_csv,
                           save_state, write_json, write_losses_csv)
-from .train import STATE_FORMAT, CodecModel
+from .train import STATE_FORMAT, CodecModel, every_model
 
 CONFIG, TEST, MODELS = "codec.json", "test", "models"
 ENTRIES = (CONFIG, RUNS, METRICS, STATE, PAGE, TEST, MODELS)
@@ -116,9 +115,7 @@ class CodecRecord:
 
     def models(self) -> list[CodecModel]:
         """Every model, in the order of the training and of the runs record."""
-        return [CodecModel(loss, width, None if amount == ALL else amount, seed)
-                for width, amount, loss, seed in itertools.product(self.width, self.train_seconds, self.losses,
-                                                                   self.seeds)]
+        return every_model(self.width, self.train_seconds, self.losses, self.seeds)
 
     def checkpoints(self) -> list[int]:
         return sorted({*range(self.checkpoint_every, self.steps + 1, self.checkpoint_every), self.steps})
@@ -181,6 +178,10 @@ class CodecFolder:
                                  CodecRecord.CHECKS)
         except records.BadValue as error:
             raise records.DamagedRecord(self.config, "codec configuration", str(error)) from None
+
+    def read_identity(self) -> dict:
+        """The identity the run was started under (what decides whether a command resumes it)."""
+        return self.read_config().identity
 
     def write_runs(self, statuses: list[ModelStatus]) -> None:
         write_json(self.runs, [asdict(status) for status in statuses])

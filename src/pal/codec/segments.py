@@ -19,6 +19,11 @@ from .corpus import SILENCE, CorpusFile
 ALL = "all"  # --train-seconds' word for the whole corpus
 
 
+def seconds_of(amount) -> float | None:
+    """An amount of training data as seconds: ``None`` (the whole corpus) for :data:`ALL`."""
+    return None if amount == ALL else amount
+
+
 @dataclass(frozen=True)
 class TrainingSet:
     """The audio a model trains on: the corpus's files in order, cut after ``seconds`` of

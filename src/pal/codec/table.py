@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from ..measures.registry import (CDPAM, DNSMOS, LSD_HIGH, MRSTFT, NOISE_FLOOR, PESQ, SNR,
                                  STOI, VISQOL, VISQOL_SPEECH, Measure)
-from ..measures.stats import Estimate, mean_interval
+from ..measures.stats import Estimate, apart, mean_interval
 from .folder import CodecRecord, data_name
+from .segments import seconds_of
 
 # The rows' measures, in order: the judges first (what the field reports codecs by), then the
 # spectral and noise measures, then speech's own.
@@ -52,17 +53,11 @@ class Row:
         if best is None:
             return set()
         top = self.cells[best]
-        return {s for s, e in self.cells.items() if s != best and _apart(top, e)}
-
-
-def _apart(a: Estimate, b: Estimate) -> bool:
-    if any(math.isnan(x) for x in (a.mean, b.mean, a.half_width, b.half_width)):
-        return False
-    return abs(a.mean - b.mean) > a.half_width + b.half_width
+        return {s for s, e in self.cells.items() if s != best and apart(top, e)}
 
 
 def settings_of(config: CodecRecord) -> list[Setting]:
-    return [Setting(loss, width, None if amount == "all" else amount)
+    return [Setting(loss, width, seconds_of(amount))
             for width in config.width for amount in config.train_seconds for loss in config.losses]
 
 

@@ -20,8 +20,8 @@ from torch import nn
 
 from perceptual_audio_loss.contract import PreparedTargetLoss
 
-from .segments import TrainingSet
-from ..run.train import READ_EVERY, Diverged, Finished, RunHealth, checkpoint_iterations, to_host
+from .segments import TrainingSet, seconds_of
+from ..run.train import READ_EVERY, Diverged, Finished, RunHealth, checkpoint_iterations, inverse_order, to_host
 from .model import CodecStack, hop
 
 STATE_FORMAT = 1
@@ -36,6 +36,13 @@ class CodecModel:
     width: int
     train_seconds: float | None
     seed: int
+
+
+def every_model(widths: list[int], amounts: list, losses: list[str], seeds: list[int]) -> list[CodecModel]:
+    """Every (width, data, loss, seed) model of a run, in the order of its training and its records
+    (:func:`~pal.codec.segments.seconds_of` each amount)."""
+    return [CodecModel(loss, width, seconds_of(amount), seed)
+            for width in widths for amount in amounts for loss in losses for seed in seeds]
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,11 @@ class CodecStacks(nn.Module):
         self.stacks = nn.ModuleList(CodecStack([models[i].seed for i in members], w, bottleneck)
                                     for w, members in zip(widths, self.members))
         self.n_models = len(models)
+        # Device-side indices, made once: a list index is copied to the device at every use.
+        self.register_buffer("back_to_model_order", inverse_order([i for m in self.members for i in m]),
+                             persistent=False)
+        for index, members in enumerate(self.members):
+            self.register_buffer(f"members_{index}", torch.tensor(members), persistent=False)
 
     def finite_gradients(self) -> torch.Tensor:
         """Whether each model's gradient is finite everywhere, ``(n_models,)`` on the device, model order."""
@@ -95,15 +107,12 @@ class CodecStacks(nn.Module):
         return self.in_model_order(flags)
 
     def in_model_order(self, per_stack: list[torch.Tensor]) -> torch.Tensor:
-        order = [i for members in self.members for i in members]
-        back = torch.empty(len(order), dtype=torch.long)
-        back[torch.tensor(order)] = torch.arange(len(order))
-        return torch.cat(per_stack)[back.to(per_stack[0].device)]
+        return torch.cat(per_stack)[self.back_to_model_order]
 
     def freeze(self, active: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Zero the gradients and Adam momentum of stopped models, so their weights stay."""
-        for stack, members in zip(self.stacks, self.members):
-            stopped = (~active[torch.tensor(members, device=active.device)]).view(stack.n_models, 1)
+        for index, stack in enumerate(self.stacks):
+            stopped = (~active[getattr(self, f"members_{index}")]).view(stack.n_models, 1)
             for p in stack.parameters():
                 if p.grad is not None:
                     p.grad.view(stack.n_models, -1).masked_fill_(stopped, 0.0)
@@ -136,12 +145,13 @@ class LossGroup:
             mine = [(stack_members.index(i), k) for k, i in enumerate(members) if i in stack_members]
             if mine:
                 self.parts.append((s, [a for a, _ in mine], [b for _, b in mine]))
+        device = next(stacks.parameters()).device
+        self.back_to_member_order = inverse_order([k for _, _, ks in self.parts for k in ks], device)
 
     def values(self, outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> torch.Tensor:
         """Each member's loss on its batch, ``(len(members),)``, in member order."""
         out = torch.cat([outputs[s][:, slots] for s, slots, _ in self.parts], dim=1)  # (B, k, T)
         target = torch.cat([inputs[s][:, slots] for s, slots, _ in self.parts], dim=1)
-        order = [k for _, _, ks in self.parts for k in ks]
         batch, k, length = out.shape
         if self.prepared:
             flat_out = out.transpose(0, 1).reshape(k * batch, 1, length)
@@ -151,9 +161,7 @@ class LossGroup:
         else:
             per_model = torch.stack([self.loss(out[:, j:j + 1], target[:, j:j + 1]).reshape(())
                                      for j in range(k)])
-        back = torch.empty(k, dtype=torch.long)
-        back[torch.tensor(order)] = torch.arange(k)
-        return per_model[back.to(per_model.device)]
+        return per_model[self.back_to_member_order]
 
 
 class CodecTraining:

@@ -1,6 +1,7 @@
 """The statistics every summary uses: claims, the listening test and sweeps.
 
-- :func:`mean_interval`: a mean with the half-width of its 95 % Student-t interval.
+- :func:`mean_interval`: a mean with the half-width of its 95 % Student-t interval; :func:`apart`,
+  whether two such intervals do not overlap.
 - :func:`wilson_interval`: a proportion with its 95 % Wilson score interval (Wilson, 1927,
   "Probable inference, the law of succession, and statistical inference", JASA 22).
 - :func:`binomial_p_value`: the two-sided exact binomial test against one half, which is also
@@ -42,6 +43,13 @@ def mean_interval(values: list[float]) -> Estimate:
         return Estimate(mean, math.nan, 1)
     variance = sum((v - mean) ** 2 for v in finite) / (n - 1)
     return Estimate(mean, stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * math.sqrt(variance / n), n)
+
+
+def apart(a: Estimate, b: Estimate) -> bool:
+    """Whether the 95 % intervals of ``a`` and ``b`` do not overlap (never with a single seed)."""
+    if any(math.isnan(x) for x in (a.mean, b.mean, a.half_width, b.half_width)):
+        return False
+    return abs(a.mean - b.mean) > a.half_width + b.half_width
 
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float, float]:

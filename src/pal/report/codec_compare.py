@@ -10,8 +10,8 @@ from pathlib import Path
 from ..codec.folder import CodecFolder
 from ..codec.table import TABLE_MEASURES, Setting, per_seed_means, settings_of
 from ..core.errors import UserError
-from ..measures.stats import Estimate, mean_interval
-from .compare import APART, apart
+from ..measures.stats import Estimate, apart, mean_interval
+from .compare import APART
 
 
 def is_codec_folder(folder: Path) -> bool:

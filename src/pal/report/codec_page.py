@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..codec.folder import CodecFolder, CodecRecord, data_name, model_label
+from ..codec.segments import seconds_of
 from ..codec.table import Row, Setting, per_seed_means, results_table, settings_of
 from ..codec.train import CodecModel
 from ..core.files import atomic_write_text
@@ -77,13 +78,13 @@ def _groups(config: CodecRecord) -> list[str]:
 def data_charts(config: CodecRecord, rows: list[dict], key: Measure, colours: dict[str, str]) -> str:
     """Per test group: the measure against the seconds of training audio, a line per loss (first width)."""
     width = config.width[0]
-    seconds = np.array([config.data_seconds[data_name(None if a == "all" else a)] for a in config.train_seconds])
+    seconds = np.array([config.data_seconds[data_name(a)] for a in config.train_seconds])
     order = np.argsort(seconds)
     charts = []
     for group in _groups(config):
         series = []
         for loss in config.losses:
-            settings = [Setting(loss, width, None if a == "all" else a) for a in config.train_seconds]
+            settings = [Setting(loss, width, seconds_of(a)) for a in config.train_seconds]
             y, low, high = _curve(config, rows, key, group, settings)
             series.append(Series(loss, colours[loss], seconds[order], y[order], low[order], high[order], markers=True))
         charts.append(line_chart(series, f"{group}: {_title(key)} against training data (width {width})",
@@ -93,8 +94,7 @@ def data_charts(config: CodecRecord, rows: list[dict], key: Measure, colours: di
 
 def capacity_charts(config: CodecRecord, rows: list[dict], key: Measure, colours: dict[str, str]) -> str:
     """Per test group: the measure against width, a line per loss (the last amount of data)."""
-    amount = config.train_seconds[-1]
-    amount = None if amount == "all" else amount
+    amount = seconds_of(config.train_seconds[-1])
     widths = np.array(sorted(config.width), dtype=float)
     charts = []
     for group in _groups(config):

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..measures.registry import COMPARED, ITERATIONS_TO_FINAL, LSD_OVERALL, Measure, iterations_to_final
 from ..core.errors import UserError
 from ..run.folder import METRICS, RunFolder, RunRecord
-from ..measures.stats import Estimate, mean_interval
+from ..measures.stats import Estimate, apart, mean_interval
 
 APART = "†"
 # Identity keys that name what a run trained on or with, not how: never a column's prefix.
@@ -75,13 +75,6 @@ class Table:
 
 def _better(a: float, b: float, lower_is_better: bool) -> bool:
     return math.isfinite(a) and math.isfinite(b) and (a < b if lower_is_better else a > b)
-
-
-def apart(a: Estimate, b: Estimate) -> bool:
-    """Whether the 95 % intervals of ``a`` and ``b`` do not overlap (never with a single seed)."""
-    if any(math.isnan(x) for x in (a.mean, b.mean, a.half_width, b.half_width)):
-        return False
-    return abs(a.mean - b.mean) > a.half_width + b.half_width
 
 
 def read_runs(folders: list[Path]) -> list[RunMetrics]:

@@ -534,20 +534,23 @@ def describe_difference(saved: dict, wanted: dict) -> str:
     return ", ".join(f"{key} {saved.get(key)!r} -> {wanted[key]!r}" for key in changed[:3])
 
 
-def open_run_folder(out: Path, identity: dict, force: bool) -> str:
+def open_run_folder(out: Path, identity: dict, force: bool, folder=None, entries: tuple[str, ...] = RUN_ENTRIES,
+                    what: str = "run") -> str:
     """Decide what ``out`` is for this command: ``"new"``, ``"resume"`` or ``"finished"``.
 
     A folder holding a run of a different configuration is refused unless ``force``, which then
     clears that run's own entries (never anything else); a non-empty folder that holds no run is
-    always refused.
+    always refused. ``folder`` reads the records (a :class:`RunFolder` of ``out`` by default; ``pal
+    codec`` passes its :class:`~pal.codec.folder.CodecFolder`, with its ``entries`` and ``what``):
+    it has ``is_run()``, ``read_identity()`` and ``read_records()`` (whose second value is the statuses).
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     if not out.is_dir() or not any(entry.name != LOCK_FILE for entry in out.iterdir()):
         return "new"
-    folder = RunFolder(out)
+    folder = RunFolder(out) if folder is None else folder
     if not folder.is_run():
-        raise UserError(f"{out}: folder is not empty and holds no run; choose another --out")
+        raise UserError(f"{out}: folder is not empty and holds no {what}; choose another --out")
     try:
         saved = folder.read_identity()
     except UserError as error:
@@ -560,9 +563,9 @@ def open_run_folder(out: Path, identity: dict, force: bool) -> str:
         done = runs and all(run.status != "running" for run in runs)
         return "finished" if done else "resume"
     if not force:
-        raise UserError(f"{out}: holds a run of a different configuration "
+        raise UserError(f"{out}: holds a {what} of a different configuration "
                         f"({describe_difference(saved, identity)}); pass --force to replace it")
-    for entry in RUN_ENTRIES:
+    for entry in entries:
         target = out / entry
         if target.is_dir():
             shutil.rmtree(target)

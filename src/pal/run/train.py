@@ -154,13 +154,13 @@ def _build_groups(targets, runs, losses, device):
         group_targets = targets[[runs[i].target for i in members]].to(device)
         groups.append((members, TargetLoss(losses[name].to(device), group_targets)))
     # Position of every run in the concatenation of the groups' per-item losses.
-    return groups, _back_to_run_order([i for members, _ in groups for i in members], device)
+    return groups, inverse_order([i for members, _ in groups for i in members], device)
 
 
-def _back_to_run_order(order: list[int], device=None) -> torch.Tensor:
+def inverse_order(order: list[int], device=None) -> torch.Tensor:
     """The indices that put a concatenation of runs in ``order`` back in run order (its inverse).
 
-    >>> _back_to_run_order([2, 0, 1]).tolist()
+    >>> inverse_order([2, 0, 1]).tolist()
     [1, 2, 0]
     """
     order = torch.tensor(order, device=device)
@@ -182,7 +182,7 @@ class RunStacks(nn.Module):
         self.slots = {run: (s, j) for s, members in enumerate(self.members) for j, run in enumerate(members)}
         self.register_buffer("latents", torch.cat([latent for _, latent in seeded]))
         # Device-side indices between run order and the stacks' order, so no step waits for the host.
-        back_to_run_order = _back_to_run_order([run for members in self.members for run in members])
+        back_to_run_order = inverse_order([run for members in self.members for run in members])
         self.register_buffer("back_to_run_order", back_to_run_order, persistent=False)
         for stack, members in enumerate(self.members):
             self.register_buffer(f"members_{stack}", torch.tensor(members), persistent=False)
