@@ -78,11 +78,7 @@ def run_codec(config: CodecConfig, out: Path, force: bool = False, progress: boo
     judges, missing = config.chosen_judges()
     for judge in missing:
         print(judge.not_installed, file=sys.stderr, flush=True)
-    train, test = read_corpora(config)
-    losses = build_losses(config)
-    sets = {data_name(amount): TrainingSet.first_seconds(train, seconds_of(amount),
-                                                         config.segment_samples, config.sample_rate)
-            for amount in config.train_seconds}
+    train, test, losses, sets = read_inputs(config)
     identity = config.identity() | {"train_files": [f.sha256 for f in train],
                                     "test_files": [f.sha256 for f in test]}
     out = Path(out)
@@ -91,6 +87,18 @@ def run_codec(config: CodecConfig, out: Path, force: bool = False, progress: boo
     existed = out.exists()
     with writing(out, "codec run"), full_float32():
         return _run_locked(checked, judges, force, progress, created=not existed)
+
+
+def read_inputs(config: CodecConfig) -> tuple[list[CorpusFile], list[CorpusFile], dict[str, nn.Module],
+                                               dict[str, TrainingSet]]:
+    """Everything the run reads and builds before its folder is touched, each refusal one line:
+    the training and test files, the losses, the training set of every amount of data (by name)."""
+    train, test = read_corpora(config)
+    losses = build_losses(config)
+    sets = {data_name(amount): TrainingSet.first_seconds(train, seconds_of(amount),
+                                                         config.segment_samples, config.sample_rate)
+            for amount in config.train_seconds}
+    return train, test, losses, sets
 
 
 def read_corpora(config: CodecConfig) -> tuple[list[CorpusFile], list[CorpusFile]]:

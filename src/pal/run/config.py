@@ -363,8 +363,9 @@ def checked_settings(settings: dict, source: str, of: type | None = None) -> dic
     return checked
 
 
-def read_config_file(path: Path) -> dict:
-    """Settings from a TOML file whose keys are :class:`ExperimentConfig`'s fields (and ``out``)."""
+def read_config_file(path: Path, of: type | None = None) -> dict:
+    """Settings from a TOML file whose keys are :class:`ExperimentConfig`'s fields, or those of
+    ``of`` (:class:`pal.codec.config.CodecConfig`), and ``out``."""
     try:
         settings = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -376,7 +377,7 @@ def read_config_file(path: Path) -> dict:
     except RecursionError:  # tomllib recurses once per level of nested tables and arrays
         raise UserError(f"{path}: not a config file (nested too deeply to read)") from None
     out = settings.pop("out", None)
-    checked = checked_settings(settings, str(path))
+    checked = checked_settings(settings, str(path), of)
     if out is not None:
         checked["out"] = Path(_string(out, "out", str(path)))
     return checked

@@ -94,36 +94,43 @@ def check_ray_address(address: str | None) -> None:
 
 def run_ray(sweep_dir: Path, shards: list[Shard], plan: tuple, address: str | None, workers: int,
             on_start: Started, on_done: Done, on_failed: Failed) -> None:
-    """Each shard a Ray task declaring its CPUs (and a GPU when the sweep runs on CUDA).
+    """Each shard of a window sweep a Ray task (:func:`run_ray_tasks`); the targets travel with the tasks."""
+    record, windows, targets = plan
+    settings = record["settings"]
+    calls = {shard.name: (str(Path(sweep_dir).resolve()), vars(shard), shard_clips(shard, windows, targets), settings)
+             for shard in shards}
+    gpus = 1 if settings["device"].startswith("cuda") else 0
+    run_ray_tasks(run_shard, calls, settings["threads_per_task"], gpus, address, workers, on_start, on_done, on_failed)
+
+
+def run_ray_tasks(function: Callable, calls: dict[str, tuple], threads: int, gpus: int, address: str | None,
+                  workers: int, on_start: Started, on_done: Done, on_failed: Failed) -> None:
+    """``function(*arguments)`` for each shard of ``calls`` (name -> arguments), a Ray task declaring
+    ``threads`` CPUs (and ``gpus`` GPUs) with its numeric libraries' threads fixed to ``threads``.
 
     ``address``: an existing cluster (``auto``, ``ray://host:10001``, ``host:6379``); without it a
     Ray instance already started in this process is used, or a local one with ``workers`` CPUs.
-    The sweep folder must be on storage every node writes to; the targets travel with the tasks.
+    The sweep folder must be on storage every node writes to.
     """
     try:
         import ray
     except ImportError:
         raise UserError("the Ray executor needs Ray: pip install 'perceptual-audio-loss[ray]'") from None
-    record, windows, targets = plan
-    settings = record["settings"]
     if not ray.is_initialized():  # the address was tried by run_sweep, before the folder was touched
         try:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers * settings["threads_per_task"], include_dashboard=False, log_to_driver=False)
+                ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise UserError(f"cannot start or reach Ray{' at ' + address if address else ''}: "
                             f"{str(error).splitlines()[0]}") from None
-    gpus = 1 if settings["device"].startswith("cuda") else 0
-    task = ray.remote(num_cpus=settings["threads_per_task"], num_gpus=gpus, max_retries=0,
-                      runtime_env={"env_vars": thread_environment(settings["threads_per_task"])})(run_shard)
+    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0,
+                      runtime_env={"env_vars": thread_environment(threads)})(function)
     futures = {}
-    for shard in shards:
-        clips = shard_clips(shard, windows, targets)
-        futures[task.options(name=f"pal-{shard.name}").remote(str(Path(sweep_dir).resolve()), vars(shard), clips,
-                                                              settings)] = shard.name
-        on_start(shard.name)
+    for name, arguments in calls.items():
+        futures[task.options(name=f"pal-{name}").remote(*arguments)] = name
+        on_start(name)
     try:
         while futures:
             ready, _ = ray.wait(list(futures), num_returns=1, timeout=1.0)

@@ -32,6 +32,7 @@ class SweepOutcome:
     skipped: int  # finished by an earlier invocation
     failed: dict[str, str] = field(default_factory=dict)  # shard -> reason
     summary: str = ""
+    page: Path | None = None  # a codec sweep's merged page (a window sweep's is SWEEP_PAGE)
 
 
 class SweepProgress:

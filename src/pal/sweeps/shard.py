@@ -78,7 +78,12 @@ _SHARD_CHECKS = {"name": records.text, "windows": records.list_of(records.text, 
 def check_plan(record) -> dict:
     """The sweep plan as :func:`~pal.sweeps.run.prepare_folder` writes it: settings, windows with
     unique names that can name folders, shards named ``shard-NNNN`` whose windows, losses and
-    seeds are the plan's (:class:`~pal.core.records.BadValue` otherwise)."""
+    seeds are the plan's (:class:`~pal.core.records.BadValue` otherwise); a codec sweep's plan
+    by :func:`pal.sweeps.codec.check_codec_plan`."""
+    from .codec import check_codec_plan, is_codec_plan
+
+    if is_codec_plan(record):
+        return check_codec_plan(record)
     records.expect(isinstance(record, dict) and {"settings", "windows", "shards"} <= set(record),
                    "an object of settings, windows and shards", record)
     settings = _settings(record["settings"])

@@ -143,9 +143,14 @@ def metrics_csv_text(rows: list[dict]) -> str:
 
 
 def summarize(sweep_dir: Path) -> str:
-    """Write the sweep's metrics table and page; return the summary as text."""
+    """Write the sweep's metrics table and page; return the summary as text (a codec sweep's by
+    :func:`pal.sweeps.codec.summarize_codec`, its page the merged codec run's)."""
+    from .codec import is_codec_plan, summarize_codec
+
     sweep_dir = Path(sweep_dir)
     record = read_sweep(sweep_dir)
+    if is_codec_plan(record):
+        return summarize_codec(sweep_dir)[0]
     losses = record["settings"]["losses"]
     rows, finished = metric_rows(sweep_dir, record)
     atomic_write_text(sweep_dir / SWEEP_METRICS, metrics_csv_text(rows))

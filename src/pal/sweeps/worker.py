@@ -11,16 +11,21 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.files import failure
-from .shard import load_plan, run_shard, shard_clips
+from .codec import is_codec_plan, run_codec_shard, shards_of
+from .shard import load_plan, read_record, run_shard, shard_clips
 
 
 def main(argv: list[str]) -> int:
     """Worker entry point: run the named shard of the sweep in ``argv[0]``."""
     sweep_dir, name = Path(argv[0]), argv[1]
-    record, windows, targets, shards = load_plan(sweep_dir)
-    shard = next(s for s in shards if s.name == name)
     try:
-        result = run_shard(str(sweep_dir), vars(shard), shard_clips(shard, windows, targets), record["settings"])
+        if is_codec_plan(record := read_record(sweep_dir)):
+            shard = next(s for s in shards_of(record) if s.name == name)
+            result = run_codec_shard(str(sweep_dir), vars(shard), record)
+        else:
+            record, windows, targets, shards = load_plan(sweep_dir)
+            shard = next(s for s in shards if s.name == name)
+            result = run_shard(str(sweep_dir), vars(shard), shard_clips(shard, windows, targets), record["settings"])
     except UserError as error:
         sys.stderr.write(f"pal sweep: {name}: {error}\n")
         return 2
