@@ -203,3 +203,20 @@ def test_ray_writes_the_same_files_as_the_local_executor(grid, local_sweep, tmp_
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert {(r["loss"], r["train_seconds"], r["seed"]) for r in rows} == {
         (l, t, s) for l in ("mse", "l1") for t in ("3s", "all") for s in ("0", "1")}
+
+
+def test_the_research_grid_file_is_the_issues_grid():
+    """conf/codec-grid.toml: every peer that trains a codec on its own, our losses but the post's
+    (6.8x MR-STFT's step; its own file), 3 seeds, 2 widths, 3 amounts of data, and a valid config."""
+    from pal.losses.peers import PEER_LOSSES
+    from pal.run.config import read_config_file
+
+    root = Path(__file__).resolve().parents[3]
+    settings = read_config_file(root / "conf" / "codec-grid.toml", CodecConfig)
+    settings.pop("out")
+    grid = CodecConfig(**settings)
+    grid.validate()
+    alone = {name for name in PEER_LOSSES if "+" not in name and name != "mulaw"}  # mulaw decodes classes
+    assert alone <= set(grid.losses) and {"mse", "l1", "auditory", "masked"} <= set(grid.losses)
+    assert len(grid.seeds) == 3 and len(grid.width) >= 2 and len(grid.train_seconds) >= 3
+    assert grid.train is None and grid.test is None  # the built-in corpus
