@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..codec.folder import CodecFolder
+from ..codec.questions import answers, answers_markdown
 from ..codec.table import TABLE_MEASURES, Setting, per_seed_means, settings_of
 from ..core.errors import UserError
 from ..measures.stats import Estimate, apart, mean_interval
@@ -74,7 +75,11 @@ def compare_codec_folders(folders: list[Path], names: list[str] | None = None) -
                   "| group | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
         lines += [f"| {group} | " + " | ".join(_cells(row, measure.lower_is_better)) + " |"
                   for group, row in table.items()]
-    return "\n".join(lines) if len(lines) > 1 else "no measures to compare"
+    if len(lines) == 1:
+        return "no measures to compare"
+    if len(folders) == 1 and len(records[0][0].losses) > 1:  # one grid: what it answers (pal.codec.questions)
+        lines += ["", "### What the grid answers", "", answers_markdown(answers(records[0][0], records[0][2]))]
+    return "\n".join(lines)
 
 
 def _cells(row: list[Estimate], lower_is_better: bool) -> list[str]:
