@@ -86,11 +86,15 @@ def add_report_parser(commands) -> None:
 
 def add_listen_parser(commands) -> None:
     listen = commands.add_parser("listen", help="serve a blind listening test (MUSHRA or A/B preference) over a "
-                                 "run's audio; --results prints what raters said")
-    listen.add_argument("run_dir", type=Path)
+                                 "run's audio, or a codec run's decodes; --results prints what raters said")
+    listen.add_argument("run_dir", type=Path, help="a pal run folder, or a pal codec folder")
     listen.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     listen.add_argument("--port", type=integer, default=8765, help="default 8765")
-    listen.add_argument("--checkpoint", type=integer, help="iteration whose generations are rated (default: the last)")
+    listen.add_argument("--checkpoint", type=integer, help="iteration whose generations are rated, or a codec run's "
+                        "step whose decodes are (default: the last)")
+    listen.add_argument("--width", type=integer, help="a codec run's width whose models are rated (default: its largest)")
+    listen.add_argument("--train-seconds", help="a codec run's amount of training data whose models are rated: all "
+                        "or seconds (default: its most, all where it has it)")
     listen.add_argument("--mode", default="mushra", help="mushra (default) or preference (forced-choice A/B)")
     listen.add_argument("--compare", type=comma_list, help="losses to include (default: all for mushra, the run's "
                         "first two for preference)")
@@ -219,19 +223,23 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_listen(args: argparse.Namespace) -> int:
-    from .listening.design import load_stimuli
+    from .codec.folder import CodecFolder
+    from .listening.design import listening_folder, load_stimuli
 
     if not args.run_dir.is_dir():
         raise UserError(f"{args.run_dir}: no such run folder")
-    check_not_being_written(args.run_dir, "run")
+    codec = CodecFolder(args.run_dir).is_run()
+    check_not_being_written(args.run_dir, "codec run" if codec else "run")
+    listening_folder(args.run_dir, args.width, args.train_seconds)  # --width on a run folder refused, with --results too
     if args.results:
         from .listening.results import write_page_section
+        from .report.codec_page import build_codec_page
         from .report.page import build_report
 
         with write_errors_named(args.run_dir, "writing the listening results", "the ratings and the run are kept: "
                                 "free space and run this again"):
             text = write_page_section(args.run_dir)
-            page = build_report(args.run_dir) if text is not None else None
+            page = (build_codec_page if codec else build_report)(args.run_dir) if text is not None else None
         if text is None:
             print(f"{args.run_dir}: no ratings yet (start a test with: pal listen {args.run_dir})")
             return 0
@@ -244,7 +252,7 @@ def command_listen(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     from .listening.server import serve
 
-    stimuli = load_stimuli(args.run_dir, args.mode, args.checkpoint, args.compare)
+    stimuli = load_stimuli(args.run_dir, args.mode, args.checkpoint, args.compare, args.width, args.train_seconds)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.stderr.write(f"pal: note: serving on {args.host}: anyone who can reach it can take the test\n")
     serve(stimuli, args.host, args.port)

@@ -8,12 +8,14 @@ Its records have the names of a run folder's (:mod:`pal.run.folder` spells them:
     METRICS                 one row per (test file, model, checkpoint step, measure)
     STATE                   the training state (every model's weights, Adam's), for a resume
     PAGE                    the page (pal.report.codec_page)
+    LISTENING_SUMMARY, LISTENING_IMAGE     the listening test's summary, as pal listen --results last wrote it
     test/<file>.wav         each test file as the codec hears it (mono, at the codec's rate)
     models/<loss>/w<W>-<T>/SEED<S>/LOSSES                the loss at every step
     models/<loss>/w<W>-<T>/SEED<S>/<file>/step-<N>.wav   each test file decoded at step N
 
 ``<T>`` is the training data: ``all`` or seconds (``30s``). Every record read back is typed and
 checked; a damaged one is a :class:`~pal.core.records.DamagedRecord` naming the file and line.
+The listening test's ratings (``pal.listening.store``) live beside these, as in a run folder.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from pathlib import Path
 from ..core import records
 from ..core.errors import UserError
 from ..core.files import atomic_write_text
-from ..core.names import folder_name
+from ..core.names import folder_name, link
 from .segments import ALL
 from ..measures.registry import BY_KEY
-from ..run.folder import (LOSSES, METRICS, PAGE, RUNS, SEED, STATE, identity_digest, load_state, read_losses_csv,
-                          save_state, write_json, write_losses_csv)
+from ..run.folder import (LISTENING_IMAGE, LISTENING_SUMMARY, LOSSES, METRICS, PAGE, RUNS, SEED, STATE,
+                          identity_digest, load_state, read_losses_csv, save_state, write_json, write_losses_csv)
 from .train import STATE_FORMAT, CodecModel, every_model
 
 CONFIG, TEST, MODELS = "codec.json", "test", "models"
@@ -141,6 +143,8 @@ class CodecFolder:
     metrics = property(lambda self: self.root / METRICS)
     state = property(lambda self: self.root / STATE)
     page = property(lambda self: self.root / PAGE)
+    listening_summary = property(lambda self: self.root / LISTENING_SUMMARY)
+    listening_image = property(lambda self: self.root / LISTENING_IMAGE)
 
     def test_file(self, name: str) -> Path:
         return self.root / TEST / f"{folder_name(name.replace('/', '--'))}.wav"
@@ -161,6 +165,10 @@ class CodecFolder:
 
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
+
+    def link(self, path: Path) -> str:
+        """``path`` as the page links it: relative, URL-encoded."""
+        return link(self.relative(path))
 
     def is_run(self) -> bool:
         return self.config.is_file()

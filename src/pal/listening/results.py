@@ -10,7 +10,7 @@ import numpy as np
 
 
 from ..measures.stats import Estimate, binomial_p_value, mean_interval, wilson_interval
-from .design import REFERENCE
+from .screens import REFERENCE, setting_note
 from .text import one_line
 
 # ITU-R BS.1534-3, 4.1.2 (post-screening): exclude an assessor who rates the hidden reference
@@ -121,37 +121,60 @@ def read_results(run_dir) -> tuple[list[dict], list[dict]]:
     return read_ratings(path), read_preferences(path)
 
 
+def setting_of(row: dict) -> tuple:
+    """What a rating's session rated: ``(checkpoint, width, train_seconds)``, the last two None for a run."""
+    return row["checkpoint"], row.get("width"), row.get("train_seconds")
+
+
+def setting_order(setting: tuple) -> tuple:
+    """Smaller settings first: by width, then training data (``all`` the most), then checkpoint."""
+    checkpoint, width, train_seconds = setting
+    return (-1 if width is None else width, _data_seconds(train_seconds), checkpoint)
+
+
+def _data_seconds(name: str | None) -> float:
+    if name is None:
+        return -1.0
+    if name == "all":
+        return math.inf
+    try:
+        return float(str(name).removesuffix("s"))
+    except ValueError:  # not a name pal writes: after the others
+        return math.inf
+
+
 def results_text(ratings: list[dict], preferences: list[dict]) -> str | None:
     """What :func:`read_results` returned, as ``pal listen --results`` prints it; None when empty."""
     parts = []
-    # Sessions at different checkpoints rated different sounds: never pooled.
-    for checkpoint in sorted({row["checkpoint"] for row in ratings}):
-        chosen = [row for row in ratings if row["checkpoint"] == checkpoint]
-        parts.append(format_mushra(summarise_mushra(chosen), f"iteration {checkpoint}"))
-    for checkpoint, pair in sorted({(row["checkpoint"], frozenset((row["preferred"], row["other"])))
-                                    for row in preferences}, key=lambda key: (key[0], sorted(key[1]))):
-        chosen = [row for row in preferences if row["checkpoint"] == checkpoint and {row["preferred"], row["other"]} == pair]
-        parts.append(format_preferences(summarise_preferences(chosen), f"iteration {checkpoint}"))
+    # Sessions at different checkpoints (or a codec run's widths or data) rated different sounds: never pooled.
+    for setting in sorted({setting_of(row) for row in ratings}, key=setting_order):
+        chosen = [row for row in ratings if setting_of(row) == setting]
+        parts.append(format_mushra(summarise_mushra(chosen), setting_note(*setting)))
+    for setting, pair in sorted({(setting_of(row), frozenset((row["preferred"], row["other"])))
+                                 for row in preferences}, key=lambda key: (setting_order(key[0]), sorted(key[1]))):
+        chosen = [row for row in preferences if setting_of(row) == setting and {row["preferred"], row["other"]} == pair]
+        parts.append(format_preferences(summarise_preferences(chosen), setting_note(*setting)))
     return "\n\n".join(parts) if parts else None
 
 
 def write_page_section(run_dir: Path) -> str | None:
-    """The ratings' summary as text (``None`` without ratings), also written into the run folder
-    with a plot of the MUSHRA means, where the run page shows it."""
+    """The ratings' summary as text (``None`` without ratings), also written into the run (or codec
+    run) folder with a plot of the MUSHRA means, where its page shows it. The plot shows the
+    largest setting rated: the last checkpoint; of a codec run, the largest width and data."""
     from ..core.files import atomic_write_text
-    from .design import run_folder
+    from .design import listening_folder
 
-    folder = run_folder(run_dir)  # a sweep folder or any other is named, not "no ratings yet"
+    folder = listening_folder(run_dir)  # a sweep folder or any other is named, not "no ratings yet"
     folder.read_records()  # a damaged record is named before anything is written
     ratings, preferences = read_results(run_dir)
     text = results_text(ratings, preferences)
     if text is None:
         return None
     if ratings:
-        latest = max(row["checkpoint"] for row in ratings)
-        summary = summarise_mushra([row for row in ratings if row["checkpoint"] == latest])
+        latest = max({setting_of(row) for row in ratings}, key=setting_order)
+        summary = summarise_mushra([row for row in ratings if setting_of(row) == latest])
         save_mushra_plot(summary.table, summary.conditions, ALL_CLIPS, folder.listening_image,
-                         f"MUSHRA scores at iteration {latest}")
+                         f"MUSHRA scores at {setting_note(*latest)}")
     atomic_write_text(folder.listening_summary, text)
     return text
 

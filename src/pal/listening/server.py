@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..core.errors import UserError
 from . import store
-from .design import Stimuli
+from .screens import Stimuli
 from .text import name_problem
 
 OPEN_REFERENCE = "open-reference"  # the labelled reference: played, never rated
@@ -93,15 +93,16 @@ def add_session_routes(app: FastAPI, stimuli: Stimuli, database: Path) -> None:
 
     @app.get("/api/test")
     def describe() -> dict:
-        return {"mode": stimuli.mode, "checkpoint": stimuli.checkpoint, "clips": len(stimuli.clips),
-                "conditions": len(stimuli.rated_conditions)}
+        return {"mode": stimuli.mode, "kind": stimuli.kind, "checkpoint": stimuli.checkpoint,
+                "clips": len(stimuli.clips), "conditions": len(stimuli.rated_conditions)}
 
     @app.post("/api/sessions")
     def new_session(request: NewSession) -> dict:
         session = secrets.token_hex(16)
         screens, rows = session_screens(stimuli, session)
         with refusals_as_http():
-            store.add_session(database, session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, rows)
+            store.add_session(database, session, request.rater.strip(), stimuli.mode, stimuli.checkpoint, rows,
+                              stimuli.width, stimuli.train_seconds)
         return {"session": session, "mode": stimuli.mode, "screens": screens}
 
 
@@ -122,7 +123,8 @@ def session_screens(stimuli: Stimuli, session: str) -> tuple[list[dict], list[tu
             token = secrets.token_hex(16)
             rows.append((token, session, clip.name, position, condition, 1))
             items.append({"token": token, "url": f"/audio/{token}", "label": item_label(position)})
-        screens.append({"clip": clip.name, "reference": f"/audio/{reference}", "items": items})
+        screen = {"clip": clip.name, "reference": f"/audio/{reference}", "items": items}
+        screens.append(screen if clip.title is None else {**screen, "title": clip.title})
     return screens, rows
 
 
@@ -194,6 +196,6 @@ def serve(stimuli: Stimuli, host: str, port: int) -> None:
     database = store.database_path(stimuli.run_dir)
     app = create_app(stimuli, database)
     shown_host = f"[{host}]" if ":" in host else host
-    print(f"listening test ({stimuli.mode}, iteration {stimuli.checkpoint}): http://{shown_host}:{port}/  "
+    print(f"listening test ({stimuli.mode}, {stimuli.note}): http://{shown_host}:{port}/  "
           f"ratings go to {database}; Ctrl-C stops", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,5 +1,9 @@
 """Ratings in SQLite, in the run folder: ``listening.sqlite``. Every SQL statement is here.
 
+A session records what it rated: the checkpoint, and for a codec run the width and the training
+data (``all``, ``30s``; both NULL for a pal run), so that results never pool different sounds. A
+store written before those two columns existed gains them (NULL) when a server opens it.
+
 One connection per operation, WAL journal and ``synchronous=FULL``: two raters writing at once
 each get their own transaction, and a rating acknowledged to a browser survives the server being
 killed. Writes that check and insert run inside ``BEGIN IMMEDIATE``, so a check cannot go stale
@@ -25,7 +29,7 @@ FILE_NAME = "listening.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, rater TEXT NOT NULL, mode TEXT NOT NULL, checkpoint INTEGER NOT NULL,
-    created TEXT NOT NULL);
+    created TEXT NOT NULL, width INTEGER, train_seconds TEXT);
 CREATE TABLE IF NOT EXISTS items (
     token TEXT PRIMARY KEY, session TEXT NOT NULL REFERENCES sessions(id), clip TEXT NOT NULL,
     position INTEGER NOT NULL, condition TEXT NOT NULL, rated INTEGER NOT NULL);
@@ -37,6 +41,8 @@ CREATE TABLE IF NOT EXISTS preferences (
     session TEXT NOT NULL REFERENCES sessions(id), clip TEXT NOT NULL, preferred TEXT NOT NULL,
     other TEXT NOT NULL, submitted TEXT NOT NULL, PRIMARY KEY (session, clip));
 """
+# Columns added to ``sessions`` after the first stores were written, and their types.
+SETTING_COLUMNS = {"width": "INTEGER", "train_seconds": "TEXT"}
 
 
 def database_path(run_dir: Path) -> Path:
@@ -91,6 +97,10 @@ def create(path: Path) -> None:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.executescript(SCHEMA)
+            present = _session_columns(connection)
+            for column, kind in SETTING_COLUMNS.items():
+                if column not in present:  # a store of an earlier version: its sessions rated a pal run
+                    connection.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
         finally:
             connection.close()
     except sqlite3.Error as error:
@@ -101,13 +111,20 @@ def create(path: Path) -> None:
                         "start a new one (its ratings stay in that file)") from None
 
 
+def _session_columns(connection: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in connection.execute("PRAGMA table_info(sessions)").fetchall()}
+
+
 def _rows(path: Path, query: str) -> list[dict]:
-    """The rows of ``query`` as dicts; none when there is no database yet; one line if damaged."""
+    """The rows of ``query`` as dicts; none when there is no database yet; one line if damaged.
+    ``{setting}`` in ``query`` is the session's setting columns (NULL in a store that predates them)."""
     if not path.is_file():
         return []
     try:
         with connect(path) as connection:
-            return [dict(row) for row in connection.execute(query).fetchall()]
+            present = _session_columns(connection)
+            setting = ", ".join(f"s.{c}" if c in present else f"NULL AS {c}" for c in SETTING_COLUMNS)
+            return [dict(row) for row in connection.execute(query.format(setting=setting)).fetchall()]
     except sqlite3.Error as error:
         if is_disk_full(error):
             raise UserError(f"{path}: cannot read the ratings store: {_problem(error)}; free space and run "
@@ -116,15 +133,17 @@ def _rows(path: Path, query: str) -> list[dict]:
 
 
 def read_ratings(path: Path) -> list[dict]:
-    """Every MUSHRA rating with its rater: ``session, rater, checkpoint, clip, condition, score``."""
-    return _rows(path, "SELECT r.session, s.rater, s.checkpoint, r.clip, r.condition, r.score FROM ratings r "
-                       "JOIN sessions s ON s.id = r.session ORDER BY s.created, r.session, r.clip, r.condition")
+    """Every MUSHRA rating with its rater and setting: ``session, rater, checkpoint, width,
+    train_seconds, clip, condition, score``."""
+    return _rows(path, "SELECT r.session, s.rater, s.checkpoint, {setting}, r.clip, r.condition, r.score "
+                       "FROM ratings r JOIN sessions s ON s.id = r.session "
+                       "ORDER BY s.created, r.session, r.clip, r.condition")
 
 
 def read_preferences(path: Path) -> list[dict]:
-    """Every preference: ``session, rater, checkpoint, clip, preferred, other``."""
-    return _rows(path, "SELECT p.session, s.rater, s.checkpoint, p.clip, p.preferred, p.other FROM preferences p "
-                       "JOIN sessions s ON s.id = p.session ORDER BY s.created, p.session, p.clip")
+    """Every preference: ``session, rater, checkpoint, width, train_seconds, clip, preferred, other``."""
+    return _rows(path, "SELECT p.session, s.rater, s.checkpoint, {setting}, p.clip, p.preferred, p.other "
+                       "FROM preferences p JOIN sessions s ON s.id = p.session ORDER BY s.created, p.session, p.clip")
 
 
 class Refused(Exception):
@@ -150,10 +169,13 @@ def serving() -> Iterator[None]:
                               "stored are kept") from None
 
 
-def add_session(path: Path, session: str, rater: str, mode: str, checkpoint: int, items: list[tuple]) -> None:
-    """A new session and its items ``(token, session, clip, position, condition, rated)``."""
+def add_session(path: Path, session: str, rater: str, mode: str, checkpoint: int, items: list[tuple],
+                width: int | None = None, train_seconds: str | None = None) -> None:
+    """A new session, what it rates (``checkpoint``; a codec run's ``width`` and ``train_seconds``)
+    and its items ``(token, session, clip, position, condition, rated)``."""
     with serving(), connect(path, write=True) as connection:
-        connection.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (session, rater, mode, checkpoint, now()))
+        connection.execute("INSERT INTO sessions (id, rater, mode, checkpoint, created, width, train_seconds) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (session, rater, mode, checkpoint, now(), width, train_seconds))
         connection.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", items)
 
 
