@@ -1,5 +1,6 @@
-"""The codec run's page: the judges' table, the data and capacity charts, and every test file
-with each model's decode, click to play (the codec folder's page, :attr:`pal.codec.folder.CodecFolder.page`)."""
+"""The codec run's page: the judges' table, the data and capacity charts, the listening test's
+results (once ``pal listen --results`` has written them), and every test file with each model's
+decode, click to play (the codec folder's page, :attr:`pal.codec.folder.CodecFolder.page`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..core.names import link
 from ..measures.registry import MRSTFT, VISQOL, Measure
 from ..measures.stats import mean_interval
 from .charts import Series, line_chart
-from .page import LOSS_COLOURS
+from .page import LOSS_COLOURS, collect_listening
 from .templates import templates
 
 # The data and capacity charts' measure: ViSQOL where it was judged, else the MR-STFT distance.
@@ -41,7 +42,7 @@ def build_codec_page(out: str | Path) -> Path:
         settings=settings, table=table, judges_note=_judges_note(table),
         data_chart=data_charts(config, rows, key, colours) if key else "<p class='meta'>no measures yet</p>",
         capacity_chart=capacity_charts(config, rows, key, colours) if key and len(config.width) > 1 else "",
-        files=_files(folder, config, settings))
+        listening=collect_listening(folder), files=_files(folder, config, settings))
     atomic_write_text(folder.page, page)
     return folder.page
 

@@ -202,11 +202,9 @@ class ListeningSection:
     image: str | None = None
 
 
-def collect_listening(run_dir: Path) -> ListeningSection | None:
-    """The listening test's section, as ``pal listen --results`` last wrote it into the folder."""
-    from ..run.folder import RunFolder
-
-    folder = RunFolder(run_dir)
+def collect_listening(folder) -> ListeningSection | None:
+    """The listening test's section, as ``pal listen --results`` last wrote it into ``folder`` (a
+    :class:`~pal.run.folder.RunFolder` or :class:`~pal.codec.folder.CodecFolder`)."""
     if not folder.listening_summary.is_file():
         return None
     image = folder.link(folder.listening_image) if folder.listening_image.is_file() else None
@@ -395,7 +393,7 @@ def build_report(run_dir: str | Path) -> Path:
         matrix_clips=matrix_clips,
         colours=colours,
         seeds=config.seeds,
-        listening=collect_listening(run_dir),
+        listening=collect_listening(RunFolder(run_dir)),
         spectrogram_stops=colour_stops(SPECTROGRAM_COLOURS),
         error_stops=colour_stops(ERROR_COLOURS),
         dynamic_range_db=DYNAMIC_RANGE_DB,
