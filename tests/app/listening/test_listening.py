@@ -348,3 +348,28 @@ def test_an_empty_host_is_refused_not_bound_to_every_interface(run_copy, host, c
 
     assert main(["listen", str(run_copy), "--host", host]) == 2
     assert "--host is empty" in capsys.readouterr().err
+
+
+def test_a_store_of_an_earlier_version_is_read_and_gains_the_setting_columns(tmp_path):
+    """Sessions written before a session recorded a codec run's width and data: read as a run's."""
+    database = tmp_path / "listening.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.executescript(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, rater TEXT NOT NULL, mode TEXT NOT NULL, "
+            "checkpoint INTEGER NOT NULL, created TEXT NOT NULL);"
+            "CREATE TABLE ratings (session TEXT NOT NULL, clip TEXT NOT NULL, condition TEXT NOT NULL, "
+            "score REAL NOT NULL, submitted TEXT NOT NULL, PRIMARY KEY (session, clip, condition));"
+            "INSERT INTO sessions VALUES ('s1', 'ann', 'mushra', 2, '2024-01-01T00:00:00+00:00');"
+            "INSERT INTO ratings VALUES ('s1', 'drums', 'mse', 70, '2024-01-01T00:00:00+00:00');")
+    expected = [{"session": "s1", "rater": "ann", "checkpoint": 2, "width": None, "train_seconds": None,
+                 "clip": "drums", "condition": "mse", "score": 70.0}]
+    assert store.read_ratings(database) == expected  # before a server opened it
+    store.create(database)
+    with sqlite3.connect(database) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(sessions)")]
+    assert columns[-2:] == ["width", "train_seconds"]
+    assert store.read_ratings(database) == expected
+    store.add_session(database, "s2", "bob", "mushra", 6, [], 16, "all")
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT width, train_seconds FROM sessions WHERE id = 's2'").fetchone() == (16, "all")
+    assert results.results_text(expected, []).startswith("MUSHRA, iteration 2:")
