@@ -73,6 +73,8 @@ def add_codec_parser(commands) -> None:
     codec = commands.add_parser("codec", help="train a small neural codec with each loss on a corpus and judge "
                                 "it on test files no model saw; on an unfinished codec folder of the same "
                                 "configuration, resume it")
+    codec.add_argument("--config", type=Path, help="a TOML file of settings (keys as the flags, with _ for -), "
+                       "such as the research grid conf/codec-grid.toml")
     add_setting_flags(codec, "codec", integer, CodecConfig)
     codec.add_argument("--out", type=Path, default=None, help="codec run folder (default runs/codec-<date-time>)")
     codec.add_argument("--force", action="store_true", help="replace a codec run of another configuration in --out")
@@ -107,7 +109,10 @@ def add_sweep_parser(commands) -> None:
 
     sweep = commands.add_parser("sweep", help="fit many clips' windows under several losses and seeds, in shards, "
                                 "on this machine or on Ray; rerun the same command to resume")
-    sweep.add_argument("data", nargs="+", help="audio files, folders (searched recursively) or text files listing paths")
+    sweep.add_argument("data", nargs="*", help="audio files, folders (searched recursively) or text files listing paths")
+    sweep.add_argument("--codec", type=Path, metavar="GRID", help="a codec grid instead: a TOML file of pal codec's "
+                       "settings (losses, width, train_seconds, seeds... as conf/codec-grid.toml), each shard a "
+                       "pal codec run, merged into one codec run folder in --out")
     sweep.add_argument("--out", type=Path, required=True, help="the sweep folder")
     add_setting_flags(sweep, "sweep", integer)
     for declared in own_settings():
@@ -182,10 +187,12 @@ def command_codec(args: argparse.Namespace) -> int:
     from .codec.config import CodecConfig
     from .codec.experiment import run_codec
     from .report.codec_page import build_codec_page
-    from .run.config import settings_from_flags
+    from .run.config import read_config_file, settings_from_flags
 
-    out = args.out or Path("runs") / datetime.now().strftime("codec-%Y%m%d-%H%M%S")
-    config = CodecConfig(**settings_from_flags(args, "codec", CodecConfig))
+    settings = read_config_file(args.config, CodecConfig) if args.config else {}
+    out = args.out or settings.pop("out", None) or Path("runs") / datetime.now().strftime("codec-%Y%m%d-%H%M%S")
+    settings.pop("out", None)
+    config = CodecConfig(**(settings | settings_from_flags(args, "codec", CodecConfig)))
     outcome = run_codec(config, out, force=args.force, progress=not args.no_progress, page=build_codec_page)
     if outcome.already_finished:
         print(f"{out}: this codec run had already finished; page rebuilt")
@@ -265,6 +272,11 @@ def command_sweep(args: argparse.Namespace) -> int:
     from .sweeps.plan import own_settings
     from .run.sweep_folder import SWEEP_PAGE
 
+    if args.codec is not None:
+        return command_codec_sweep(args)
+    if not args.data:
+        raise UserError("pal sweep needs audio to sweep (files, folders or text files listing paths), "
+                        "or --codec GRID for a codec grid")
     own = {declared.name: getattr(args, declared.name) for declared in own_settings()}
     settings = SweepSettings(**settings_from_flags(args, "sweep"), **own)
     with write_errors_named(args.out, "writing the sweep", "finished shards are kept: run the same command again "
@@ -274,6 +286,39 @@ def command_sweep(args: argparse.Namespace) -> int:
                             overrides=SweepOverrides(force=args.force, many_windows=args.allow_many_windows))
     print(outcome.summary)
     print(f"page: {args.out / SWEEP_PAGE}")
+    return _shards_failed(outcome)
+
+
+def command_codec_sweep(args: argparse.Namespace) -> int:
+    """``pal sweep --codec GRID``: the grid's settings from its file, the sweep's own from the flags."""
+    from .codec.config import CodecConfig
+    from .run.config import read_config_file, settings_from_flags
+    from .sweeps.run import run_codec_sweep
+    from .sweeps.plan import SweepSettings
+
+    window_flags = [f"--{name.replace('_', '-')}" for name in settings_from_flags(args, "sweep")]
+    if args.windows_per_clip != SweepSettings().windows_per_clip:
+        window_flags.append("--windows-per-clip")
+    if args.allow_many_windows:
+        window_flags.append("--allow-many-windows")
+    if args.data or window_flags:
+        given = ", ".join([*(["audio to sweep"] if args.data else []), *window_flags])
+        raise UserError(f"--codec {args.codec}: the grid file holds the codec sweep's settings and corpus; "
+                        f"{given} are for window sweeps (set train, test, losses... in the grid file)")
+    settings = read_config_file(args.codec, CodecConfig)
+    settings.pop("out", None)  # pal codec --config's folder; the sweep's is --out
+    with write_errors_named(args.out, "writing the sweep", "finished shards are kept: run the same command again "
+                            "to resume"):
+        outcome = run_codec_sweep(CodecConfig(**settings), args.out, args.executor, args.address, args.workers,
+                                  args.runs_per_task, args.threads_per_task, progress=not args.no_progress,
+                                  force=args.force)
+    print(outcome.summary)
+    if outcome.page is not None:
+        print(f"page: {outcome.page}")
+    return _shards_failed(outcome)
+
+
+def _shards_failed(outcome) -> int:
     if outcome.failed:
         for name, reason in sorted(outcome.failed.items()):  # also when --no-progress kept the progress lines quiet
             sys.stderr.write(f"pal: shard failed: {name}: {reason}\n")
@@ -291,6 +336,7 @@ def command_compare(args: argparse.Namespace) -> int:
 
 
 def command_summarize(args: argparse.Namespace) -> int:
+    from .codec.folder import CodecFolder
     from .sweeps import summarize
     from .run.sweep_folder import SWEEP_PAGE
 
@@ -300,8 +346,9 @@ def command_summarize(args: argparse.Namespace) -> int:
     with write_errors_named(args.sweep_dir, "writing the sweep's summary", "the shards are kept: free space and "
                             "run pal summarize again"):
         summary = summarize(args.sweep_dir)
+    codec_page = CodecFolder(args.sweep_dir).page  # a codec sweep's page is its merged codec run's
     print(summary)
-    print(f"page: {args.sweep_dir / SWEEP_PAGE}")
+    print(f"page: {codec_page if codec_page.is_file() else args.sweep_dir / SWEEP_PAGE}")
     return 0
 
 

@@ -11,9 +11,12 @@ both the sweeps and :mod:`pal.run.sources`, which tells a sweep folder by its pl
 
 from .folder import METRICS
 
+import re
+
 SWEEP_FILE = "sweep.json"
 TARGETS_FILE = "targets.npz"
 SHARDS = "shards"
+SHARD_NAME = re.compile(r"^shard-[0-9]{4,}$")  # as the plans name shards: never a path elsewhere
 DONE_FILE = "done.json"
 SWEEP_METRICS = METRICS  # the sweep's table has the name of a run's
 SWEEP_PAGE = "index.html"

@@ -1,5 +1,6 @@
 """``pal sweep --codec GRID``: a codec grid (losses x widths x training data x seeds) cut into
-shards, each a small ``pal codec`` run, on this machine or on Ray; then the shards merged into one
+shards, each a small ``pal codec`` run, on this machine or on Ray (:func:`pal.sweeps.run.run_codec_sweep`
+runs them); then the shards merged into one
 codec run folder at the sweep's root, which ``pal compare``, ``pal listen`` and the page read as
 they read a ``pal codec`` folder.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -31,9 +31,8 @@ from ..codec.train import CodecModel, every_model
 from ..core import records
 from ..core.errors import UserError
 from ..core.files import atomic_write_bytes, atomic_write_text, failure
-from ..core.locks import writing
 from ..run.config import COMMAND_LINE, Number
-from ..run.sweep_folder import DONE_FILE, SHARDS, SWEEP_FILE
+from ..run.sweep_folder import DONE_FILE, SHARD_NAME, SHARDS, SWEEP_FILE
 from .plan import MAX_RUNS_PER_TASK, MAX_THREADS
 
 CODEC = "codec"  # the plan's kind
@@ -105,8 +104,6 @@ _SHARD_CHECKS = {"name": records.text, "losses": records.list_of(records.text, n
 def check_codec_plan(record: dict) -> dict:
     """A codec sweep's plan as :func:`codec_plan` writes it: the grid's settings through
     :class:`CodecConfig`'s checks, shards named ``shard-NNNN`` holding the grid's own values."""
-    from .shard import SHARD_NAME
-
     records.expect({"settings", "shards", "runs_per_task", "threads_per_task"} <= set(record),
                    "an object of settings, shards, runs_per_task and threads_per_task", sorted(record))
     for key in ("runs_per_task", "threads_per_task"):
@@ -160,11 +157,10 @@ def run_codec_shard(sweep_dir: str, shard: dict, record: dict) -> dict:
     import torch
 
     from ..codec.experiment import run_codec
-    from .shard import shard_folder
 
     torch.set_num_threads(record["threads_per_task"])
     shard = CodecShard(**shard)
-    folder = shard_folder(Path(sweep_dir), shard.name)
+    folder = Path(sweep_dir) / SHARDS / shard.name
     if (folder / DONE_FILE).is_file():
         return {"shard": shard.name, "status": "skipped"}
     started = time.perf_counter()
@@ -180,74 +176,27 @@ def run_codec_shard(sweep_dir: str, shard: dict, record: dict) -> dict:
 # -- the whole sweep ------------------------------------------------------------------------------
 
 
-def run_codec_sweep(grid: CodecConfig, out: Path, executor: str = "local", address: str | None = None,
-                    workers: int | None = None, runs_per_task: int = DEFAULT_RUNS_PER_TASK,
-                    threads_per_task: int = 1, progress: bool = True, force: bool = False):
-    """Plan the grid (or re-check the saved plan), run every unfinished shard, merge them."""
-    from .executors import check_ray_address
-    from .run import EXECUTORS, SweepOutcome, SweepProgress
-
-    if executor not in EXECUTORS:
-        raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    if workers is not None:
-        Number(int, 1, MAX_THREADS)(workers, "workers", COMMAND_LINE)
-    record = codec_plan(grid, runs_per_task, threads_per_task)
-    _check_shard_inputs(record)
-    if executor == "ray":
-        check_ray_address(address)
-    workers = workers or max(1, (os.cpu_count() or 1) // threads_per_task)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: a file, not a sweep folder; use another --out")
-    with writing(out, "sweep"):
-        _prepare(out, record, force)
-        shards = shards_of(record)
-        todo = [s for s in shards if not (out / SHARDS / s.name / DONE_FILE).is_file()]
-        outcome = SweepOutcome(len(shards), len(shards) - len(todo))
-        bar = SweepProgress(len(shards), outcome.skipped, progress)
-        if progress:
-            print(f"codec sweep: {sum(s.runs for s in shards)} models in {len(shards)} shard(s); {outcome.skipped} "
-                  f"already finished; {executor} executor", file=sys.stderr, flush=True)
-
-        def failed(name: str, reason: str) -> None:
-            outcome.failed[name] = reason
-            bar.lost(name, reason)
-
-        if todo:
-            if executor == "local":
-                from .executors import run_local
-
-                run_local(out, todo, workers, threads_per_task, bar.started, bar.finished, failed)
-            else:
-                from .executors import run_ray_tasks
-
-                calls = {s.name: (str(out.resolve()), asdict(s), record) for s in todo}
-                gpus = 1 if str(record["settings"]["device"]).startswith("cuda") else 0
-                run_ray_tasks(run_codec_shard, calls, threads_per_task, gpus, address, workers,
-                              bar.started, bar.finished, failed)
-        outcome.summary, outcome.page = summarize_codec(out)
-    return outcome
+def read_codec_plan(sweep_dir: Path) -> dict:
+    """A codec sweep's plan as saved, checked (:func:`check_codec_plan`); one line naming the file
+    if the folder holds none, or another kind of sweep's, or it is damaged."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        raise UserError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
+    if not is_codec_plan(records.read_json(path, "sweep plan")):
+        raise UserError(f"{sweep_dir}: a sweep over audio windows, not a codec sweep")
+    return records.parse_json(path, "sweep plan", check_codec_plan)
 
 
-def _check_shard_inputs(record: dict) -> None:
-    """What every shard would refuse, refused once before the folder is touched: the corpora and
-    the losses (read and built as ``pal codec`` does)."""
-    from ..codec.experiment import read_inputs
-
-    grid = CodecConfig(**record["settings"])
-    read_inputs(grid)
-    grid.chosen_judges()
-
-
-def _prepare(out: Path, record: dict, force: bool) -> None:
+def prepare_codec_folder(out: Path, record: dict, force: bool) -> None:
     """Write the plan into ``out``, or check that the plan already there is this one."""
-    from .shard import read_record
-
     plan = out / SWEEP_FILE
     if plan.is_file() and not force:
-        saved = read_record(out)
-        if saved != json.loads(json.dumps(record)):
-            changed = [key for key in record if saved.get(key) != json.loads(json.dumps(record[key]))]
+        if not is_codec_plan(records.read_json(plan, "sweep plan")):
+            raise UserError(f"{out} holds a sweep over audio windows; use another --out, or --force to start "
+                            "this codec sweep there")
+        saved, planned = read_codec_plan(out), json.loads(json.dumps(record))
+        if saved != planned:
+            changed = [key for key in planned if saved.get(key) != planned[key]]
             raise UserError(f"{out} holds a different sweep ({', '.join(changed) or 'the plan'} differ); use "
                             "another --out, or --force to start this one there")
         return
@@ -263,6 +212,16 @@ def _prepare(out: Path, record: dict, force: bool) -> None:
         raise UserError(f"{out}: cannot write the sweep folder ({failure(error, out)})") from None
 
 
+def check_shard_inputs(record: dict) -> None:
+    """What every shard would refuse, refused once before the folder is touched: the corpora, the
+    losses and the amounts of data (read and built as ``pal codec`` does), the judges."""
+    from ..codec.experiment import read_inputs
+
+    grid = CodecConfig(**record["settings"])
+    read_inputs(grid)
+    grid.chosen_judges()
+
+
 # -- the merged codec run -------------------------------------------------------------------------
 
 
@@ -271,18 +230,17 @@ def summarize_codec(sweep_dir: Path) -> tuple[str, Path | None]:
     return the summary (the table of every measure, as ``pal compare`` prints it) and the page."""
     from ..report.codec_compare import compare_codec_folders
     from ..report.codec_page import build_codec_page
-    from .shard import read_record, shard_folder
 
     sweep_dir = Path(sweep_dir)
-    record = read_record(sweep_dir)
+    record = read_codec_plan(sweep_dir)
     grid, shards = grid_of(record), shards_of(record)
-    finished = [s for s in shards if (shard_folder(sweep_dir, s.name) / DONE_FILE).is_file()]
+    finished = [s for s in shards if (sweep_dir / SHARDS / s.name / DONE_FILE).is_file()]
     header = (f"codec sweep: {len(grid.losses)} loss(es) x {len(grid.width)} width(s) x {len(grid.train_seconds)} "
               f"amount(s) of data x {len(grid.seeds)} seed(s); {len(finished)} of {len(shards)} shard(s) finished")
     if not finished:
         return f"{header}\nno measures yet", None
     root = CodecFolder(sweep_dir)
-    parts = {s.name: CodecFolder(shard_folder(sweep_dir, s.name)) for s in finished}
+    parts = {s.name: CodecFolder(sweep_dir / SHARDS / s.name) for s in finished}
     _merge(root, grid, finished, parts)
     return f"{header}\n{compare_codec_folders([sweep_dir])}", build_codec_page(sweep_dir)
 
@@ -340,4 +298,4 @@ def is_codec_plan(record: dict) -> bool:
 
 
 __all__ = ["CODEC", "CodecShard", "check_codec_plan", "codec_plan", "plan_codec_shards", "run_codec_shard",
-           "run_codec_sweep", "summarize_codec"]
+           "summarize_codec"]

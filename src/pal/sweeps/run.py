@@ -19,7 +19,7 @@ from ..core.errors import UserError
 from ..core.files import atomic_write_bytes, atomic_write_text, failure
 from ..core.locks import writing
 from .plan import MAX_THREADS, Shard, SweepSettings, find_audio, own_settings, plan_shards, plan_windows
-from ..run.sweep_folder import SHARDS, SWEEP_FILE, TARGETS_FILE
+from ..run.sweep_folder import DONE_FILE, SHARDS, SWEEP_FILE, TARGETS_FILE
 from .shard import is_finished, load_plan
 from .summary import summarize
 
@@ -170,21 +170,80 @@ def _run_locked(data, settings, out, executor, address, workers, progress, overr
               f"{sum(s.runs for s in shards)} runs in {len(shards)} shard(s); {outcome.skipped} already finished; "
               f"{executor} executor", file=sys.stderr, flush=True)
 
-    def failed(name: str, reason: str) -> None:
-        outcome.failed[name] = reason
-        bar.lost(name, reason)
+    def on_ray(on_failed) -> None:
+        from .executors import run_ray
 
-    if todo:
-        if executor == "local":
-            from .executors import run_local
+        run_ray(out, todo, (record, windows, targets), address, workers, bar.started, bar.finished, on_failed)
 
-            run_local(out, todo, workers, settings.threads_per_task, bar.started, bar.finished, failed)
-        else:
-            from .executors import run_ray
-
-            run_ray(out, todo, (record, windows, targets), address, workers, bar.started, bar.finished, failed)
+    _run_shards(out, todo, executor, workers, settings.threads_per_task, outcome, bar, on_ray)
     outcome.summary = summarize(out)
     return outcome
 
 
-__all__ = ["EXECUTORS", "Shard", "SweepOutcome", "SweepOverrides", "SweepSettings", "run_sweep", "summarize"]
+def _run_shards(out: Path, todo: list, executor: str, workers: int, threads: int, outcome: SweepOutcome,
+                bar: SweepProgress, on_ray) -> None:
+    """Every shard of ``todo`` by the executor: local worker processes, or ``on_ray(failed)``;
+    each failure recorded in ``outcome``."""
+
+    def failed(name: str, reason: str) -> None:
+        outcome.failed[name] = reason
+        bar.lost(name, reason)
+
+    if not todo:
+        return
+    if executor == "local":
+        from .executors import run_local
+
+        run_local(out, todo, workers, threads, bar.started, bar.finished, failed)
+    else:
+        on_ray(failed)
+
+
+def run_codec_sweep(grid, out: Path, executor: str = "local", address: str | None = None,
+                    workers: int | None = None, runs_per_task: int = 8, threads_per_task: int = 1,
+                    progress: bool = True, force: bool = False) -> SweepOutcome:
+    """``pal sweep --codec``: plan the grid (a :class:`pal.codec.config.CodecConfig`; or re-check
+    the saved plan), run every unfinished shard, merge them into one codec run folder
+    (:mod:`pal.sweeps.codec`)."""
+    from ..run.config import COMMAND_LINE, Number
+    from . import codec
+
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if workers is not None:
+        Number(int, 1, MAX_THREADS)(workers, "workers", COMMAND_LINE)
+    record = codec.codec_plan(grid, runs_per_task, threads_per_task)
+    codec.check_shard_inputs(record)
+    if executor == "ray":
+        from .executors import check_ray_address
+
+        check_ray_address(address)
+    workers = workers or max(1, (os.cpu_count() or 1) // threads_per_task)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: a file, not a sweep folder; use another --out")
+    with writing(out, "sweep"):
+        codec.prepare_codec_folder(out, record, force)
+        shards = codec.shards_of(record)
+        todo = [s for s in shards if not (out / SHARDS / s.name / DONE_FILE).is_file()]
+        outcome = SweepOutcome(len(shards), len(shards) - len(todo))
+        bar = SweepProgress(len(shards), outcome.skipped, progress)
+        if progress:
+            print(f"codec sweep: {sum(s.runs for s in shards)} models in {len(shards)} shard(s); {outcome.skipped} "
+                  f"already finished; {executor} executor", file=sys.stderr, flush=True)
+
+        def on_ray(on_failed) -> None:
+            from .executors import run_ray_tasks
+
+            calls = {s.name: (str(out.resolve()), asdict(s), record) for s in todo}
+            gpus = 1 if str(record["settings"]["device"]).startswith("cuda") else 0
+            run_ray_tasks(codec.run_codec_shard, calls, threads_per_task, gpus, address, workers,
+                          bar.started, bar.finished, on_failed)
+
+        _run_shards(out, todo, executor, workers, threads_per_task, outcome, bar, on_ray)
+        outcome.summary, outcome.page = codec.summarize_codec(out)
+    return outcome
+
+
+__all__ = ["EXECUTORS", "Shard", "SweepOutcome", "SweepOverrides", "SweepSettings", "run_codec_sweep", "run_sweep",
+           "summarize"]

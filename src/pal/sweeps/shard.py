@@ -6,7 +6,6 @@ The folder's names are :mod:`pal.run.sweep_folder`'s; this module reads and writ
 from __future__ import annotations
 
 import json
-import re
 import time
 import zipfile
 from dataclasses import fields
@@ -19,7 +18,7 @@ from ..core import records
 from ..core.errors import UserError
 from ..core.names import check_label
 from ..run.folder import RunFolder
-from ..run.sweep_folder import DONE_FILE, SHARDS, SWEEP_FILE, TARGETS_FILE
+from ..run.sweep_folder import DONE_FILE, SHARD_NAME, SHARDS, SWEEP_FILE, TARGETS_FILE
 from .plan import Shard, SweepSettings, Window
 
 
@@ -30,9 +29,6 @@ def read_record(sweep_dir: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{sweep_dir}: not a sweep folder (no {SWEEP_FILE})")
     return records.parse_json(path, "sweep plan", check_plan)
-
-
-SHARD_NAME = re.compile(r"^shard-[0-9]{4,}$")  # as plan_shards names them: never a path elsewhere
 
 
 def _settings(value) -> dict:

@@ -13,7 +13,8 @@ from pal.cli import main
 from pal.codec.config import CodecConfig
 from pal.codec.folder import CodecFolder
 from pal.codec.train import CodecModel
-from pal.sweeps.codec import plan_codec_shards, run_codec_sweep
+from pal.sweeps.codec import plan_codec_shards
+from pal.sweeps.run import run_codec_sweep
 
 GRID = """
 train = "{train}"
