@@ -12,6 +12,7 @@ import numpy as np
 
 from ..codec.folder import CodecFolder, CodecRecord, data_name, model_label
 from ..codec.segments import seconds_of
+from ..codec.questions import answers
 from ..codec.table import Row, Setting, per_seed_means, results_table, settings_of
 from ..codec.train import CodecModel
 from ..core.files import atomic_write_text
@@ -42,6 +43,7 @@ def build_codec_page(out: str | Path) -> Path:
         settings=settings, table=table, judges_note=_judges_note(table),
         data_chart=data_charts(config, rows, key, colours) if key else "<p class='meta'>no measures yet</p>",
         capacity_chart=capacity_charts(config, rows, key, colours) if key and len(config.width) > 1 else "",
+        questions=answers(config, rows) if len(config.losses) > 1 and rows else None,
         listening=collect_listening(folder), files=_files(folder, config, settings))
     atomic_write_text(folder.page, page)
     return folder.page

@@ -103,6 +103,10 @@ def test_the_merged_folder_is_every_shards_models_and_measures(local_sweep):
     assert rows == [row for model in config.models() for row in merged[model]]
     assert config.losses == ["mse", "l1"] and config.width == [2] and config.train_seconds == [3.0, "all"]
     page = folder.page.read_text()
+    from pal.codec.questions import best_cells
+
+    for entry in best_cells(config, rows):  # the page's answers are the questions' own
+        assert f"<tr><td>{entry.loss}</td><td>{len(entry.best)} of {entry.total}</td>" in page
     for model in config.models():  # the page plays the first seed's decodes
         assert (folder.relative(folder.decode(model, config.file_names()[0], 4)) in page) == (model.seed == 0)
 
