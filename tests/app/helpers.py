@@ -3,6 +3,8 @@ stay in conftest.py. tests/app is on pytest's ``pythonpath`` (pyproject.toml), s
 package folder finds this module and ``browser``."""
 
 import csv
+import json
+from pathlib import Path
 
 import numpy as np
 import soundfile
@@ -33,3 +35,25 @@ def original(out, clip) -> torch.Tensor:
     """The clip's target as the run in ``out`` wrote it, ``(1, 1, T)``."""
     samples, _ = soundfile.read(str(out / "clips" / clip / "original.wav"), dtype="float32")
     return torch.from_numpy(samples).reshape(1, 1, -1)
+
+
+def shard_contents(sweep_dir) -> dict[str, bytes]:
+    """Every file of every shard of a sweep folder; wall-clock seconds, which no two runs share,
+    taken out of the records that hold them."""
+    contents = {}
+    for path in sorted((Path(sweep_dir) / "shards").rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.name in ("runs.json", "done.json"):
+            data = json.dumps(_without_seconds(json.loads(data)), sort_keys=True).encode()
+        contents[str(path.relative_to(sweep_dir))] = data
+    return contents
+
+
+def _without_seconds(value):
+    if isinstance(value, dict):
+        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_without_seconds(v) for v in value]
+    return value

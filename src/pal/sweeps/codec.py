@@ -31,12 +31,11 @@ from ..codec.train import CodecModel, every_model
 from ..core import records
 from ..core.errors import UserError
 from ..core.files import atomic_write_bytes, atomic_write_text, failure
-from ..run.config import COMMAND_LINE, Number
+from ..run.config import COMMAND_LINE
 from ..run.sweep_folder import DONE_FILE, SHARD_NAME, SHARDS, SWEEP_FILE
-from .plan import MAX_RUNS_PER_TASK, MAX_THREADS
+from .plan import own_settings
 
 CODEC = "codec"  # the plan's kind
-DEFAULT_RUNS_PER_TASK = 8
 
 
 @dataclass
@@ -86,9 +85,9 @@ def grid_settings(grid: CodecConfig) -> dict:
 
 
 def codec_plan(grid: CodecConfig, runs_per_task: int, threads_per_task: int) -> dict:
-    for value, name, high in ((runs_per_task, "runs_per_task", MAX_RUNS_PER_TASK),
-                              (threads_per_task, "threads_per_task", MAX_THREADS)):
-        Number(int, 1, high)(value, name, COMMAND_LINE)
+    checks = {declared.name: declared.metadata["check"] for declared in own_settings()}  # a window sweep's bounds
+    for name, value in (("runs_per_task", runs_per_task), ("threads_per_task", threads_per_task)):
+        checks[name](value, name, COMMAND_LINE)
     settings = grid_settings(grid)
     shards = plan_codec_shards(grid, runs_per_task)
     return {"kind": CODEC, "settings": settings, "runs_per_task": runs_per_task,

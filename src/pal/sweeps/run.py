@@ -62,7 +62,7 @@ class SweepProgress:
 
 
 def check_settings(settings: SweepSettings, executor: str, workers: int | None) -> None:
-    from ..run.config import COMMAND_LINE, Number, custom_loss_sources
+    from ..run.config import COMMAND_LINE, custom_loss_sources
     from ..losses.specs import check_size
 
     # On Ray the GPUs are the cluster's, not this machine's: the driver checks only the name.
@@ -76,7 +76,14 @@ def check_settings(settings: SweepSettings, executor: str, workers: int | None) 
         raise UserError(f"--device must be auto, cpu or cuda[:N], got {settings.device!r}")
     for declared in own_settings():
         declared.metadata["check"](getattr(settings, declared.name), declared.name, COMMAND_LINE)
-    if workers is not None:  # None: as many as the CPUs allow
+    check_executor(executor, workers)
+
+
+def check_executor(executor: str, workers: int | None) -> None:
+    """The executor by name, and the shards at once (``None``: as many as the CPUs allow)."""
+    from ..run.config import COMMAND_LINE, Number
+
+    if workers is not None:
         Number(int, 1, MAX_THREADS)(workers, "workers", COMMAND_LINE)
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
@@ -205,13 +212,9 @@ def run_codec_sweep(grid, out: Path, executor: str = "local", address: str | Non
     """``pal sweep --codec``: plan the grid (a :class:`pal.codec.config.CodecConfig`; or re-check
     the saved plan), run every unfinished shard, merge them into one codec run folder
     (:mod:`pal.sweeps.codec`)."""
-    from ..run.config import COMMAND_LINE, Number
     from . import codec
 
-    if executor not in EXECUTORS:
-        raise UserError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    if workers is not None:
-        Number(int, 1, MAX_THREADS)(workers, "workers", COMMAND_LINE)
+    check_executor(executor, workers)
     record = codec.codec_plan(grid, runs_per_task, threads_per_task)
     codec.check_shard_inputs(record)
     if executor == "ray":

@@ -2,13 +2,13 @@
 run folder; the local and Ray executors writing the same files."""
 
 import csv
-import json
 import os
 from pathlib import Path
 
 import pytest
 
 from codec_corpus import small_corpus
+from helpers import shard_contents
 from pal.cli import main
 from pal.codec.config import CodecConfig
 from pal.codec.folder import CodecFolder
@@ -47,26 +47,6 @@ def local_sweep(grid, tmp_path_factory) -> Path:
     assert main(["sweep", "--codec", str(grid), "--out", str(out), "--runs-per-task", "2", "--workers", "2",
                  "--no-progress"]) == 0
     return out
-
-
-def shard_contents(sweep_dir: Path) -> dict[str, bytes]:
-    """Every file of every shard, wall-clock seconds taken out (no two runs share them)."""
-    contents = {}
-    for path in sorted((sweep_dir / "shards").rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            data = path.read_bytes()
-            if path.name in ("runs.json", "done.json"):
-                data = json.dumps(_without_seconds(json.loads(data)), sort_keys=True).encode()
-            contents[str(path.relative_to(sweep_dir))] = data
-    return contents
-
-
-def _without_seconds(value):
-    if isinstance(value, dict):
-        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_without_seconds(v) for v in value]
-    return value
 
 
 def test_shards_are_one_width_and_data_each_and_hold_every_model_once():

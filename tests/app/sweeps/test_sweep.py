@@ -13,6 +13,7 @@ import pytest
 import soundfile
 
 from pal.clips import builtin_clip
+from helpers import shard_contents
 from pal.cli import main
 from pal.sweeps import SweepSettings, run_sweep
 from pal.sweeps.plan import Window, find_audio, plan_shards, window_offsets
@@ -36,27 +37,6 @@ def local_sweep(data, tmp_path_factory):
     outcome = run_sweep([str(data)], SweepSettings(**SETTINGS), out, "local", workers=2, progress=False)
     assert not outcome.failed and outcome.shards == 4
     return out
-
-
-def folder_contents(sweep_dir: Path) -> dict[str, bytes]:
-    """Every file of every shard; wall-clock seconds, which no two runs share, taken out."""
-    contents = {}
-    for path in sorted((sweep_dir / "shards").rglob("*")):
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        if path.name in ("runs.json", "done.json"):
-            data = json.dumps(_without_seconds(json.loads(data)), sort_keys=True).encode()
-        contents[str(path.relative_to(sweep_dir))] = data
-    return contents
-
-
-def _without_seconds(value):
-    if isinstance(value, dict):
-        return {k: _without_seconds(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_without_seconds(v) for v in value]
-    return value
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -181,7 +161,7 @@ def test_a_killed_local_worker_costs_its_shard_only(data, local_sweep, tmp_path)
     assert len(killed) == 1 and set(first.failed) == set(killed) and "killed by signal 9" in first.failed[killed[0]]
     second = run_sweep([str(data)], SweepSettings(**SETTINGS), out, "local", workers=2, progress=False)
     assert not second.failed and second.skipped == 3
-    assert folder_contents(out) == folder_contents(local_sweep)
+    assert shard_contents(out) == shard_contents(local_sweep)
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +187,7 @@ def test_ray_gives_the_same_folders_and_survives_a_killed_worker(data, local_swe
     assert not (out / "shards" / killed[0] / "done.json").exists()
     second = run_sweep([str(data)], SweepSettings(**SETTINGS), out, "ray", progress=False)
     assert not second.failed and second.skipped == 3
-    assert folder_contents(out) == folder_contents(local_sweep)
+    assert shard_contents(out) == shard_contents(local_sweep)
 
 
 USER_LOSS = """
