@@ -4,12 +4,13 @@ runs them); then the shards merged into one
 codec run folder at the sweep's root, which ``pal compare``, ``pal listen`` and the page read as
 they read a ``pal codec`` folder.
 
-The sweep folder::
+The sweep folder (:mod:`pal.run.sweep_folder` spells the plan's, the shards' and their end
+marker's names; :mod:`pal.codec.folder` the codec run's):
 
-    sweep.json             the plan: kind "codec", the grid's settings, the shards
-    shards/shard-NNNN/     one codec run folder per shard (a product of losses, seeds, one width, one data), done.json last
-    codec.json, runs.json, metrics.csv, judged.json, report.html, test/, models/
-                           the merged codec run: every model of the grid (the files linked from its shard)
+- ``SWEEP_FILE``, the plan: kind "codec", the grid's settings, the shards;
+- ``SHARDS``/shard-NNNN/, one codec run folder per shard (a product of losses and seeds at one
+  width and one amount of data), ``DONE_FILE`` written last;
+- the merged codec run beside them: every model of the grid, its files linked from its shard.
 
 A shard's numbers depend only on its settings and its torch threads (``--threads-per-task``),
 never on where it runs, so the local and Ray executors write the same files.

@@ -23,6 +23,7 @@ SAME_WORD_ELSEWHERE = {
     ("mrstft", "bench/ops.py"): "the benchmark's name for that peer loss",
     ("mrstft", "codec/config.py"): "the peer loss's name among pal codec's default losses",
     ("mrstft", "bench/codec.py"): "the peer loss a codec step's time is divided by",
+    ("mrstft", "codec/questions.py"): "the peer loss the data and capacity questions measure against",
     ("cdpam", "measures/judges.py"): "the judge's package and its extra",
     ("cdpam", "sweeps/plan.py"): "the pal run setting a sweep passes on",
 }
