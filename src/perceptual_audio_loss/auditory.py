@@ -36,6 +36,7 @@ from .contract import (
     matching_signals,
     peak_scale,
     signals,
+    widen,
 )
 from .masking import (
     LOWER_SLOPE_DB_PER_BARK,
@@ -351,7 +352,7 @@ class AuditorySpectrogramLoss(nn.Module):
         if input.shape != prepared.shape:
             raise ValueError(f"input {tuple(input.shape)} and the prepared target {tuple(prepared.shape)} differ in shape")
         with full_precision(input.device):
-            x = items.to(compute_dtype(input.dtype))
+            x = widen(items)
             # Both sides at one scale, the smaller of the two: the input's own, or the target's
             # quantities brought down by ``ratio`` (a power of two, 1 for signals of sane level).
             scale, ratio = common_scale(x, prepared.scale, SAFE_PEAK_EXPONENT)

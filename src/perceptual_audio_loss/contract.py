@@ -104,6 +104,53 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+class _Widened(torch.autograd.Function):
+    """A signal cast up to the dtype a loss computes in, whose gradient comes back to the signal's
+    own dtype saturated: a component past that dtype's largest finite number is that number."""
+
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.dtype = x.dtype
+        return x.to(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return saturated(grad, ctx.dtype), None
+
+
+def widen(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in :func:`compute_dtype`, its gradient back in ``x``'s dtype never past its range.
+
+    A float16 signal far below full scale can have a true gradient past float16's 65504 (the post's
+    cosine loss is scale-invariant: its gradient grows as one over the level); it comes back as
+    65504, not infinity. float32 and float64 signals are returned as they are.
+    """
+    dtype = compute_dtype(x.dtype)
+    return x if x.dtype == dtype else _Widened.apply(x, dtype)
+
+
+def saturated(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``value`` in ``dtype``, a component past its largest finite number (infinity included) as
+    that number; NaN stays NaN. Differentiable, with the clamp's gradient: use :func:`finish` for
+    a loss's value."""
+    largest = torch.finfo(dtype).max
+    return value.clamp(-largest, largest).to(dtype)
+
+
+class _Saturated(torch.autograd.Function):
+    """A loss's value in its output dtype, saturated (:func:`saturated`), with the gradient of the
+    value itself: where the true value is past the dtype, its gradient still points the right way."""
+
+    @staticmethod
+    def forward(ctx, value, dtype):
+        ctx.dtype = value.dtype
+        return saturated(value, dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to(ctx.dtype), None
+
+
 @contextlib.contextmanager
 def full_precision(device: torch.device) -> Iterator[None]:
     """Autocast off for the loss's own arithmetic (FFTs and logs lose too much in 16 bits)."""
@@ -148,5 +195,11 @@ def reduce(per_item: torch.Tensor, reduction: str) -> torch.Tensor:
 
 def finish(per_signal: torch.Tensor, batch: int, reduction: str, dtype: torch.dtype) -> torch.Tensor:
     """Per-signal values ``(batch * channels,)`` -> channels averaged, reduced, in ``dtype``."""
-    per_item = per_signal.reshape(batch, -1).mean(1)
-    return reduce(per_item, reduction).to(dtype)
+    return out_of(reduce(per_signal.reshape(batch, -1).mean(1), reduction), dtype)
+
+
+def out_of(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A loss's value as it leaves the loss: in ``dtype``, never infinite for finite input. A value
+    past ``dtype``'s largest finite number (the MSE of float16 samples a few hundred apart) is that
+    number, and its gradient is the true value's."""
+    return _Saturated.apply(value, dtype)

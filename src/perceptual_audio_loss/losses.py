@@ -18,12 +18,13 @@ from .contract import (
     REDUCTION,
     PreparedTargetLoss,
     check_reduction,
-    compute_dtype,
     finish,
     full_precision,
     matching_signals,
+    out_of,
     peak_scale,
     reduce,
+    widen,
 )
 from .masking import MaskedLoss
 from .perceptual import PerceptualLoss
@@ -111,9 +112,9 @@ class WeightedSum(nn.Module):
     def against(self, input: torch.Tensor, target: tuple, reduction: str | None = None) -> torch.Tensor:
         reduction = check_reduction(reduction or self.reduction)
         with full_precision(input.device):
-            widened = input.to(compute_dtype(input.dtype))
+            widened = widen(input)
             per_item = sum(weight * prepared(widened) for weight, prepared in zip(self.weights, target))
-        return reduce(per_item, reduction).to(input.dtype)
+        return out_of(reduce(per_item, reduction), input.dtype)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         matching_signals(input, target)
@@ -123,6 +124,24 @@ class WeightedSum(nn.Module):
 # A difference whose peak passes 2^48 is squared scaled down by a power of two: a sum of 2^24
 # squares of it then stays under float32's 2^128; below it the scale is 1 and nothing changes.
 SAFE_PEAK_EXPONENT = 48
+
+
+class _MeanSquare(torch.autograd.Function):
+    """``(signals, time)`` -> ``(signals,)``: each signal's mean square, its squares summed at a
+    scale whose sum stays finite and the scale then taken out; its gradient ``2 d / time`` computed
+    from the difference itself, so it is finite wherever the dtype holds it even when the value is
+    not (a float32 difference of 1e30: the value is past float32, its gradient about 1e27 is not)."""
+
+    @staticmethod
+    def forward(ctx, difference):
+        ctx.save_for_backward(difference)
+        scale = peak_scale(difference, SAFE_PEAK_EXPONENT)
+        return (difference * scale).square().mean(-1) / scale[:, 0].square()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (difference,) = ctx.saved_tensors
+        return grad[:, None] * difference * (2 / difference.shape[-1])
 
 
 class WaveformDistance(nn.Module):
@@ -142,12 +161,11 @@ class WaveformDistance(nn.Module):
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x, y, batch = matching_signals(input, target)
         with full_precision(input.device):
-            difference = x.to(compute_dtype(input.dtype)) - y.to(compute_dtype(input.dtype))
+            difference = widen(x) - widen(y)
             if self.p == 1:
                 per_signal = difference.abs().mean(-1)
-            else:  # squares summed at a scale whose sum stays finite, the scale then taken out
-                scale = peak_scale(difference, SAFE_PEAK_EXPONENT)
-                per_signal = (difference * scale).square().mean(-1) / scale[:, 0].square()
+            else:
+                per_signal = _MeanSquare.apply(difference)
         return finish(per_signal, batch, self.reduction, input.dtype)
 
 

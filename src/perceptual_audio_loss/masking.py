@@ -37,6 +37,7 @@ from .contract import (
     matching_signals,
     peak_scale,
     signals,
+    widen,
 )
 from .scales import critical_band_rate_to_hz, hz_to_critical_band_rate, threshold_in_quiet_db
 
@@ -392,7 +393,7 @@ class MaskedLoss(nn.Module):
         if items.shape != target.waveform.shape:
             raise ValueError(f"input {tuple(input.shape)} does not match the target's {tuple(target.waveform.shape)} signals")
         with full_precision(input.device):
-            items = items.to(compute_dtype(input.dtype))
+            items = widen(items)
             per_signal = self._per_item(*self._at_one_scale(items - target.waveform.to(items.dtype), target))
         return finish(per_signal, batch, reduction, input.dtype)
 

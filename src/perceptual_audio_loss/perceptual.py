@@ -22,6 +22,7 @@ from .contract import (
     matching_signals,
     reduce,
     signals,
+    widen,
 )
 from .filters import filter_bank, nyquist_hz
 from .scales import SCALES, WEIGHTINGS, band_weights
@@ -248,7 +249,7 @@ class PerceptualLoss(nn.Module):
         """
         items, batch = signals(x, "x")
         with full_precision(x.device):
-            items = items.to(compute_dtype(x.dtype))
+            items = widen(items)
             maps = self._signal_features(items, self.path_for(items, fixed_target=False))
         if x.dim() == 3 and x.shape[1] > 1:
             return maps.reshape(batch, x.shape[1], *maps.shape[1:])
@@ -362,7 +363,7 @@ class PerceptualLoss(nn.Module):
             raise TypeError(f"target_features must be a tensor from target_features(), got {type(target_features).__name__}")
         items, batch = signals(input, "input")
         with full_precision(input.device):
-            items = items.to(compute_dtype(input.dtype))
+            items = widen(items)
             per_signal = self._against_signals(items, target_features, self.path_for(items))
         return finish(per_signal, batch, reduction, input.dtype)
 
@@ -390,9 +391,8 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x, y, batch = matching_signals(input, target)
-        dtype = compute_dtype(input.dtype)
         with full_precision(input.device):
-            x, y = x.to(dtype), y.to(dtype)
+            x, y = widen(x), widen(y)
             path = self.path_for(x, fixed_target=not target.requires_grad)
             if path.fused:
                 per_signal = self._against_signals(x, self._prepare(y, path, scratch=True), path)
