@@ -131,8 +131,8 @@ def widen(x: torch.Tensor) -> torch.Tensor:
 
 def saturated(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``value`` in ``dtype``, a component past its largest finite number (infinity included) as
-    that number; NaN stays NaN. Differentiable, with the clamp's gradient: use :func:`finish` for
-    a loss's value."""
+    that number; NaN stays NaN. Differentiable, with the clamp's gradient (zero where it clamps):
+    a loss's value leaves through :func:`out_of`, which keeps the true value's gradient."""
     largest = torch.finfo(dtype).max
     return value.clamp(-largest, largest).to(dtype)
 
